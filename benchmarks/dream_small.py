@@ -1,0 +1,124 @@
+"""LegNet on 5,120 real DREAM 2022 training sequences: validation and public-test accuracy.
+
+Trains ``--model`` for each seed on 5,120 sequences of ``train_sequences_7369.txt``,
+validates on 2,048 of the rest (seeded), and evaluates on the 9,045 measured
+public-leaderboard test sequences. Optionally adds one ``legnet-s`` run under a wall-clock
+budget (``--max-time-run MINUTES``). Prints a table and writes ``results.json`` to ``--out``.
+
+    python benchmarks/dream_small.py --model legnet-s --seeds 0 1 2 --epochs 10 --out bench_out/dream_small
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import torch
+
+from promoterlab import api
+from promoterlab.config import DataConfig, RunConfig, TrainConfig
+from promoterlab.models import model_config
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dream2022"
+TRAIN_FILE = DATA / "train" / "train_sequences_7369.txt"
+TEST_FILE = DATA / "test" / "public_test_data_with_MAUDE_expression.txt"
+
+
+def run_one(model: str, seed: int, args, out: Path, max_time: float | None = None, epochs: int | None = None) -> dict:
+    config = RunConfig(
+        data=DataConfig(path=str(TRAIN_FILE), train_size=args.train_size, val_size=2048),
+        model=model_config(model),
+        train=TrainConfig(loss=args.loss, epochs=epochs or args.epochs, batch_size=args.batch_size,
+                          max_lr=args.lr, precision=args.precision, max_time=max_time,
+                          accelerator="cpu", devices="1"),
+        seed=seed,
+    )
+    start = time.perf_counter()
+    summary = api.train(config, out)
+    test = api.evaluate(out, TEST_FILE)
+    return {"model": model, "seed": seed, **summary, "test_pearson": test["pearson"],
+            "test_spearman": test["spearman"], "test_n": test["n"], "wall_seconds": time.perf_counter() - start}
+
+
+class _Inline:
+    """Runs submitted calls at once, in this process (``--jobs 1``)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def submit(self, fn, *args):
+        class Done:
+            def __init__(self, value):
+                self.value = value
+
+            def result(self):
+                return self.value
+        return Done(fn(*args))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="legnet-s")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--train-size", type=int, default=5120)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--lr", type=float, default=0.005)
+    parser.add_argument("--loss", default="kl")
+    parser.add_argument("--precision", default="32")
+    parser.add_argument("--max-time-run", type=float, default=None,
+                        help="Also train legnet-s (seed 0) under this many minutes (up to 100 epochs).")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="Seeds trained at once, each on one thread (fastest on a shared small CPU).")
+    parser.add_argument("--skip-seeds", action="store_true", help="Only the --max-time-run.")
+    parser.add_argument("--out", type=Path, default=Path("bench_out/dream_small"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
+                          f"{os.cpu_count()} CPUs, {'1 thread per job' if args.jobs > 1 else f'{torch.get_num_threads()} threads'}", "args": {k: str(v) for k, v in vars(args).items()},
+               "runs": []}
+    seeds = [] if args.skip_seeds else args.seeds
+    with ProcessPoolExecutor(args.jobs, initializer=torch.set_num_threads, initargs=(1,)) if args.jobs > 1 \
+            else _Inline() as pool:
+        futures = [pool.submit(run_one, args.model, seed, args, args.out / f"{args.model}_seed{seed}")
+                   for seed in seeds]
+        for future in futures:
+            row = future.result()
+            results["runs"].append(row)
+            print(json.dumps(row), flush=True)
+            (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    if args.max_time_run:
+        row = run_one("legnet-s", 0, args, args.out / "legnet-s_maxtime", max_time=args.max_time_run, epochs=100)
+        results["max_time_run"] = row
+        print(json.dumps(row), flush=True)
+    runs = results["runs"] or [results["max_time_run"]]
+
+    def mean_sd(key: str) -> str:
+        values = [r[key] for r in runs]
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.4f} ± {sd:.4f}"
+
+    results["summary"] = {key: mean_sd(key) for key in ("best_val_pearson", "test_pearson", "test_spearman",
+                                                        "train_seconds", "epochs")}
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"\n{args.model} on {args.train_size} DREAM sequences, seeds {args.seeds}")
+    print("| seed | best val Pearson | best epoch | epochs | train s | test Pearson | test Spearman |")
+    print("|---|---|---|---|---|---|---|")
+    for r in runs + ([results["max_time_run"]] if args.max_time_run else []):
+        print(f"| {r['seed']}{' (max-time)' if r is results.get('max_time_run') else ''} | "
+              f"{r['best_val_pearson']:.4f} | {r['best_epoch']} | {r['epochs']} | {r['train_seconds']:.0f} | "
+              f"{r['test_pearson']:.4f} | {r['test_spearman']:.4f} |")
+    print("mean ± sd:", json.dumps(results["summary"]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Seeded train/validation splits, optionally keeping groups whole."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def split_indices(
+    n: int,
+    train_size: int | None,
+    val_size: int,
+    seed: int,
+    groups: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Choose validation rows first, then training rows from the rest; the remainder is unused.
+
+    The validation set depends only on ``seed`` (and ``groups``), not on ``train_size``, and
+    with one seed the training set of a smaller size is a subset of a larger one, so
+    data-size curves compare nested training sets against one validation set.
+
+    Parameters
+    ----------
+    n : int
+        Number of rows.
+    train_size : int or None
+        Training rows (None: all rows not used for validation).
+    val_size : int
+        Validation rows. With ``groups``, whole groups are added in a seeded random order
+        until at least ``val_size`` rows are reached, so no group is split across train
+        and validation.
+    seed : int
+        Seed of the permutation.
+    groups : numpy.ndarray, optional
+        Group label per row.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Training and validation row indices.
+    """
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        order = rng.permutation(n)
+        val, rest = order[:val_size], order[val_size:]
+    else:
+        labels, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+        group_order = rng.permutation(len(labels))
+        sizes = np.bincount(inverse, minlength=len(labels))[group_order]
+        n_val_groups = int(np.searchsorted(np.cumsum(sizes), val_size) + 1) if val_size > 0 else 0
+        is_val_group = np.zeros(len(labels), dtype=bool)
+        is_val_group[group_order[:n_val_groups]] = True
+        in_val = is_val_group[inverse]
+        val = rng.permutation(np.nonzero(in_val)[0])
+        rest = rng.permutation(np.nonzero(~in_val)[0])
+    if train_size is None:
+        train_size = len(rest)
+    if train_size > len(rest):
+        raise ValueError(f"train size {train_size} exceeds the {len(rest)} rows left after validation")
+    return rest[:train_size], val

@@ -1,0 +1,49 @@
+"""Registry of public promoter datasets and a verified, resumable downloader."""
+
+from promoterlab.datasets.download import (
+    ENV_VAR,
+    MANIFEST_NAME,
+    ChecksumError,
+    DownloadError,
+    FetchReport,
+    FileStatus,
+    check_file,
+    dataset_dir,
+    download_file,
+    fetch,
+    file_digests,
+    is_local_copy,
+    read_manifest,
+    resolve_data_dir,
+)
+from promoterlab.datasets.registry import (
+    DATASETS,
+    Dataset,
+    RemoteFile,
+    UnknownDatasetError,
+    get_dataset,
+    list_datasets,
+)
+
+__all__ = [
+    "DATASETS",
+    "ENV_VAR",
+    "MANIFEST_NAME",
+    "ChecksumError",
+    "Dataset",
+    "DownloadError",
+    "FetchReport",
+    "FileStatus",
+    "RemoteFile",
+    "UnknownDatasetError",
+    "check_file",
+    "dataset_dir",
+    "download_file",
+    "fetch",
+    "file_digests",
+    "get_dataset",
+    "is_local_copy",
+    "list_datasets",
+    "read_manifest",
+    "resolve_data_dir",
+]

@@ -1,0 +1,114 @@
+"""Training end to end on simulated data: learning, run directory, determinism, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from conftest import tiny_config
+from promoterlab import evaluate, load_run, predict_sequences, train
+from promoterlab.cli import app
+from promoterlab.config import RunConfig
+from promoterlab.data.readers import read_table
+from promoterlab.data.simulate import simulate_library
+
+
+@pytest.fixture(scope="module")
+def trained_run(sim_library, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    summary = train(tiny_config(sim_library, epochs=3), out)
+    return out, summary
+
+
+def test_tiny_legnet_learns_simulated_promoters(trained_run):
+    out, summary = trained_run
+    assert summary["best_val_pearson"] > 0.6
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert list(metrics.columns[:6]) == ["epoch", "train_loss", "train_pearson", "val_loss", "val_pearson",
+                                         "val_spearman"]
+    assert len(metrics) == 3 and metrics["train_loss"].iloc[-1] < metrics["train_loss"].iloc[0]
+
+
+def test_run_directory_contents(trained_run, sim_library):
+    out, summary = trained_run
+    for name in ("config.yaml", "metrics.csv", "best.ckpt", "model.pt", "curves.png", "summary.json"):
+        assert (out / name).stat().st_size > 0, name
+    saved = json.loads((out / "summary.json").read_text())
+    for key in ("best_val_pearson", "best_val_spearman", "best_epoch", "epochs", "train_seconds", "params"):
+        assert key in saved
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["seed"] == 0 and config["version"] and config["data"]["path"] == str(sim_library)
+    assert config["train"]["max_lr"] == 0.005 and config["model"]["name"] == "legnet"
+    assert RunConfig.load(out / "config.yaml").model.width == 0.125
+
+
+def test_saved_model_reproduces_best_validation_pearson(trained_run, sim_library):
+    out, summary = trained_run
+    model, config = load_run(out)
+    assert not model.training
+    frame = read_table(sim_library)
+    from promoterlab.data.splits import split_indices
+    _, val_idx = split_indices(len(frame), 1500, 500, seed=0)
+    val = frame.iloc[val_idx]
+    pred = predict_sequences(model, val["seq"].tolist(), config)
+    r = np.corrcoef(pred, val["target"])[0, 1]
+    assert r == pytest.approx(summary["best_val_pearson"], abs=1e-4)
+
+
+def test_same_seed_same_metrics(sim_library, tmp_path):
+    first = train(tiny_config(sim_library, epochs=1, train_size=400, val_size=200), tmp_path / "a")
+    second = train(tiny_config(sim_library, epochs=1, train_size=400, val_size=200), tmp_path / "b")
+    a, b = pd.read_csv(tmp_path / "a" / "metrics.csv"), pd.read_csv(tmp_path / "b" / "metrics.csv")
+    cols = ["train_loss", "train_pearson", "val_loss", "val_pearson"]
+    assert np.array_equal(a[cols].to_numpy(), b[cols].to_numpy())
+    assert first["best_val_pearson"] == second["best_val_pearson"]
+
+
+def test_mse_loss_and_kl_range_check(tmp_path):
+    frame = simulate_library(800, seed=5)
+    path = tmp_path / "shifted.tsv"
+    frame.assign(expr=frame["expr"] - 20)[["seq", "expr"]].to_csv(path, sep="\t", index=False)
+    with pytest.raises(ValueError, match="--loss kl needs targets on the 0..17 bin scale"):
+        train(tiny_config(path, epochs=1, train_size=500, val_size=200), tmp_path / "kl")
+    summary = train(tiny_config(path, epochs=1, train_size=500, val_size=200, loss="mse"), tmp_path / "mse")
+    model, _ = load_run(tmp_path / "mse")
+    assert model(torch.zeros(2, 6, 150)).shape == (2,)
+    assert np.isfinite(summary["best_val_pearson"])
+
+
+def test_cli_predict_fasta_and_tsv_and_evaluate(trained_run, tmp_path):
+    out, _ = trained_run
+    seqs = simulate_library(5, seed=9)["seq"].tolist()
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">s{i} promoter\n{s[:50]}\n{s[50:]}\n" for i, s in enumerate(seqs)))
+    runner = CliRunner()
+    result = runner.invoke(app, ["predict", str(out), str(fasta), "-o", str(tmp_path / "p.tsv"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    pred = pd.read_csv(tmp_path / "p.tsv", sep="\t")
+    assert list(pred.columns) == ["id", "seq", "prediction"]
+    assert pred["id"].tolist() == [f"s{i}" for i in range(5)] and pred["seq"].tolist() == seqs
+    model, config = load_run(out)
+    assert pred["prediction"].to_numpy() == pytest.approx(predict_sequences(model, seqs, config), abs=1e-5)
+
+    tsv = tmp_path / "in.tsv"
+    pd.DataFrame({"name": ["x", "y"], "sequence": seqs[:2]}).to_csv(tsv, sep="\t", index=False)
+    result = runner.invoke(app, ["predict", str(out), str(tsv), "-o", str(tmp_path / "q.tsv"),
+                                 "--seq-col", "sequence", "--id-col", "name", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "q.tsv", sep="\t")["prediction"].to_numpy() == pytest.approx(
+        pred["prediction"].to_numpy()[:2], abs=1e-5)
+
+    library = simulate_library(300, seed=11)
+    measured = tmp_path / "measured.txt"
+    library[["seq", "expr"]].to_csv(measured, sep="\t", header=False, index=False)
+    result = runner.invoke(app, ["evaluate", str(out), str(measured), "--json"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.output)
+    assert metrics["n"] == 300 and metrics == pytest.approx(evaluate(out, measured))
+    assert metrics["pearson"] > 0.5
