@@ -1,11 +1,13 @@
-"""LegNet on 5,120 real DREAM 2022 training sequences: validation and public-test accuracy.
+"""LegNet and its hybrids on 5,120 real DREAM 2022 training sequences: validation and test accuracy.
 
-Trains ``--model`` for each seed on 5,120 sequences of ``train_sequences_7369.txt``,
+Trains each of ``--models`` for each seed on 5,120 sequences of ``train_sequences_7369.txt``,
 validates on 2,048 of the rest (seeded), and evaluates on the 9,045 measured
 public-leaderboard test sequences. Optionally adds one ``legnet-s`` run under a wall-clock
 budget (``--max-time-run MINUTES``). Prints a table and writes ``results.json`` to ``--out``.
 
-    python benchmarks/dream_small.py --model legnet-s --seeds 0 1 2 --epochs 10 --out bench_out/dream_small
+    python benchmarks/dream_small.py --models legnet-s --seeds 0 1 2 --epochs 10 --out bench_out/dream_small
+    python benchmarks/dream_small.py --models legnet legnet-dilated legnet-embed legnet-transformer \
+        legnet-lstm --width 0.25 --jobs 2 --out bench_out/hybrids
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ TRAIN_FILE = DATA / "train" / "train_sequences_7369.txt"
 TEST_FILE = DATA / "test" / "public_test_data_with_MAUDE_expression.txt"
 
 
-def run_one(model: str, seed: int, args, out: Path, max_time: float | None = None, epochs: int | None = None) -> dict:
+def run_one(model: str, seed: int, args, out: Path, width: float | None = None, max_time: float | None = None,
+            epochs: int | None = None) -> dict:
     config = RunConfig(
         data=DataConfig(path=str(TRAIN_FILE), train_size=args.train_size, val_size=2048),
-        model=model_config(model),
+        model=model_config(model, **({"width": width} if width else {})),
         train=TrainConfig(loss=args.loss, epochs=epochs or args.epochs, batch_size=args.batch_size,
                           max_lr=args.lr, precision=args.precision, max_time=max_time,
                           accelerator="cpu", devices="1"),
@@ -46,32 +49,23 @@ def run_one(model: str, seed: int, args, out: Path, max_time: float | None = Non
             "test_spearman": test["spearman"], "test_n": test["n"], "wall_seconds": time.perf_counter() - start}
 
 
-class _Inline:
-    """Runs submitted calls at once, in this process (``--jobs 1``)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        return None
-
-    def submit(self, fn, *args):
-        class Done:
-            def __init__(self, value):
-                self.value = value
-
-            def result(self):
-                return self.value
-        return Done(fn(*args))
+def run_all(tasks: list[tuple], jobs: int):
+    """Yield ``run_one(*task)`` results in order; with ``jobs > 1`` in processes of one thread each."""
+    if jobs == 1:
+        yield from (run_one(*task) for task in tasks)
+        return
+    with ProcessPoolExecutor(jobs, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+        yield from pool.map(run_one, *zip(*tasks))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="legnet-s")
+    parser.add_argument("--models", nargs="+", default=["legnet-s"])
+    parser.add_argument("--width", type=float, default=None, help="One width for every model.")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--train-size", type=int, default=5120)
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.005)
     parser.add_argument("--loss", default="kl")
     parser.add_argument("--precision", default="32")
@@ -83,42 +77,45 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_out/dream_small"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
-                          f"{os.cpu_count()} CPUs, {'1 thread per job' if args.jobs > 1 else f'{torch.get_num_threads()} threads'}", "args": {k: str(v) for k, v in vars(args).items()},
-               "runs": []}
+    threads = "1 thread per job" if args.jobs > 1 else f"{torch.get_num_threads()} threads"
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {threads}",
+               "args": {k: str(v) for k, v in vars(args).items()}, "runs": []}
     seeds = [] if args.skip_seeds else args.seeds
-    with ProcessPoolExecutor(args.jobs, initializer=torch.set_num_threads, initargs=(1,)) if args.jobs > 1 \
-            else _Inline() as pool:
-        futures = [pool.submit(run_one, args.model, seed, args, args.out / f"{args.model}_seed{seed}")
-                   for seed in seeds]
-        for future in futures:
-            row = future.result()
-            results["runs"].append(row)
-            print(json.dumps(row), flush=True)
-            (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    tasks = [(model, seed, args, args.out / f"{model}_seed{seed}", args.width) for seed in seeds for model in args.models]
+    for row in run_all(tasks, args.jobs):
+        results["runs"].append(row)
+        print(json.dumps(row), flush=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
     if args.max_time_run:
         row = run_one("legnet-s", 0, args, args.out / "legnet-s_maxtime", max_time=args.max_time_run, epochs=100)
         results["max_time_run"] = row
         print(json.dumps(row), flush=True)
-    runs = results["runs"] or [results["max_time_run"]]
-
-    def mean_sd(key: str) -> str:
-        values = [r[key] for r in runs]
-        sd = statistics.stdev(values) if len(values) > 1 else 0.0
-        return f"{statistics.mean(values):.4f} ± {sd:.4f}"
-
-    results["summary"] = {key: mean_sd(key) for key in ("best_val_pearson", "test_pearson", "test_spearman",
-                                                        "train_seconds", "epochs")}
+    all_runs = results["runs"] + ([results["max_time_run"]] if args.max_time_run else [])
+    print(f"\n{args.train_size} DREAM training sequences, seeds {seeds}, width {args.width or 'preset'}")
+    print("| model | seed | params | best val Pearson | best epoch | epochs | train s | test Pearson | test Spearman |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in all_runs:
+        tag = " (max-time)" if r is results.get("max_time_run") else ""
+        print(f"| {r['model']} | {r['seed']}{tag} | {r['params']:,} | {r['best_val_pearson']:.4f} | {r['best_epoch']} | "
+              f"{r['epochs']} | {r['train_seconds']:.0f} | {r['test_pearson']:.4f} | {r['test_spearman']:.4f} |")
+    results["summary"] = {}
+    print("\n| model | params | val Pearson mean ± sd | test Pearson mean ± sd | test Spearman mean ± sd | train s mean |")
+    print("|---|---|---|---|---|---|")
+    for model in args.models:
+        runs = [r for r in results["runs"] if r["model"] == model]
+        if not runs:
+            continue
+        summary = {key: mean_sd([r[key] for r in runs]) for key in
+                   ("best_val_pearson", "test_pearson", "test_spearman", "train_seconds", "epochs")}
+        results["summary"][model] = summary
+        print(f"| {model} | {runs[0]['params']:,} | {summary['best_val_pearson']} | {summary['test_pearson']} | "
+              f"{summary['test_spearman']} | {statistics.mean(r['train_seconds'] for r in runs):.0f} |")
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"\n{args.model} on {args.train_size} DREAM sequences, seeds {args.seeds}")
-    print("| seed | best val Pearson | best epoch | epochs | train s | test Pearson | test Spearman |")
-    print("|---|---|---|---|---|---|---|")
-    for r in runs + ([results["max_time_run"]] if args.max_time_run else []):
-        print(f"| {r['seed']}{' (max-time)' if r is results.get('max_time_run') else ''} | "
-              f"{r['best_val_pearson']:.4f} | {r['best_epoch']} | {r['epochs']} | {r['train_seconds']:.0f} | "
-              f"{r['test_pearson']:.4f} | {r['test_spearman']:.4f} |")
-    print("mean ± sd:", json.dumps(results["summary"]))
 
+
+def mean_sd(values: list[float]) -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.4f} ± {sd:.4f}"
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,8 @@ from promoterlab.models.timing import models_table, step_time_per_1000
 from promoterlab.training.objective import loss_fn
 from promoterlab.training.run import load_run, save_model, train
 
-pytestmark = pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")
+pytestmark = [pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty"),
+              pytest.mark.filterwarnings("ignore:.*LeafSpec")]
 
 HYBRIDS = ["legnet-dilated", "legnet-embed", "legnet-lstm", "legnet-transformer"]
 # Necks small enough for two busy CPU cores; the hybrid's structure is unchanged.

@@ -112,3 +112,29 @@ def test_cli_predict_fasta_and_tsv_and_evaluate(trained_run, tmp_path):
     metrics = json.loads(result.output)
     assert metrics["n"] == 300 and metrics == pytest.approx(evaluate(out, measured))
     assert metrics["pearson"] > 0.5
+
+
+def test_max_time_stops_cleanly_and_keeps_the_best_checkpoint(sim_library, tmp_path):
+    config = tiny_config(sim_library, epochs=500, train_size=300, val_size=100)
+    config.train.max_time = 0.05  # minutes
+    summary = train(config, tmp_path)
+    assert summary["stopped_early"] and 1 <= summary["epochs"] < 500
+    assert summary["train_seconds"] < 60
+    assert (tmp_path / "model.pt").exists() and (tmp_path / "best.ckpt").exists()
+
+
+def test_demo_command_writes_a_run_directory(tmp_path):
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--n", "1500", "--epochs", "1",
+                                      "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "simulated_library.txt").exists()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["epochs"] == 1 and summary["train_size"] == 1500 - 1024
+
+
+def test_bf16_mixed_precision_trains(sim_library, tmp_path):
+    config = tiny_config(sim_library, epochs=1, train_size=300, val_size=100)
+    config.train.precision = "bf16-mixed"
+    summary = train(config, tmp_path)
+    assert np.isfinite(summary["best_val_pearson"])
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["precision"] == "bf16-mixed"

@@ -154,5 +154,19 @@ def demo(
                err=True)
 
 
+@app.command()
+def models(
+    repeats: int = typer.Option(3, help="Timed training steps per model and width (median reported)."),
+    device: str = typer.Option("cpu", help="Torch device to time on."),
+) -> None:
+    """Registered models: parameters and training step time per 1,000 sequences on this machine."""
+    from promoterlab.models.timing import models_table
+
+    table = models_table(widths=(1.0, 0.5), repeats=repeats, device=device)
+    typer.echo(f"{'model':<20}{'parameters':>12}{'s/1000 seqs (width 1)':>24}{'s/1000 seqs (legnet-s width 0.5)':>34}")
+    for row in table.itertuples(index=False):
+        typer.echo(f"{row[0]:<20}{row[1]:>12,}{row[2]:>24.2f}{row[3]:>34.2f}")
+
+
 def main() -> None:  # pragma: no cover
     sys.exit(app())

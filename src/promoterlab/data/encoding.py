@@ -99,7 +99,7 @@ def soft_labels(targets: torch.Tensor, n_bins: int = 18, sigma: float = 0.5) -> 
 def expected_bin(logits: torch.Tensor) -> torch.Tensor:
     """Prediction from bin logits: sum_k k * softmax_k."""
     bins = torch.arange(logits.shape[1], dtype=logits.dtype, device=logits.device)
-    return torch.softmax(logits, dim=1) @ bins
+    return (torch.softmax(logits, dim=1) * bins).sum(dim=1)  # not a matmul: stays fp32 under autocast
 
 
 def is_integer(values: np.ndarray) -> np.ndarray:

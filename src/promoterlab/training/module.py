@@ -43,14 +43,14 @@ class PromoterRegressor(L.LightningModule):
         x, y = batch
         out = self.model(x)
         loss = loss_fn(self.cfg.loss, out, y)
-        self._train_out.append((to_value(out).detach().cpu(), y.cpu(), loss.detach().cpu() * len(y)))
+        self._train_out.append((to_value(out).detach().float().cpu(), y.cpu(), loss.detach().float().cpu() * len(y)))
         return loss
 
     def validation_step(self, batch, batch_idx):
         x_fwd, x_rc, y = batch
         out = averaged_output(self.model(x_fwd), self.model(x_rc))
         loss = loss_fn(self.cfg.loss, out, y)
-        self._val_out.append((to_value(out).cpu(), y.cpu(), loss.cpu() * len(y)))
+        self._val_out.append((to_value(out).float().cpu(), y.cpu(), loss.float().cpu() * len(y)))
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
