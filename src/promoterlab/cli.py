@@ -133,7 +133,7 @@ def evaluate(
 @app.command()
 def demo(
     out: Path = typer.Option(Path("promoterlab-demo"), "--out", "-o", help="Run directory to write."),
-    n: int = typer.Option(7_000, help="Simulated sequences."),
+    n: int = typer.Option(6_000, help="Simulated sequences."),
     epochs: int = typer.Option(5, help="Epochs."),
     seed: int = typer.Option(0, help="Seed of the simulator and the run."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
