@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
 from promoterlab.data.dataset import encode_frame
-from promoterlab.data.readers import read_table
+from promoterlab.data.readers import read_sequences, read_table
 from promoterlab.evaluation.metrics import regression_metrics
 from promoterlab.evaluation.predict import predict, predict_sequences
 from promoterlab.training.run import load_run, train
@@ -26,4 +28,19 @@ def evaluate(run_dir: str | Path, data_path: str | Path, seq_col: str | None = N
     return regression_metrics(pred, encoded.targets.numpy())
 
 
-__all__ = ["evaluate", "load_run", "predict", "predict_sequences", "train"]
+def predict_file(run_dir: str | Path, path: str | Path, seq_col: str | None = None, id_col: str | None = None,
+                 batch_size: int = 128, device: str = "cpu", progress: bool = False) -> pd.DataFrame:
+    """Predictions of a trained run for a FASTA, DREAM text or CSV/TSV file.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``id``, ``seq``, ``prediction`` in input order (RC-averaged).
+    """
+    model, config = load_run(run_dir, device)
+    frame = read_sequences(path, seq_col=seq_col, id_col=id_col)
+    frame["prediction"] = predict_sequences(model, frame["seq"].tolist(), config, batch_size, device, progress)
+    return frame[["id", "seq", "prediction"]]
+
+
+__all__ = ["evaluate", "predict_file", "load_run", "predict", "predict_sequences", "train"]

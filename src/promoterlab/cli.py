@@ -13,7 +13,7 @@ import yaml
 from promoterlab import api
 from promoterlab.cli_data import _fail, data_app, dream_app
 from promoterlab.config import DataConfig, RunConfig, TrainConfig, replace_fields, write_text_atomic
-from promoterlab.data.readers import DataError, read_sequences
+from promoterlab.data.readers import DataError
 from promoterlab.data.simulate import write_library
 from promoterlab.models import model_config
 
@@ -98,13 +98,10 @@ def predict(
 ) -> None:
     """Predict expression for new sequences (forward and reverse complement averaged)."""
     try:
-        model, config = api.load_run(run_dir, device)
-        frame = read_sequences(input, seq_col=seq_col, id_col=id_col)
-        frame["prediction"] = api.predict_sequences(model, frame["seq"].tolist(), config, batch_size, device,
-                                                    progress)
+        frame = api.predict_file(run_dir, input, seq_col, id_col, batch_size, device, progress)
     except (DataError, ValueError, FileNotFoundError) as err:
         _fail(str(err))
-    write_text_atomic(output, frame[["id", "seq", "prediction"]].to_csv(sep="\t", index=False))
+    write_text_atomic(output, frame.to_csv(sep="\t", index=False))
     typer.echo(f"wrote {len(frame)} predictions to {output}", err=True)
 
 

@@ -154,27 +154,21 @@ def dream_predict(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Predict every DREAM test sequence (RC-averaged) and write the official submission JSON."""
-    from promoterlab.api import load_run, predict_sequences
-    from promoterlab.data.readers import read_sequences
+    from promoterlab.api import predict_file
 
     test = test or resolve_data_dir(data_dir) / "dream2022" / "test" / "test_sequences.txt"
     if not test.is_file():
         _fail(f"{test}: test file not found; pass --test FILE or run "
               f"'promoterlab data fetch dream2022 --only test/test_sequences.txt'")
     try:
-        frame = read_sequences(test)
+        frame = predict_file(run_dir, test, batch_size=batch_size, device=device, progress=progress)
         positions = [int(i) for i in frame["id"]]
-    except ValueError as exc:
+    except (ValueError, OSError, KeyError, RuntimeError) as exc:
         _fail(exc)
     if len(frame) != DREAM_TEST_SIZE:
         typer.echo(f"warning: {test} has {len(frame)} sequences; the DREAM test set has "
                    f"{DREAM_TEST_SIZE}", err=True)
-    try:
-        model, config = load_run(run_dir, device=device)
-    except (OSError, KeyError, RuntimeError) as exc:
-        _fail(f"{run_dir}: cannot load the trained model ({exc})")
-    values = predict_sequences(model, frame["seq"].tolist(), config, batch_size=batch_size,
-                               device=device, progress=progress)
+    values = frame["prediction"].to_numpy()
     try:
         write_submission(output, dict(zip(positions, values)))
     except (OSError, ValueError) as exc:
