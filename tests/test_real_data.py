@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -35,3 +37,28 @@ def test_short_training_on_real_sequences(tmp_path):
     summary = train(tiny_config(DREAM_TRAIN, epochs=1, train_size=1024, val_size=512), tmp_path)
     assert summary["train_size"] == 1024 and summary["val_size"] == 512
     assert np.isfinite(summary["best_val_pearson"]) and summary["best_val_pearson"] > 0.05
+
+
+DEBOER_POOL = DREAM_TRAIN.parents[2] / "deboer2020_native" / "pool.tsv.gz"
+
+
+@pytest.mark.skipif(not DEBOER_POOL.exists(), reason="de Boer 2020 pool not available")
+def test_seed_study_spec_reads_native_fragments_by_group():
+    from promoterlab.data.dataset import load_split
+    from promoterlab.experiments.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[1] / "experiments" / "seed_study.yaml", budget="small")
+    config = spec.config({"model": "legnet", "train_size": 5120, "seed": 0})
+    assert Path(config.data.path).resolve() == DEBOER_POOL.resolve()
+    train_set, val_set = load_split(config.data, seed=0)
+    assert len(train_set) == 5120 and 2048 <= len(val_set) < 2200  # whole groups go to validation
+    frame = read_table(DEBOER_POOL, "seq", "el_combined", "group", drop_missing=True)
+    assert len(frame) == 54915 - 1370
+    # Training targets are clipped into the bin scale; validation keeps the measured values.
+    assert float(train_set.targets.min()) >= 0 and float(train_set.targets.max()) <= 17
+    assert not train_set.singleton.any()
+    # The 20 bp scaffold is replaced by the plasmid it belongs to: 50 bp of plasmid + 100 bp.
+    seq = frame["seq"].iloc[0]
+    encoded = encode_frame(frame.iloc[:1], 150, config.data.left_adapter, PLASMID_UPSTREAM)
+    assert decode(encoded.codes.numpy())[0] == PLASMID_UPSTREAM[-50:] + seq[20:]
+    assert PLASMID_UPSTREAM.endswith(seq[:20])

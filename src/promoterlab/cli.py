@@ -11,6 +11,7 @@ import typer
 import yaml
 
 from promoterlab import api
+from promoterlab import cli_experiments
 from promoterlab.cli_data import _fail, data_app, dream_app
 from promoterlab.config import DataConfig, RunConfig, TrainConfig, replace_fields, write_text_atomic
 from promoterlab.data.readers import DataError
@@ -33,9 +34,20 @@ def _parse_options(pairs: list[str]) -> dict:
     return options
 
 
+def _parse_range(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise ValueError(f"--clip-targets expects LOW,HIGH (e.g. 0,17), got {text!r}") from None
+    return [low, high]
+
+
 @app.command()
 def train(
-    data: Path = typer.Argument(..., help="Training table: DREAM text, CSV or TSV (optionally .gz)."),
+    data: Optional[Path] = typer.Argument(None, help="Training table: DREAM text, CSV or TSV (optionally .gz); "
+                                                     "default: the path in --config."),
     out: Path = typer.Option(..., "--out", "-o", help="Run directory to write."),
     config: Optional[Path] = typer.Option(None, help="Start from this config.yaml; options below override it."),
     seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
@@ -49,6 +61,10 @@ def train(
     train_size: Optional[int] = typer.Option(None, help="Training sequences (default: all not in validation)."),
     val_size: Optional[int] = typer.Option(None, help="Validation sequences (default 2048)."),
     seq_len: Optional[int] = typer.Option(None, help="Model input length (default 150)."),
+    left_adapter: Optional[str] = typer.Option(None, help="Leading adapter replaced by the upstream plasmid "
+                                               "(default the DREAM one; AACTGCATTTTTTTCACATC for de Boer 2020)."),
+    clip_targets: Optional[str] = typer.Option(None, help="LOW,HIGH: clip training targets, e.g. 0,17 for "
+                                               "values that slightly overshoot the bin scale."),
     seed: Optional[int] = typer.Option(None, help="Seed of split, initialisation and batch order."),
     epochs: Optional[int] = typer.Option(None, help="Maximum epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size (capped by the data)."),
@@ -64,11 +80,14 @@ def train(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Train a model and write a run directory."""
-    base = RunConfig.load(config) if config else RunConfig()
     try:
-        data_cfg = replace_fields(base.data, path=str(data), seq_col=seq_col, target_col=target_col,
+        base = RunConfig.load(config) if config else RunConfig()
+        if data is None and not base.data.path:
+            raise ValueError("give a DATA file (or a --config with data.path)")
+        data_cfg = replace_fields(base.data, path=str(data) if data else None, seq_col=seq_col, target_col=target_col,
                                   group_col=group_col, drop_missing=drop_missing or None,
-                                  train_size=train_size, val_size=val_size, seq_len=seq_len)
+                                  train_size=train_size, val_size=val_size, seq_len=seq_len,
+                                  left_adapter=left_adapter, clip_targets=_parse_range(clip_targets))
         train_cfg = replace_fields(base.train, loss=loss, epochs=epochs, batch_size=batch_size, max_lr=lr,
                                    weight_decay=weight_decay, max_time=max_time, patience=patience,
                                    precision=precision, accelerator=accelerator, devices=devices,
@@ -163,6 +182,12 @@ def models(
     typer.echo(f"{'model':<20}{'parameters':>12}{'s/1000 seqs (width 1)':>24}{'s/1000 seqs (legnet-s width 0.5)':>34}")
     for row in table.itertuples(index=False):
         typer.echo(f"{row[0]:<20}{row[1]:>12,}{row[2]:>24.2f}{row[3]:>34.2f}")
+
+
+app.command()(cli_experiments.sweep)
+app.command()(cli_experiments.tune)
+app.command()(cli_experiments.results)
+app.command()(cli_experiments.report)
 
 
 def main() -> None:  # pragma: no cover

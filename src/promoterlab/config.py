@@ -28,6 +28,9 @@ class DataConfig:
     left_adapter: str = LEFT_ADAPTER
     upstream: str = PLASMID_UPSTREAM
     singleton_channel: bool = True
+    # [low, high]: clip training targets (not validation ones) into this range, e.g. [0, 17]
+    # for libraries whose normalised values slightly overshoot the sort-seq bin scale.
+    clip_targets: list[float] | None = None
 
 
 @dataclass

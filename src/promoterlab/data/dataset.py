@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from promoterlab.data.encoding import encode, is_integer, model_input, reverse_complement_codes
 from promoterlab.data.layout import layout_all
@@ -70,7 +70,11 @@ def load_split(cfg, seed: int) -> tuple[EncodedSet, EncodedSet]:
     encoded = encode_frame(frame.iloc[chosen], cfg.seq_len, cfg.left_adapter, cfg.upstream,
                            cfg.singleton_channel, cfg.path)
     n_train = len(train_idx)
-    return encoded.subset(np.arange(n_train)), encoded.subset(np.arange(n_train, len(chosen)))
+    train_set = encoded.subset(np.arange(n_train))
+    if cfg.clip_targets:
+        low, high = cfg.clip_targets
+        train_set.targets = train_set.targets.clamp(float(low), float(high))
+    return train_set, encoded.subset(np.arange(n_train, len(chosen)))
 
 
 class TrainBatches(Dataset):
@@ -111,10 +115,33 @@ class EvalBatches(Dataset):
                 self.targets[indices])
 
 
+class ShuffledBatches(Sampler[list[int]]):
+    """Random batches of indices whose order depends only on ``(seed, epoch)``.
+
+    Lightning calls :meth:`set_epoch` before every epoch, so a run resumed from a checkpoint
+    sees the same batches as one that was never interrupted.
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int = 0):
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(self.n, generator=generator)
+        for start in range(0, self.n, self.batch_size):
+            yield order[start:start + self.batch_size].tolist()
+
+
 def batch_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
     """A loader whose dataset builds each batch in one vectorised call."""
     if shuffle:
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(seed))
+        sampler = ShuffledBatches(len(dataset), batch_size, seed)
     else:
-        sampler = SequentialSampler(dataset)
-    return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None)
+        sampler = BatchSampler(SequentialSampler(dataset), batch_size, drop_last=False)
+    return DataLoader(dataset, sampler=sampler, batch_size=None)

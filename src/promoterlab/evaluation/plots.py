@@ -28,8 +28,28 @@ def plot_curves(history: pd.DataFrame, path: str | Path) -> None:
 
 def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 120) -> None:
     """Save to a temp file beside ``path`` (format from its suffix), then rename into place."""
-    path = Path(path)
+    _save_atomic(fig, Path(path), dpi)
+    plt.close(fig)
+
+
+def save_figure_formats(fig: plt.Figure, path: str | Path, formats: tuple[str, ...] = ("png", "svg"),
+                        dpi: int = 120) -> list[Path]:
+    """Save ``fig`` once per format, each atomically, and close it.
+
+    ``path`` is the file name without a suffix (a suffix that is one of ``formats`` is
+    dropped); returns the written paths, e.g. ``[fig.png, fig.svg]``.
+    """
+    base = Path(path)
+    if base.suffix.lstrip(".") in formats:
+        base = base.with_suffix("")
+    paths = [base.with_name(f"{base.name}.{fmt}") for fmt in formats]
+    for target in paths:
+        _save_atomic(fig, target, dpi)
+    plt.close(fig)
+    return paths
+
+
+def _save_atomic(fig: plt.Figure, path: Path, dpi: int) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip("."))
-    plt.close(fig)
     tmp.replace(path)

@@ -12,12 +12,14 @@ import dataclasses
 import json
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
 import pandas as pd
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+import yaml
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch import nn
 
 from promoterlab import __version__
@@ -33,7 +35,8 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
 
 
-def train(config: RunConfig, out_dir: str | Path, progress: bool = False) -> dict:
+def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume: bool = False,
+          callbacks: Sequence[Callback] = ()) -> dict:
     """Train ``config`` and write a run directory; return the summary.
 
     Parameters
@@ -44,6 +47,11 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False) -> dic
         Run directory (created; ``metrics.csv`` of an earlier run there is replaced).
     progress : bool
         Show Lightning's progress bar.
+    resume : bool
+        Continue from ``last.ckpt`` (written after every epoch) when the run directory holds
+        one for the same config, e.g. after the process was killed; else start afresh.
+    callbacks : sequence of lightning Callback
+        Extra callbacks (e.g. a pruning callback of a hyperparameter search).
 
     Returns
     -------
@@ -57,7 +65,9 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False) -> dic
     check_targets(config.train.loss, train_set.targets, str(config.data.path))
     config = dataclasses.replace(
         config, version=__version__, model=dataclasses.replace(config.model, seq_len=config.data.seq_len))
+    resume_from = _resumable_checkpoint(out, config) if resume else None
     config.save(out / "config.yaml")
+    (out / "summary.json").unlink(missing_ok=True)
 
     model = build_model(config.model, n_outputs(config.train.loss))
     train_batches = TrainBatches(train_set, rc_augment=config.train.rc_augment)
@@ -66,11 +76,13 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False) -> dic
     val_loader = batch_loader(EvalBatches(val_set.codes, val_set.targets), config.train.eval_batch_size, False)
 
     metrics_path = out / "metrics.csv"
-    metrics_path.unlink(missing_ok=True)
     module = PromoterRegressor(model, config.train, metrics_path)
+    restored = _restore_history(metrics_path, resume_from)
+    module.history = list(restored)
+    # Saved after the module's on_train_epoch_end, so last.ckpt never runs ahead of metrics.csv.
     checkpoint = ModelCheckpoint(dirpath=out, filename="best", monitor="val_pearson", mode="max",
-                                 save_last=True, enable_version_counter=False)
-    callbacks = [checkpoint]
+                                 save_last=True, enable_version_counter=False, save_on_train_epoch_end=True)
+    callbacks = [checkpoint, *callbacks]
     if config.train.patience:
         callbacks.append(EarlyStopping(monitor="val_pearson", mode="max", patience=config.train.patience))
     trainer = L.Trainer(
@@ -82,8 +94,8 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False) -> dic
         deterministic="warn", num_sanity_val_steps=0, enable_progress_bar=progress,
         enable_model_summary=False, default_root_dir=out)
     start = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader)
-    seconds = time.perf_counter() - start
+    trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
+    seconds = time.perf_counter() - start + sum(row["seconds"] for row in restored)
     if not trainer.is_global_zero:
         return {}
 
@@ -108,6 +120,32 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False) -> dic
     }
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     return summary
+
+
+def _resumable_checkpoint(out: Path, config: RunConfig) -> Path | None:
+    """``last.ckpt`` of ``out`` if it was written for this very config (package version aside)."""
+    checkpoint, saved = out / "last.ckpt", out / "config.yaml"
+    if not (checkpoint.exists() and saved.exists()):
+        return None
+    old = yaml.safe_load(saved.read_text()) or {}
+    new = yaml.safe_load(yaml.safe_dump(config.to_dict()))
+    old.pop("version", None)
+    new.pop("version", None)
+    if old != new:
+        raise ValueError(f"{out}: holds a run with a different config; remove it or choose another directory")
+    return checkpoint
+
+
+def _restore_history(metrics_path: Path, checkpoint: Path | None) -> list[dict]:
+    """Rows of ``metrics.csv`` up to the checkpoint's epoch; the file is rewritten to match."""
+    if checkpoint is None or not metrics_path.exists():
+        metrics_path.unlink(missing_ok=True)
+        return []
+    done = torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"] + 1
+    rows = pd.read_csv(metrics_path)
+    rows = rows[rows["epoch"] <= done]
+    write_text_atomic(metrics_path, rows.to_csv(index=False))
+    return rows.to_dict("records")
 
 
 def _devices(devices: str) -> str | int:

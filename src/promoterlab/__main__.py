@@ -1,0 +1,5 @@
+"""``python -m promoterlab``: the command line."""
+
+from promoterlab.cli import main
+
+main()

@@ -1,0 +1,105 @@
+"""Command line of experiments: ``sweep``, ``tune``, ``results`` and ``report``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from promoterlab.cli_data import _fail
+from promoterlab.experiments.spec import Spec, load_spec
+
+BUDGET_HELP = "Named budget of the spec (e.g. small: fewer epochs, smaller width for a CPU)."
+
+
+def _spec(path: Path, budget: Optional[str]) -> Spec:
+    try:
+        return load_spec(path, budget)
+    except (ValueError, FileNotFoundError) as err:
+        _fail(str(err))
+
+
+def sweep(
+    spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="Experiment spec with axes."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep folder (default runs/<spec name>)."),
+    budget: Optional[str] = typer.Option(None, help=BUDGET_HELP),
+    workers: int = typer.Option(1, help="Runs trained at once on this machine."),
+) -> None:
+    """Train every combination of a spec's axes; rerun to resume (finished runs are skipped)."""
+    from promoterlab.experiments.sweep import run_sweep
+
+    spec = _spec(spec_path, budget)
+    folder = out or Path("runs") / spec.name
+    typer.echo(f"sweep {spec.name}: {len(spec.grid())} runs in {folder}", err=True)
+    outcomes = run_sweep(spec, folder, workers=workers, progress=True)
+    failed = [o for o in outcomes if o.status == "failed"]
+    counts = {status: sum(o.status == status for o in outcomes) for status in ("trained", "skipped", "busy", "failed")}
+    typer.echo(json.dumps(counts))
+    if failed:
+        _fail("; ".join(f"{o.name}: {o.message}" for o in failed))
+
+
+def tune(
+    spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="Experiment spec with a search space."),
+    trials: int = typer.Option(..., help="Trials in the study in total (a rerun continues it)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/<spec name>-tune)."),
+    storage: Optional[str] = typer.Option(None, help="Optuna storage URL shared by workers (default SQLite in --out)."),
+    budget: Optional[str] = typer.Option(None, help=BUDGET_HELP),
+    workers: int = typer.Option(1, help="Worker processes on this machine."),
+    seed: int = typer.Option(0, help="Seed of the TPE sampler (worker i uses seed + i)."),
+) -> None:
+    """Search hyperparameters with Optuna (TPE, median pruning on per-epoch val Pearson)."""
+    from promoterlab.experiments.tune import tune as run_tune
+
+    spec = _spec(spec_path, budget)
+    folder = out or Path("runs") / f"{spec.name}-tune"
+    try:
+        best = run_tune(spec, folder, trials, storage=storage, workers=workers, seed=seed)
+    except (ValueError, RuntimeError) as err:
+        _fail(str(err))
+    typer.echo(json.dumps(best, indent=2))
+    typer.echo(f"train the best config with: promoterlab train --config {best['config']} --out DIR", err=True)
+
+
+def results(
+    runs_dir: Path = typer.Argument(..., help="Folder of runs (a sweep's --out)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where the tables go (default RUNS_DIR)."),
+    baseline: str = typer.Option("legnet", help="Model every other model is compared with."),
+    figures: bool = typer.Option(False, help="Also write every figure (PNG and SVG) to OUT/figures."),
+) -> None:
+    """One table per configuration (mean, sd, 95 % CI over seeds) and paired comparisons with the baseline."""
+    from promoterlab.experiments import results as res
+
+    try:
+        runs = res.collect_runs(runs_dir)
+        summary = res.summarise(runs)
+        comparison = res.paired_comparison(runs, baseline=baseline)
+    except ValueError as err:
+        _fail(str(err))
+    folder = out or runs_dir
+    written = res.write_tables(summary, comparison, folder)
+    if figures:
+        from promoterlab.experiments.figures import write_figures
+
+        written += write_figures(runs, summary, folder / "figures")
+    typer.echo(res.markdown_table(summary))
+    if len(comparison):
+        typer.echo("\n" + res.markdown_table(comparison))
+    typer.echo(f"wrote {len(written)} files to {folder}", err=True)
+
+
+def report(
+    runs_dir: Path = typer.Argument(..., help="Folder of runs (a sweep's --out)."),
+    output: Path = typer.Option(..., "--output", "-o", help="report.html (self-contained) or report.md."),
+    baseline: str = typer.Option("legnet", help="Model every other model is compared with."),
+) -> None:
+    """Tables and figures of a runs folder in one file a person can open."""
+    from promoterlab.experiments.report import write_report
+
+    try:
+        path = write_report(runs_dir, output, baseline=baseline)
+    except ValueError as err:
+        _fail(str(err))
+    typer.echo(f"wrote {path}", err=True)

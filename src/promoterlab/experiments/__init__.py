@@ -1,0 +1,1 @@
+"""Experiments: sweeps, hyperparameter search, aggregated results, figures and reports."""

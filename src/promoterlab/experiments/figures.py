@@ -1,0 +1,268 @@
+"""Figures of a runs folder: training curves, overlays along one axis, data-size curves, models
+side by side and predicted-versus-measured scatters. Each is saved as PNG and SVG."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
+
+from promoterlab.evaluation.metrics import pearson  # noqa: E402
+from promoterlab.evaluation.plots import plot_curves, save_figure_formats  # noqa: E402
+from promoterlab.experiments.results import axis_columns, iter_groups, read_test_predictions  # noqa: E402
+
+FORMATS = ("png", "svg")
+
+
+def plot_run_curves(run_dir: str | Path, out_path: str | Path) -> list[Path]:
+    """Loss and Pearson per epoch of one run (its ``metrics.csv``), as PNG and SVG."""
+    history = pd.read_csv(Path(run_dir) / "metrics.csv")
+    base = _base(out_path)
+    paths = [base.with_name(f"{base.name}.{fmt}") for fmt in FORMATS]
+    for path in paths:
+        plot_curves(history, path)
+    return paths
+
+
+def plot_overlay(runs: pd.DataFrame, axis: str, out_path: str | Path,
+                 fixed: dict[str, Any] | None = None) -> list[Path]:
+    """Train (dashed) and validation (solid) Pearson and loss per epoch, one colour per value of ``axis``.
+
+    Parameters
+    ----------
+    runs : pandas.DataFrame
+        Frame of :func:`promoterlab.experiments.results.collect_runs`.
+    axis : str
+        The axis whose values are overlaid; curves are means over seeds.
+    out_path : str or Path
+        File name without suffix (``.png`` and ``.svg`` are written).
+    fixed : dict, optional
+        Values of the other axes to select; other axes with several values are fixed at their
+        first (sorted) value.
+    """
+    if axis not in axis_columns(runs):
+        raise ValueError(f"no axis {axis!r}; axes are {axis_columns(runs)}")
+    fixed = dict(fixed or {})
+    for other in axis_columns(runs):
+        if other != axis and other not in fixed and runs[other].nunique(dropna=False) > 1:
+            fixed[other] = _ordered(runs[other].unique())[0]
+    selected = _select(runs, fixed)
+    histories = []
+    for run_dir, value in zip(selected["run_dir"], selected[axis]):
+        if not (Path(run_dir) / "metrics.csv").exists():
+            continue
+        history = pd.read_csv(Path(run_dir) / "metrics.csv")
+        history[axis] = value
+        histories.append(history)
+    if not histories:
+        raise ValueError(f"no run with metrics.csv at {fixed or 'any values'}")
+    curves = pd.concat(histories).groupby([axis, "epoch"], dropna=False, sort=False).mean(numeric_only=True)
+    values = _ordered(selected[axis].unique())
+    colours = _colours(values)
+    fig, (ax_r, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
+    for value, colour in zip(values, colours):
+        curve = curves.xs(value, level=axis) if not _isna(value) else curves[curves.index.get_level_values(0).isna()]
+        epochs = curve.index.get_level_values("epoch")
+        for ax, metric in ((ax_r, "pearson"), (ax_loss, "loss")):
+            ax.plot(epochs, curve[f"val_{metric}"], "-", color=colour)
+            ax.plot(epochs, curve[f"train_{metric}"], "--", color=colour, alpha=0.8)
+    ax_r.set(xlabel="epoch", ylabel="Pearson r", title="Pearson")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+    handles = [Line2D([], [], color=c, label=str(v)) for v, c in zip(values, colours)]
+    handles += [Line2D([], [], color="grey", ls="-", label="validation"),
+                Line2D([], [], color="grey", ls="--", label="train")]
+    ax_loss.legend(handles=handles, title=axis, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    for ax in (ax_r, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    where = ", ".join(f"{k}={v}" for k, v in fixed.items())
+    fig.suptitle(f"by {axis} (mean over seeds{'; ' + where if where else ''})")
+    fig.tight_layout()
+    return save_figure_formats(fig, out_path, FORMATS)
+
+
+def plot_size_curve(summary: pd.DataFrame, out_path: str | Path, size_axis: str = "train_size",
+                    model_axis: str = "model", metric: str = "val") -> list[Path]:
+    """Pearson against training-set size (log2 axis), one line per model, 95 % CI error bars.
+
+    ``metric`` is ``val`` (best validation Pearson) or ``test``; lines are the combinations of
+    every axis but ``size_axis`` of :func:`promoterlab.experiments.results.summarise`' frame.
+    """
+    mean, half = _metric_columns(summary, metric)
+    if size_axis not in summary:
+        raise ValueError(f"no axis {size_axis!r} in the summary")
+    lines = [a for a in axis_columns(summary) if a != size_axis]
+    sizes = sorted(summary[size_axis].dropna().unique())
+    groups = list(iter_groups(summary, lines))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for i, ((key, group), colour) in enumerate(zip(groups, _colours(list(range(len(groups))), qualitative=True))):
+        group = group.dropna(subset=[size_axis, mean]).sort_values(size_axis)
+        # A small horizontal dodge keeps overlapping error bars apart.
+        dodge = 2.0 ** (0.04 * (i - (len(groups) - 1) / 2))
+        ax.errorbar(group[size_axis] * dodge, group[mean], yerr=group[half].fillna(0), fmt="-o", ms=4,
+                    capsize=3, color=colour, label=_label(key, model_axis))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, labels=[f"{int(s):,}" if float(s).is_integer() else str(s) for s in sizes])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set(xlabel=size_axis, ylabel=f"{metric} Pearson r", title=f"{metric} Pearson vs {size_axis} (mean, 95 % CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure_formats(fig, out_path, FORMATS)
+
+
+def plot_models_bar(summary: pd.DataFrame, out_path: str | Path, size_axis: str = "train_size",
+                    model_axis: str = "model", metric: str = "val") -> list[Path]:
+    """Mean Pearson per configuration with 95 % CI error bars, one panel per value of ``size_axis``.
+
+    Bars are the combinations of every other axis; the y axis is zoomed to the bars' range.
+    """
+    mean, half = _metric_columns(summary, metric)
+    others = [a for a in axis_columns(summary) if a != size_axis]
+    panels = list(iter_groups(summary, [size_axis] if size_axis in summary else []))
+    labels = list(dict.fromkeys(_label(key, model_axis) for key, _ in iter_groups(summary, others)))
+    colours = dict(zip(labels, _colours(list(range(len(labels))), qualitative=True)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + max(2.5, 0.55 * len(labels)) * len(panels), 4.2),
+                             sharey=True, squeeze=False)
+    for ax, (panel_key, panel) in zip(axes[0], panels):
+        bars = [(_label(key, model_axis), row) for key, row in iter_groups(panel, others)]
+        names = [name for name, _ in bars]
+        heights = [float(row[mean].iloc[0]) for _, row in bars]
+        errors = [float(np.nan_to_num(row[half].iloc[0])) for _, row in bars]
+        ax.bar(range(len(bars)), heights, yerr=errors, capsize=3, color=[colours[n] for n in names])
+        ax.set_xticks(range(len(bars)), labels=names, rotation=35, ha="right", fontsize=8)
+        ax.set_title(", ".join(f"{k}={v}" for k, v in panel_key.items()) or "all runs", fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    low = (summary[mean] - summary[half].fillna(0)).min()
+    high = (summary[mean] + summary[half].fillna(0)).max()
+    if np.isfinite(low) and np.isfinite(high):
+        margin = max(0.02, 0.15 * (high - low))
+        axes[0][0].set_ylim(max(0.0, low - margin) if low >= 0 else low - margin, high + margin)
+    axes[0][0].set_ylabel(f"{metric} Pearson r (mean, 95 % CI)")
+    fig.tight_layout()
+    return save_figure_formats(fig, out_path, FORMATS)
+
+
+def plot_scatter(pred_frame: pd.DataFrame, out_path: str | Path, title: str) -> list[Path]:
+    """Predicted against measured values as a hexbin density (log counts), with Pearson r in the title."""
+    target = pred_frame["target"].to_numpy(np.float64)
+    prediction = pred_frame["prediction"].to_numpy(np.float64)
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    cells = ax.hexbin(target, prediction, gridsize=50, bins="log", mincnt=1, cmap="viridis")
+    fig.colorbar(cells, ax=ax, label="sequences")
+    finite = np.concatenate([target, prediction])
+    low, high = np.nanmin(finite), np.nanmax(finite)
+    ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="measured", ylabel="predicted",
+           title=f"{title}\nr = {pearson(prediction, target):.3f}, n = {len(target):,}")
+    fig.tight_layout()
+    return save_figure_formats(fig, out_path, FORMATS)
+
+
+def write_figures(runs: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path,
+                  model_axis: str = "model", size_axis: str = "train_size") -> list[Path]:
+    """Every applicable figure of a runs folder, as PNG and SVG in ``out_dir``.
+
+    Writes ``curves/<run>`` per run, ``overlay_<axis>[__<other axes>]`` per axis with several
+    values (at each combination of the other such axes), ``size_curve_<metric>`` when
+    ``size_axis`` has several values, ``models_bar_<metric>``, and ``scatter_<model>`` for the
+    run of best validation Pearson of each model that has test predictions (``metric`` is
+    ``val`` and, with test results, ``test``).
+
+    Returns
+    -------
+    list of Path
+        Every file written.
+    """
+    out = Path(out_dir)
+    (out / "curves").mkdir(parents=True, exist_ok=True)
+    paths = []
+    for run, run_dir in zip(runs["run"], runs["run_dir"]):
+        if (Path(run_dir) / "metrics.csv").exists():
+            paths += plot_run_curves(run_dir, out / "curves" / _slug(run))
+    varying = [a for a in axis_columns(runs) if runs[a].nunique(dropna=False) > 1]
+    for axis in varying:
+        others = [a for a in varying if a != axis]
+        for key, _ in iter_groups(runs, others):
+            where = "__".join(f"{k}={v}" for k, v in key.items())
+            paths += plot_overlay(runs, axis, out / _slug(f"overlay_{axis}{'__' + where if where else ''}"), key)
+    metrics = ["val"]
+    if "test_pearson_mean" in summary and summary["test_pearson_mean"].notna().any():
+        metrics.append("test")
+    for metric in metrics:
+        if size_axis in varying:
+            paths += plot_size_curve(summary, out / f"size_curve_{metric}", size_axis, model_axis, metric)
+        paths += plot_models_bar(summary, out / f"models_bar_{metric}", size_axis, model_axis, metric)
+    with_test = runs[[(Path(d) / "test_predictions.tsv").exists() for d in runs["run_dir"]]]
+    by_model = [model_axis] if model_axis in with_test else []
+    for key, group in iter_groups(with_test, by_model):
+        if group.empty:
+            continue
+        best = group.loc[group["best_val_pearson"].idxmax()]
+        name = str(key.get(model_axis, "best"))
+        paths += plot_scatter(read_test_predictions(best["run_dir"]), out / _slug(f"scatter_{name}"),
+                              f"{name}: {best['run']}")
+    return paths
+
+
+def _metric_columns(summary: pd.DataFrame, metric: str) -> tuple[str, str]:
+    if metric not in ("val", "test"):
+        raise ValueError(f"metric must be 'val' or 'test', not {metric!r}")
+    mean, half = f"{metric}_pearson_mean", f"{metric}_pearson_ci95"
+    if mean not in summary or summary[mean].isna().all():
+        raise ValueError(f"the summary has no {metric} Pearson")
+    return mean, half
+
+
+def _select(runs: pd.DataFrame, fixed: dict[str, Any]) -> pd.DataFrame:
+    mask = pd.Series(True, index=runs.index)
+    for key, value in fixed.items():
+        mask &= runs[key].isna() if _isna(value) else runs[key] == value
+    return runs[mask]
+
+
+def _ordered(values: Any) -> list[Any]:
+    """Values sorted (numbers numerically, anything else by text), missing last."""
+    present = [v for v in values if not _isna(v)]
+    try:
+        present = sorted(present)
+    except TypeError:
+        present = sorted(present, key=str)
+    return present + [v for v in values if _isna(v)][:1]
+
+
+def _colours(values: list[Any], qualitative: bool = False) -> list[Any]:
+    """Sequential colours for ordered numeric values, the tab10 cycle for anything else."""
+    numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
+    if numeric and not qualitative and len(values) > 1:
+        return list(plt.get_cmap("viridis")(np.linspace(0.05, 0.85, len(values))))
+    cycle = plt.get_cmap("tab10").colors
+    return [cycle[i % len(cycle)] for i in range(len(values))]
+
+
+def _label(key: dict[str, Any], model_axis: str) -> str:
+    parts = [str(v) if k == model_axis else f"{k}={v}" for k, v in key.items()]
+    return ", ".join(parts) or "all runs"
+
+
+def _isna(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value) or value is None
+
+
+def _base(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_suffix("") if path.suffix.lstrip(".") in FORMATS else path
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=+-]", "-", name)

@@ -1,0 +1,169 @@
+"""Experiment specs: fixed settings + axes (a grid of runs) or a search space (for ``tune``).
+
+A spec is a YAML file::
+
+    name: seed_study
+    base:                        # fixed settings, nested like config.yaml
+      data: {path: pool.tsv.gz, seq_col: seq, target_col: el_combined, group_col: group}
+      train: {epochs: 20, batch_size: 256}
+    axes:                        # the grid: every combination is one run
+      model: [legnet, legnet-lstm]
+      train_size: [5120, 10240]
+      seed: [0, 1, 2]
+    test: {path: test.tsv.gz, seq_col: seq, target_col: el_combined}   # optional
+    budgets:                     # named overrides, chosen with --budget
+      small: {model.width: 0.25, train.epochs: 4}
+    search:                      # for `promoterlab tune`
+      model.hidden: {choices: [64, 128, 256]}
+      train.weight_decay: {low: 1.0e-4, high: 1.0e-2, log: true}
+
+Keys of ``axes``, ``budgets`` and ``search`` name any config field: ``section.field``
+(``data.``, ``model.``, ``train.``), a bare field name of ``data`` or ``train``, ``seed``, or
+``model`` (the registered model name); other bare names are model hyperparameters. Relative
+paths are resolved against the spec file's folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from promoterlab.config import DataConfig, RunConfig, TrainConfig
+
+SECTIONS = {"data": {f.name for f in fields(DataConfig)}, "train": {f.name for f in fields(TrainConfig)}}
+
+
+@dataclass
+class HeldOutSet:
+    """A measured file every run of a sweep is evaluated on."""
+
+    path: str
+    seq_col: str | None = None
+    target_col: str | None = None
+
+
+@dataclass
+class Spec:
+    """A parsed experiment spec (see the module docstring)."""
+
+    name: str
+    base: dict[str, Any] = field(default_factory=dict)
+    axes: dict[str, list[Any]] = field(default_factory=dict)
+    test: HeldOutSet | None = None
+    search: dict[str, dict[str, Any]] = field(default_factory=dict)
+    budget: str | None = None
+
+    def config(self, values: dict[str, Any]) -> RunConfig:
+        """The run config of ``base`` with ``values`` (axis or search values) applied."""
+        raw = copy.deepcopy(self.base)
+        for key, value in values.items():
+            set_field(raw, key, value)
+        return RunConfig.from_dict(raw)
+
+    def grid(self) -> list[tuple[str, dict[str, Any], RunConfig]]:
+        """Every combination of the axes as ``(run name, axis values, config)``, in spec order."""
+        names = list(self.axes)
+        runs = []
+        for combo in itertools.product(*(self.axes[name] for name in names)):
+            values = dict(zip(names, combo))
+            runs.append((run_name(values), values, self.config(values)))
+        return runs
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "budget": self.budget, "base": self.base, "axes": self.axes}
+        if self.test:
+            out["test"] = self.test.__dict__
+        if self.search:
+            out["search"] = self.search
+        return out
+
+
+def resolve_key(key: str) -> tuple[str | None, str]:
+    """``(section, field)`` of a spec key; section ``None`` means a top-level field (``seed``)."""
+    if key == "seed":
+        return None, "seed"
+    if key == "model":
+        return "model", "name"
+    if "." in key:
+        section, name = key.split(".", 1)
+        if section not in ("data", "train", "model"):
+            raise ValueError(f"unknown config section {section!r} in key {key!r} (data, train or model)")
+        if section in SECTIONS and name not in SECTIONS[section]:
+            raise ValueError(f"{section} has no field {name!r}; fields: {', '.join(sorted(SECTIONS[section]))}")
+        return section, name
+    for section, names in SECTIONS.items():
+        if key in names:
+            return section, key
+    return "model", key
+
+
+def set_field(raw: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` (see :func:`resolve_key`) in a nested config dict."""
+    section, name = resolve_key(key)
+    target = raw if section is None else raw.setdefault(section, {})
+    target[name] = value
+
+
+def run_name(values: dict[str, Any]) -> str:
+    """Folder name of a run, e.g. ``model=legnet__train_size=5120__seed=0``."""
+    parts = [f"{key}={value}" for key, value in values.items()]
+    return re.sub(r"[^A-Za-z0-9_.=+-]", "-", "__".join(parts)) or "run"
+
+
+def load_spec(path: str | Path, budget: str | None = None) -> Spec:
+    """Read a spec file, apply the named budget and resolve relative data paths.
+
+    Raises
+    ------
+    ValueError
+        On an unknown budget, key or section, or a malformed spec (message names the file).
+    """
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"{path}: not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a spec is a mapping with keys name, base, axes, test, budgets, search")
+    unknown = set(raw) - {"name", "base", "axes", "test", "budgets", "search"}
+    if unknown:
+        raise ValueError(f"{path}: unknown spec keys {sorted(unknown)}")
+    try:
+        base = copy.deepcopy(raw.get("base") or {})
+        budgets = raw.get("budgets") or {}
+        if budget is not None:
+            if budget not in budgets:
+                raise ValueError(f"no budget {budget!r}; this spec has {sorted(budgets) or 'none'}")
+            for key, value in budgets[budget].items():
+                set_field(base, key, value)
+        data = base.setdefault("data", {})
+        if data.get("path"):
+            data["path"] = _resolve(path, data["path"])
+        axes = {key: list(values) if isinstance(values, list) else [values]
+                for key, values in (raw.get("axes") or {}).items()}
+        for key in axes:
+            resolve_key(key)
+        search = raw.get("search") or {}
+        for key in search:
+            resolve_key(key)
+        test = None
+        if raw.get("test"):
+            test = HeldOutSet(**raw["test"])
+            test.path = _resolve(path, test.path)
+        spec = Spec(name=str(raw.get("name") or path.stem), base=base, axes=axes, test=test,
+                    search=search, budget=budget)
+        spec.config({key: values[0] for key, values in axes.items()})  # fail now on bad settings
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None
+    return spec
+
+
+def _resolve(spec_path: Path, data_path: str) -> str:
+    candidate = Path(data_path).expanduser()
+    return str(candidate if candidate.is_absolute() else (spec_path.parent / candidate).resolve())

@@ -1,0 +1,152 @@
+"""Run the grid of a spec, resumably, one run directory per combination of axis values.
+
+A run is finished when its ``summary.json`` exists (and, with a test set, ``test_metrics.json``);
+rerunning a sweep skips finished runs and resumes unfinished ones from ``last.ckpt``, which
+training writes after every epoch, so a run killed at any moment (even ``kill -9``) loses at
+most the epoch in progress. A run directory is locked while a process trains in it, so
+several sweeps over one folder (e.g. on several machines sharing a disk) never train the same
+run twice.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from promoterlab.config import RunConfig, write_text_atomic
+from promoterlab.experiments.spec import HeldOutSet, Spec
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one run of a sweep: ``trained``, ``skipped`` (finished before) or ``busy``
+    (another process holds it), or ``failed`` with the error message."""
+
+    name: str
+    status: str
+    message: str = ""
+
+
+def is_finished(run_dir: Path, test: HeldOutSet | None) -> bool:
+    """Whether ``run_dir`` holds a complete run (and its test evaluation, if a test set is given)."""
+    return (run_dir / "summary.json").exists() and (test is None or (run_dir / "test_metrics.json").exists())
+
+
+def run_sweep(spec: Spec, out_dir: str | Path, workers: int = 1, progress: bool = False) -> list[RunOutcome]:
+    """Train every unfinished run of ``spec``'s grid under ``out_dir``.
+
+    Parameters
+    ----------
+    spec : Spec
+        Parsed spec (:func:`promoterlab.experiments.spec.load_spec`).
+    out_dir : str or Path
+        Sweep folder; receives ``spec.yaml`` (resolved spec) and one folder per run.
+    workers : int
+        Runs trained at once, each in its own process with ``cpu_count // workers`` threads.
+    progress : bool
+        Print one line per run as it finishes.
+
+    Returns
+    -------
+    list of RunOutcome
+        One per run of the grid, in grid order.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    grid = spec.grid()
+    outcomes: dict[str, RunOutcome] = {}
+    todo = []
+    for name, values, config in grid:
+        if is_finished(out / name, spec.test):
+            outcomes[name] = RunOutcome(name, "skipped")
+        else:
+            todo.append((name, values, config))
+
+    def record(outcome: RunOutcome) -> None:
+        outcomes[outcome.name] = outcome
+        if progress:
+            print(f"[{len(outcomes)}/{len(grid)}] {outcome.name}: {outcome.status} {outcome.message}".rstrip(),
+                  flush=True)
+
+    if workers <= 1 or len(todo) <= 1:
+        for name, values, config in todo:
+            record(run_one(out / name, values, config, spec.test))
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
+                                 initargs=(threads,)) as pool:
+            futures = {pool.submit(run_one, out / name, values, config, spec.test): name
+                       for name, values, config in todo}
+            for future in as_completed(futures):
+                try:
+                    record(future.result())
+                except Exception as err:  # a worker process died
+                    record(RunOutcome(futures[future], "failed", repr(err)))
+    return [outcomes[name] for name, _, _ in grid]
+
+
+def run_one(run_dir: Path, values: dict[str, Any], config: RunConfig, test: HeldOutSet | None) -> RunOutcome:
+    """Train (or resume) one run and evaluate it on the test set; never raises on a bad run."""
+    from promoterlab import api
+
+    name = run_dir.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(run_dir) as acquired:
+        if not acquired:
+            return RunOutcome(name, "busy", "another process is training this run")
+        if is_finished(run_dir, test):
+            return RunOutcome(name, "skipped")
+        try:
+            write_text_atomic(run_dir / "axes.json", json.dumps(values, indent=2))
+            if not (run_dir / "summary.json").exists():
+                api.train(config, run_dir, resume=True)
+            if test is not None:
+                write_test_evaluation(run_dir, test)
+        except Exception as err:
+            return RunOutcome(name, "failed", f"{type(err).__name__}: {err}")
+    return RunOutcome(name, "trained")
+
+
+def write_test_evaluation(run_dir: Path, test: HeldOutSet) -> dict[str, float]:
+    """``test_predictions.tsv`` (index, target, prediction) and ``test_metrics.json`` of a run."""
+    from promoterlab import api
+    from promoterlab.evaluation.metrics import regression_metrics
+
+    frame = api.measured_predictions(run_dir, test.path, test.seq_col, test.target_col)
+    write_text_atomic(run_dir / "test_predictions.tsv", frame.to_csv(sep="\t", index=False))
+    metrics = regression_metrics(frame["prediction"].to_numpy(), frame["target"].to_numpy())
+    write_text_atomic(run_dir / "test_metrics.json", json.dumps(metrics, indent=2))
+    return metrics
+
+
+@contextmanager
+def _locked(run_dir: Path) -> Iterator[bool]:
+    """An exclusive, non-blocking lock on ``run_dir/.lock``; released when the process dies."""
+    with open(run_dir / ".lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)

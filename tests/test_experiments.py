@@ -1,0 +1,196 @@
+"""Experiment specs, resumable sweeps (including after kill -9) and a two-worker Optuna study."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from promoterlab.cli import app
+from promoterlab.config import RunConfig
+from promoterlab.data.simulate import write_library
+from promoterlab.experiments.spec import load_spec, resolve_key, run_name
+from promoterlab.experiments.sweep import _locked, run_one, run_sweep
+from promoterlab.experiments.tune import tune
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_spec(tmp_path: Path, library: Path, **extra) -> Path:
+    spec = {
+        "name": "toy",
+        "base": {"data": {"path": str(library), "train_size": 400, "val_size": 200},
+                 "model": {"name": "legnet", "width": 0.125},
+                 "train": {"epochs": 2, "batch_size": 64, "accelerator": "cpu", "devices": "1"}},
+        "axes": {"model": ["legnet"], "seed": [0]},
+        "budgets": {"quick": {"train.epochs": 1, "model.width": 0.125}},
+        **extra,
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def test_library(tmp_path_factory) -> Path:
+    return write_library(tmp_path_factory.mktemp("heldout") / "test.txt", n=300, seed=7)
+
+
+def test_spec_keys_resolve_to_config_fields():
+    assert resolve_key("seed") == (None, "seed")
+    assert resolve_key("model") == ("model", "name")
+    assert resolve_key("train_size") == ("data", "train_size")
+    assert resolve_key("weight_decay") == ("train", "weight_decay")
+    assert resolve_key("rho") == ("model", "rho")
+    assert resolve_key("model.hidden") == ("model", "hidden")
+    with pytest.raises(ValueError, match="train has no field 'lr'"):
+        resolve_key("train.lr")
+    assert run_name({"model": "legnet-dilated", "model.rho": 0.2, "seed": 1}) == \
+        "model=legnet-dilated__model.rho=0.2__seed=1"
+
+
+def test_spec_grid_budget_and_relative_paths(tmp_path, sim_library):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "lib.txt").write_text(sim_library.read_text())
+    path = write_spec(tmp_path, Path("data/lib.txt"),
+                      axes={"model": ["legnet", "legnet-dilated"], "train_size": [100, 200], "seed": [0, 1]})
+    spec = load_spec(path, budget="quick")
+    grid = spec.grid()
+    assert len(grid) == 8
+    name, values, config = grid[-1]
+    assert name == "model=legnet-dilated__train_size=200__seed=1"
+    assert values == {"model": "legnet-dilated", "train_size": 200, "seed": 1}
+    assert (config.model.name, config.data.train_size, config.seed, config.train.epochs) == ("legnet-dilated", 200, 1, 1)
+    assert config.data.path == str((tmp_path / "data" / "lib.txt").resolve())
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"axes": {"train.nonsense": [1]}}, "train has no field 'nonsense'"),
+    ({"axes": {"model": ["no-such-model"]}}, "no-such-model"),
+    ({"colour": "blue"}, "unknown spec keys"),
+])
+def test_bad_specs_name_the_file(tmp_path, sim_library, change, message):
+    path = write_spec(tmp_path, sim_library, **change)
+    with pytest.raises(ValueError, match=message) as err:
+        load_spec(path)
+    assert str(path) in str(err.value)
+    result = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and message.split("'")[0] in result.output
+    with pytest.raises(ValueError, match="no budget 'huge'"):
+        load_spec(write_spec(tmp_path, sim_library), budget="huge")
+
+
+def test_sweep_with_two_workers_then_skips_finished_runs(tmp_path, sim_library, test_library):
+    path = write_spec(tmp_path, sim_library, axes={"model": ["legnet"], "seed": [0, 1]},
+                      test={"path": str(test_library)})
+    spec = load_spec(path)
+    out = tmp_path / "runs"
+    outcomes = run_sweep(spec, out, workers=2)
+    assert [o.status for o in outcomes] == ["trained", "trained"], outcomes
+    for seed in (0, 1):
+        run = out / f"model=legnet__seed={seed}"
+        assert json.loads((run / "axes.json").read_text()) == {"model": "legnet", "seed": seed}
+        assert RunConfig.load(run / "config.yaml").seed == seed
+        predictions = pd.read_csv(run / "test_predictions.tsv", sep="\t")
+        assert list(predictions.columns) == ["index", "target", "prediction"] and len(predictions) == 300
+        assert json.loads((run / "test_metrics.json").read_text())["n"] == 300
+    assert yaml.safe_load((out / "spec.yaml").read_text())["name"] == "toy"
+    before = (out / "model=legnet__seed=0" / "metrics.csv").read_text()
+    assert [o.status for o in run_sweep(spec, out)] == ["skipped", "skipped"]
+    assert (out / "model=legnet__seed=0" / "metrics.csv").read_text() == before
+
+    result = CliRunner().invoke(app, ["results", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = pd.read_csv(out / "summary.csv")
+    assert summary["n_seeds"].tolist() == [2] and summary["test_pearson_mean"].notna().all()
+    result = CliRunner().invoke(app, ["report", str(out), "-o", str(tmp_path / "report.html")])
+    assert result.exit_code == 0, result.output
+    assert "data:image/png;base64" in (tmp_path / "report.html").read_text()
+
+    # A run whose test evaluation is missing is finished without retraining.
+    (out / "model=legnet__seed=1" / "test_metrics.json").unlink()
+    assert [o.status for o in run_sweep(spec, out)] == ["skipped", "trained"]
+    assert (out / "model=legnet__seed=1" / "test_metrics.json").exists()
+
+
+def test_locked_run_is_left_to_its_owner(tmp_path, sim_library):
+    spec = load_spec(write_spec(tmp_path, sim_library))
+    name, values, config = spec.grid()[0]
+    run_dir = tmp_path / "runs" / name
+    run_dir.mkdir(parents=True)
+    with _locked(run_dir) as acquired:
+        assert acquired
+        assert run_one(run_dir, values, config, None).status == "busy"
+    assert not (run_dir / "summary.json").exists()
+
+
+def test_sweep_resumes_after_kill_9_without_losing_or_repeating_epochs(tmp_path, sim_library):
+    path = write_spec(tmp_path, sim_library)
+    spec_raw = yaml.safe_load(path.read_text())
+    spec_raw["base"]["train"]["epochs"] = 4
+    path.write_text(yaml.safe_dump(spec_raw, sort_keys=False))
+    out = tmp_path / "killed"
+    metrics = out / "model=legnet__seed=0" / "metrics.csv"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "promoterlab", "sweep", str(path), "--out", str(out)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert len(metrics.read_text().splitlines()) >= 3, "the run did not reach epoch 2 in time"
+    assert not (metrics.parent / "summary.json").exists()
+
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    resumed = pd.read_csv(metrics)
+    assert resumed["epoch"].tolist() == [1, 2, 3, 4]
+    assert json.loads((metrics.parent / "summary.json").read_text())["epochs"] == 4
+
+    # Epoch-seeded batch order makes the resumed run identical to an uninterrupted one.
+    uninterrupted = tmp_path / "whole"
+    run_sweep(load_spec(path), uninterrupted)
+    whole = pd.read_csv(uninterrupted / "model=legnet__seed=0" / "metrics.csv")
+    columns = ["train_loss", "train_pearson", "val_loss", "val_pearson"]
+    pd.testing.assert_frame_equal(resumed[columns], whole[columns])
+
+
+def test_two_workers_share_one_optuna_study(tmp_path, sim_library):
+    path = write_spec(tmp_path, sim_library, search={
+        "model.width": {"choices": [0.0625, 0.125]},
+        "train.max_lr": {"low": 1e-3, "high": 1e-2, "log": True}})
+    spec = load_spec(path)
+    best = tune(spec, tmp_path / "tune", n_trials=4, workers=2)
+    study = optuna.load_study(study_name="toy", storage=f"sqlite:///{tmp_path / 'tune' / 'study.db'}")
+    trials = study.get_trials()
+    assert 4 <= len(trials) <= 5
+    assert len({t.user_attrs["worker_pid"] for t in trials}) == 2
+    finished = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert finished and all(sorted(t.intermediate_values) == [1, 2] for t in finished)
+    assert best["best_val_pearson"] == pytest.approx(study.best_value)
+    config = RunConfig.load(best["config"])
+    assert config.model.width == study.best_params["model.width"]
+    assert config.train.max_lr == pytest.approx(study.best_params["train.max_lr"])
+    assert config.data.path == str(sim_library) and config.train.epochs == 2
+
+    # Rerunning with the same total continues the study instead of starting over.
+    tune(spec, tmp_path / "tune", n_trials=4)
+    assert len(optuna.load_study(study_name="toy", storage=f"sqlite:///{tmp_path / 'tune' / 'study.db'}").trials) \
+        == len(trials)
+
+
+def test_tune_refuses_a_grid(tmp_path, sim_library):
+    path = write_spec(tmp_path, sim_library, axes={"seed": [0, 1]}, search={"model.width": {"choices": [0.125]}})
+    result = CliRunner().invoke(app, ["tune", str(path), "--trials", "2", "--out", str(tmp_path / "t")])
+    assert result.exit_code == 2 and "must have one value each" in result.output

@@ -1,0 +1,226 @@
+"""Aggregated results, paired comparisons, figures and reports of synthetic run folders."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from promoterlab.config import DataConfig, RunConfig
+from promoterlab.experiments.figures import write_figures
+from promoterlab.experiments.report import write_report
+from promoterlab.experiments.results import (_pearson_weighted, collect_runs, fit_label, paired_comparison,
+                                             summarise, write_tables)
+from promoterlab.models import model_config
+
+N_TEST = 400
+# Final-epoch (train, val) Pearson per model; the validation Pearson rises by 0.01 per seed.
+# legnet: gap 0.25, overfit; legnet-dilated: gap 0.01 and still improving, underfit; legnet-lstm: gap 0.05.
+FINAL = {"legnet": (0.95, 0.70), "legnet-dilated": (0.80, 0.79), "legnet-lstm": (0.80, 0.75)}
+# Test predictions: target + noise of this SD (dilated clearly better, lstm as good as legnet).
+NOISE = {"legnet": 1.0, "legnet-dilated": 0.3, "legnet-lstm": 1.0}
+
+
+def write_run(run_dir: Path, model: str, train_size: int, seed: int, *, axes: bool = True, test: bool = True,
+              finished: bool = True, epochs: int = 4) -> None:
+    run_dir.mkdir(parents=True)
+    config = RunConfig(data=DataConfig(path="library.txt", train_size=train_size, val_size=200),
+                       model=model_config(model, width=0.125), seed=seed)
+    config.save(run_dir / "config.yaml")
+    train_final, val_final = FINAL[model]
+    val_final += 0.01 * seed
+    ramp = np.linspace(0.5, 1.0, epochs)
+    val = val_final * ramp
+    if model == "legnet":  # peaks at epoch 2, then declines
+        val = np.array([0.6, val_final + 0.02, val_final + 0.01, val_final])[:epochs]
+    history = pd.DataFrame({
+        "epoch": np.arange(1, epochs + 1), "train_loss": 1.0 - 0.5 * ramp, "train_pearson": train_final * ramp,
+        "val_loss": 1.1 - 0.4 * ramp, "val_pearson": val, "val_spearman": val - 0.02, "lr": 0.001,
+        "seconds": 2.0})
+    history.to_csv(run_dir / "metrics.csv", index=False)
+    if axes:
+        (run_dir / "axes.json").write_text(json.dumps({"model": model, "train_size": train_size, "seed": seed}))
+    if not finished:
+        return
+    best = int(np.argmax(val))
+    summary = {"best_val_pearson": float(val[best]), "best_val_spearman": float(val[best] - 0.02),
+               "best_epoch": best + 1, "epochs": epochs, "train_seconds": 10.0 + seed, "params": 1000,
+               "train_size": train_size, "val_size": 200, "batch_size": 64, "stopped_early": False, "seed": seed}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    if test:
+        target = np.random.default_rng(99).normal(size=N_TEST)
+        noise = np.random.default_rng([seed, train_size, len(model)]).normal(scale=NOISE[model], size=N_TEST)
+        frame = pd.DataFrame({"index": range(N_TEST), "target": target, "prediction": target + noise})
+        frame.to_csv(run_dir / "test_predictions.tsv", sep="\t", index=False)
+        r = stats.pearsonr(frame["prediction"], frame["target"]).statistic
+        (run_dir / "test_metrics.json").write_text(json.dumps({"pearson": r, "spearman": r, "mse": 1.0, "n": N_TEST}))
+
+
+def write_sweep(root: Path, models: list[str], sizes: list[int], seeds: list[int], **options) -> Path:
+    for model in models:
+        for size in sizes:
+            for seed in seeds:
+                write_run(root / f"model={model}__train_size={size}__seed={seed}", model, size, seed, **options)
+    return root
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    return write_sweep(tmp_path_factory.mktemp("sweep"), list(FINAL), [100, 200], [0, 1, 2])
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory) -> Path:
+    """Few runs, for the figures and the report (plotting is the slow part)."""
+    return write_sweep(tmp_path_factory.mktemp("small"), ["legnet", "legnet-dilated"], [100, 200], [0, 1])
+
+
+def test_collect_runs_reads_every_finished_run(sweep):
+    runs = collect_runs(sweep)
+    assert len(runs) == 18
+    row = runs[(runs["model"] == "legnet") & (runs["train_size"] == 200) & (runs["seed"] == 1)].iloc[0]
+    assert row["best_val_pearson"] == pytest.approx(0.73) and row["best_epoch"] == 2 and row["epochs"] == 4
+    assert row["pearson_gap"] == pytest.approx(0.95 - 0.71)
+    assert row["loss_gap"] == pytest.approx(0.5 - 0.7)
+    assert 0.6 < row["test_pearson"] < 0.8
+    assert list(runs.columns[:5]) == ["run", "run_dir", "model", "train_size", "seed"]
+
+
+def test_summary_statistics_and_fit_labels(sweep):
+    summary = summarise(collect_runs(sweep))
+    assert len(summary) == 6
+    assert summary[["model", "train_size"]].values.tolist() == [
+        ["legnet", 100], ["legnet", 200], ["legnet-dilated", 100], ["legnet-dilated", 200],
+        ["legnet-lstm", 100], ["legnet-lstm", 200]]
+    row = summary[(summary["model"] == "legnet-lstm") & (summary["train_size"] == 100)].iloc[0]
+    values = [0.75, 0.76, 0.77]
+    sd = math.sqrt(sum((v - 0.76) ** 2 for v in values) / 2)
+    assert row["n_seeds"] == 3
+    assert row["val_pearson_mean"] == pytest.approx(0.76)
+    assert row["val_pearson_sd"] == pytest.approx(0.01)
+    assert row["val_pearson_ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * sd / math.sqrt(3))
+    assert row["pearson_gap_mean"] == pytest.approx(0.80 - 0.76)
+    assert row["train_seconds_mean"] == pytest.approx(11.0)
+    assert not math.isnan(row["test_pearson_ci95"])
+    labels = summary.groupby("model")["fit"].unique().map(list).to_dict()
+    assert labels == {"legnet": ["overfit"], "legnet-dilated": ["underfit"], "legnet-lstm": ["balanced"]}
+
+    single = summarise(collect_runs(sweep).query("seed == 0"))
+    assert single["n_seeds"].eq(1).all() and single["val_pearson_sd"].isna().all()
+    assert single["val_pearson_ci95"].isna().all()
+
+
+def test_fit_rule_edges():
+    assert fit_label(0.11, 1.0) == "overfit"
+    assert fit_label(0.01, 1.0) == "underfit"
+    assert fit_label(0.01, 0.0) == "balanced"
+    assert fit_label(0.05, 1.0) == "balanced"
+
+
+def test_paired_bootstrap_finds_the_better_model_only(sweep):
+    runs = collect_runs(sweep)
+    comparison = paired_comparison(runs, n_boot=500)
+    assert len(comparison) == 4 and set(comparison["basis"]) == {"test bootstrap"}
+    assert comparison["n_pairs"].eq(3).all()
+    verdicts = comparison.groupby("model")["verdict"].unique().map(list).to_dict()
+    assert verdicts == {"legnet-dilated": ["better"], "legnet-lstm": ["no difference"]}
+
+    row = comparison[(comparison["model"] == "legnet-dilated") & (comparison["train_size"] == 100)].iloc[0]
+
+    def r(model: str, seed: int) -> float:
+        frame = pd.read_csv(sweep / f"model={model}__train_size=100__seed={seed}" / "test_predictions.tsv", sep="\t")
+        return stats.pearsonr(frame["prediction"], frame["target"]).statistic
+
+    diffs = [r("legnet-dilated", seed) - r("legnet", seed) for seed in range(3)]
+    assert row["delta"] == pytest.approx(np.mean(diffs))
+    assert row["ci_low"] < row["delta"] < row["ci_high"] and row["ci_low"] > 0.1
+
+
+def test_weighted_pearson_equals_pearson_of_a_resample():
+    rng = np.random.default_rng(0)
+    target, preds = rng.normal(size=50), rng.normal(size=(50, 3))
+    picks = rng.integers(0, 50, size=50)
+    counts = np.bincount(picks, minlength=50)[None, :].astype(float)
+    expected = [stats.pearsonr(preds[picks, k], target[picks]).statistic for k in range(3)]
+    np.testing.assert_allclose(_pearson_weighted(counts, preds, target)[0], expected)
+
+
+def test_comparison_without_test_predictions_uses_val_seeds(tmp_path):
+    write_sweep(tmp_path, ["legnet", "legnet-lstm"], [100], [0, 1, 2], test=False)
+    runs = collect_runs(tmp_path)
+    row = paired_comparison(runs).iloc[0]
+    # Every seed's difference is 0.75 - 0.72 = 0.03, so the interval has no width.
+    assert row["basis"] == "val seeds" and row["delta"] == pytest.approx(0.03)
+    assert row["ci_low"] == pytest.approx(0.03) and row["verdict"] == "better"
+    assert "test_pearson_mean" not in summarise(runs)
+    empty = paired_comparison(runs, baseline="legnet-embed")
+    assert empty.empty and {"model", "train_size", "delta", "verdict", "basis"} <= set(empty.columns)
+
+
+def test_unfinished_runs_are_skipped_and_axes_fall_back_to_the_config(tmp_path):
+    write_run(tmp_path / "sweep" / "a", "legnet", 100, 3, axes=False, test=False)
+    write_run(tmp_path / "sweep" / "b", "legnet-lstm", 100, 3, axes=False, test=False, finished=False)
+    runs = collect_runs(tmp_path)
+    assert runs["run"].tolist() == ["sweep/a"]
+    assert runs[["model", "train_size", "seed"]].values.tolist() == [["legnet", 100, 3]]
+    assert math.isnan(runs["test_pearson"].iloc[0])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="empty: no finished run"):
+        collect_runs(tmp_path / "empty")
+    with pytest.raises(ValueError, match="no finished run"):
+        collect_runs(tmp_path / "sweep" / "b")
+
+
+def test_tables_are_written_as_csv_and_markdown(sweep, tmp_path):
+    runs = collect_runs(sweep)
+    summary, comparison = summarise(runs), paired_comparison(runs, n_boot=200)
+    paths = write_tables(summary, comparison, tmp_path)
+    assert sorted(p.name for p in paths) == ["comparison.csv", "comparison.md", "summary.csv", "summary.md"]
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "summary.csv"), summary, check_dtype=False)
+    lines = (tmp_path / "summary.md").read_text().splitlines()
+    assert len(lines) == 2 + len(summary) and lines[2].startswith("| legnet | 100 | 3 | 0.7300 |")
+
+
+def test_figures_are_written_as_png_and_svg(small_sweep, tmp_path):
+    runs = collect_runs(small_sweep)
+    paths = write_figures(runs, summarise(runs), tmp_path)
+    names = {p.relative_to(tmp_path).as_posix() for p in paths}
+    for stem in ["size_curve_val", "size_curve_test", "models_bar_val", "models_bar_test",
+                 "overlay_model__train_size=100", "overlay_train_size__model=legnet-dilated",
+                 "scatter_legnet", "scatter_legnet-dilated", "curves/model=legnet__train_size=100__seed=0"]:
+        assert {f"{stem}.png", f"{stem}.svg"} <= names, stem
+    for path in paths:
+        assert path.stat().st_size > 0
+        if path.suffix == ".png":
+            assert matplotlib.image.imread(path).ndim == 3
+
+
+def test_html_report_is_self_contained(small_sweep, tmp_path):
+    html_path = write_report(small_sweep, tmp_path / "html" / "report.html")
+    text = html_path.read_text()
+    assert "data:image/png;base64," in text and "<table" in text
+    assert "<td>legnet-dilated</td>" in text and "<td>underfit</td>" in text and "<td>better</td>" in text
+    assert str(small_sweep) in text and "overfit: final train" in text
+    assert (tmp_path / "html" / "summary.csv").exists() and (tmp_path / "html" / "comparison.md").exists()
+    assert not list((tmp_path / "html").glob("*_figures"))
+
+
+def test_markdown_report_links_its_figures(tmp_path):
+    sweep = write_sweep(tmp_path / "runs", ["legnet", "legnet-dilated"], [100], [0])
+    md_path = write_report(sweep, tmp_path / "md" / "report.md")
+    text = md_path.read_text()
+    assert "| legnet-dilated | 100 | 1 |" in text and "| legnet-dilated | legnet | 1 |" in text
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert {"report_figures/models_bar_val.png", "report_figures/scatter_legnet-dilated.png"} <= set(links)
+    assert all((md_path.parent / link).is_file() for link in links)
+    assert (md_path.parent / "report_figures" / "models_bar_val.svg").stat().st_size > 0
+    assert (md_path.parent / "summary.md").exists()
+    with pytest.raises(ValueError, match=".html or .md"):
+        write_report(sweep, tmp_path / "report.pdf")
