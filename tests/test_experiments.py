@@ -194,3 +194,23 @@ def test_tune_refuses_a_grid(tmp_path, sim_library):
     path = write_spec(tmp_path, sim_library, axes={"seed": [0, 1]}, search={"model.width": {"choices": [0.125]}})
     result = CliRunner().invoke(app, ["tune", str(path), "--trials", "2", "--out", str(tmp_path / "t")])
     assert result.exit_code == 2 and "must have one value each" in result.output
+
+
+@pytest.mark.parametrize("name, runs", [("seed_study", 45), ("dilation_ratio", 15), ("lstm_grid", 1)])
+def test_ready_specs_build_every_model(name, runs):
+    from promoterlab.experiments.tune import fixed_values, suggest
+    from promoterlab.models import build_model
+
+    spec = load_spec(REPO / "experiments" / f"{name}.yaml", budget="small")
+    grid = spec.grid()
+    assert len(grid) == runs and (spec.test is None or spec.test.path.endswith("test.tsv.gz"))
+    for _, _, config in grid:
+        assert config.model.width == 0.125 and config.data.group_col == "group"
+        build_model(config.model, 18)
+    if spec.search:
+        trial = optuna.trial.FixedTrial({"model.hidden": 256, "model.bidirectional": True, "model.dropout": 0.5,
+                                         "train.weight_decay": 1e-4})
+        params = {key: suggest(trial, key, space) for key, space in spec.search.items()}
+        config = spec.config({**fixed_values(spec), **params})
+        assert (config.model.hidden, config.model.bidirectional, config.train.weight_decay) == (256, True, 1e-4)
+        build_model(config.model, 18)
