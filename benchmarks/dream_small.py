@@ -70,7 +70,9 @@ def main() -> None:
     parser.add_argument("--loss", default="kl")
     parser.add_argument("--precision", default="32")
     parser.add_argument("--max-time-run", type=float, default=None,
-                        help="Also train legnet-s (seed 0) under this many minutes (up to 100 epochs).")
+                        help="Also train legnet-s (seed 0) under this many minutes, with --max-time-epochs "
+                             "epochs of OneCycle (choose what roughly fits, so the schedule anneals).")
+    parser.add_argument("--max-time-epochs", type=int, default=4)
     parser.add_argument("--jobs", type=int, default=1,
                         help="Seeds trained at once, each on one thread (fastest on a shared small CPU).")
     parser.add_argument("--skip-seeds", action="store_true", help="Only the --max-time-run.")
@@ -87,7 +89,8 @@ def main() -> None:
         print(json.dumps(row), flush=True)
         (args.out / "results.json").write_text(json.dumps(results, indent=2))
     if args.max_time_run:
-        row = run_one("legnet-s", 0, args, args.out / "legnet-s_maxtime", max_time=args.max_time_run, epochs=100)
+        row = run_one("legnet-s", 0, args, args.out / "legnet-s_maxtime", max_time=args.max_time_run,
+                      epochs=args.max_time_epochs)
         results["max_time_run"] = row
         print(json.dumps(row), flush=True)
     all_runs = results["runs"] + ([results["max_time_run"]] if args.max_time_run else [])

@@ -200,6 +200,8 @@ def test_figures_are_written_as_png_and_svg(small_sweep, tmp_path):
         assert path.stat().st_size > 0
         if path.suffix == ".png":
             assert matplotlib.image.imread(path).ndim == 3
+    without_curves = write_figures(runs, summarise(runs), tmp_path / "lean", run_curves=False)
+    assert len(without_curves) == len(paths) - 2 * len(runs) and not (tmp_path / "lean" / "curves").exists()
 
 
 def test_html_report_is_self_contained(small_sweep, tmp_path):

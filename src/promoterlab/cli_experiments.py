@@ -94,12 +94,13 @@ def report(
     runs_dir: Path = typer.Argument(..., help="Folder of runs (a sweep's --out)."),
     output: Path = typer.Option(..., "--output", "-o", help="report.html (self-contained) or report.md."),
     baseline: str = typer.Option("legnet", help="Model every other model is compared with."),
+    run_curves: bool = typer.Option(True, help="Include every run's own loss and Pearson curves."),
 ) -> None:
     """Tables and figures of a runs folder in one file a person can open."""
     from promoterlab.experiments.report import write_report
 
     try:
-        path = write_report(runs_dir, output, baseline=baseline)
+        path = write_report(runs_dir, output, baseline=baseline, run_curves=run_curves)
     except ValueError as err:
         _fail(str(err))
     typer.echo(f"wrote {path}", err=True)

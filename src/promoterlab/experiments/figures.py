@@ -170,10 +170,10 @@ def plot_scatter(pred_frame: pd.DataFrame, out_path: str | Path, title: str) -> 
 
 
 def write_figures(runs: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path,
-                  model_axis: str = "model", size_axis: str = "train_size") -> list[Path]:
+                  model_axis: str = "model", size_axis: str = "train_size", run_curves: bool = True) -> list[Path]:
     """Every applicable figure of a runs folder, as PNG and SVG in ``out_dir``.
 
-    Writes ``curves/<run>`` per run, ``overlay_<axis>[__<other axes>]`` per axis with several
+    Writes ``curves/<run>`` per run (unless ``run_curves`` is false), ``overlay_<axis>[__<other axes>]`` per axis with several
     values (at each combination of the other such axes), ``size_curve_<metric>`` when
     ``size_axis`` has several values, ``models_bar_<metric>``, and ``scatter_<model>`` for the
     run of best validation Pearson of each model that has test predictions (``metric`` is
@@ -185,9 +185,11 @@ def write_figures(runs: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path
         Every file written.
     """
     out = Path(out_dir)
-    (out / "curves").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for run, run_dir in zip(runs["run"], runs["run_dir"]):
+    if run_curves:
+        (out / "curves").mkdir(exist_ok=True)
+    for run, run_dir in zip(runs["run"], runs["run_dir"]) if run_curves else ():
         if (Path(run_dir) / "metrics.csv").exists():
             paths += plot_run_curves(run_dir, out / "curves" / _slug(run))
     varying = [a for a in axis_columns(runs) if runs[a].nunique(dropna=False) > 1]

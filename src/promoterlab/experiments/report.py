@@ -31,7 +31,7 @@ STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0
 
 
 def write_report(runs_dir: str | Path, out_path: str | Path, baseline: Any = "legnet",
-                 model_axis: str = "model") -> Path:
+                 model_axis: str = "model", run_curves: bool = True) -> Path:
     """Tables, statistics and figures of every finished run in ``runs_dir``.
 
     Parameters
@@ -44,6 +44,8 @@ def write_report(runs_dir: str | Path, out_path: str | Path, baseline: Any = "le
         ``summary.csv/.md`` and ``comparison.csv/.md`` are written beside it.
     baseline, model_axis
         Passed to :func:`promoterlab.experiments.results.paired_comparison`.
+    run_curves : bool
+        Include every run's own training curves (the other figures already overlay them).
 
     Returns
     -------
@@ -68,11 +70,11 @@ def write_report(runs_dir: str | Path, out_path: str | Path, baseline: Any = "le
              "baseline": f"{model_axis} = {baseline}"}
     if out.suffix == ".html":
         with tempfile.TemporaryDirectory() as tmp:
-            figures = write_figures(runs, summary, tmp, model_axis=model_axis)
+            figures = write_figures(runs, summary, tmp, model_axis=model_axis, run_curves=run_curves)
             text = _html(facts, runs, summary, comparison, Path(tmp), figures)
     else:
         folder = out.with_name(f"{out.stem}_figures")
-        figures = write_figures(runs, summary, folder, model_axis=model_axis)
+        figures = write_figures(runs, summary, folder, model_axis=model_axis, run_curves=run_curves)
         text = _markdown(facts, runs, summary, comparison, folder, figures)
     write_text_atomic(out, text)
     return out
