@@ -141,6 +141,7 @@ def test_paired_bootstrap_finds_the_better_model_only(sweep):
     diffs = [r("legnet-dilated", seed) - r("legnet", seed) for seed in range(3)]
     assert row["delta"] == pytest.approx(np.mean(diffs))
     assert row["ci_low"] < row["delta"] < row["ci_high"] and row["ci_low"] > 0.1
+    assert row["seeds_better"] == "3/3"
 
 
 def test_weighted_pearson_equals_pearson_of_a_resample():

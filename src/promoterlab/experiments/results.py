@@ -23,7 +23,8 @@ bootstrap over test sequences (the same resampled sequences for every run in a d
 reflects the finite test set, not seed-to-seed variation. Without test predictions, Δ is the
 mean difference in best validation Pearson with a Student-t interval over seeds. The verdict is
 ``better`` when the whole interval is above 0, ``worse`` when it is below 0, else
-``no difference``.
+``no difference``; ``seeds_better`` counts the pairs the model wins, since the bootstrap
+interval does not cover seed-to-seed variation.
 """
 
 from __future__ import annotations
@@ -53,14 +54,16 @@ COMPARISON_RULE = ("Each model is paired with the baseline run of the same seed 
                    "of the other axes. Δ = mean over pairs of test Pearson(model) − Pearson(baseline); 95 % CI "
                    "from a paired bootstrap over test sequences (basis 'test bootstrap'), or, without test "
                    "predictions, a Student-t interval over seeds of the best validation Pearson difference "
-                   "(basis 'val seeds'). Verdict: better if CI low > 0, worse if CI high < 0, else no difference.")
+                   "(basis 'val seeds'). Verdict: better if CI low > 0, worse if CI high < 0, else no difference. "
+                   "The bootstrap covers the finite test set only, so 'seeds_better' counts the pairs in which the "
+                   "model wins: trust a verdict the seeds agree with.")
 
 RUN_COLUMNS = ["run", "run_dir", SEED, "best_val_pearson", "best_val_spearman", "best_epoch", "epochs",
                "train_seconds", "params", "test_pearson", "test_spearman", "loss_gap", "pearson_gap"]
 SUMMARY_COLUMNS = ["n_seeds", "val_pearson_mean", "val_pearson_sd", "val_pearson_ci95", "test_pearson_mean",
                    "test_pearson_sd", "test_pearson_ci95", "loss_gap_mean", "pearson_gap_mean", "best_is_last",
                    "fit", "train_seconds_mean", "params"]
-COMPARISON_COLUMNS = ["baseline", "n_pairs", "delta", "ci_low", "ci_high", "verdict", "basis"]
+COMPARISON_COLUMNS = ["baseline", "n_pairs", "seeds_better", "delta", "ci_low", "ci_high", "verdict", "basis"]
 _RESERVED = set(RUN_COLUMNS) | set(SUMMARY_COLUMNS) | set(COMPARISON_COLUMNS)
 
 
@@ -195,7 +198,9 @@ def paired_comparison(runs: pd.DataFrame, baseline: Any = "legnet", model_axis: 
     Returns
     -------
     pandas.DataFrame
-        The other axes, ``model_axis``, ``baseline``, ``n_pairs``, ``delta``, ``ci_low``,
+        The other axes, ``model_axis``, ``baseline``, ``n_pairs``, ``seeds_better`` (pairs in
+        which the model's own Pearson is higher: the bootstrap interval covers the finite test
+        set, this shows whether the seeds agree), ``delta``, ``ci_low``,
         ``ci_high``, ``verdict`` and ``basis`` (``test bootstrap`` or ``val seeds``); empty,
         with these columns, when there is no baseline run.
 
@@ -225,12 +230,15 @@ def paired_comparison(runs: pd.DataFrame, baseline: Any = "legnet", model_axis: 
             if all((Path(d) / "test_predictions.tsv").exists() for pair in pairs for d in pair):
                 delta, low, high = _bootstrap_delta(pairs, n_boot, rng)
                 basis = "test bootstrap"
+                wins = int((candidates.loc[seeds, "test_pearson"] > base.loc[seeds, "test_pearson"]).sum())
             else:
                 diffs = candidates.loc[seeds, "best_val_pearson"] - base.loc[seeds, "best_val_pearson"]
                 delta, _, half = mean_sd_ci(diffs)
                 low, high = delta - half, delta + half
                 basis = "val seeds"
+                wins = int((diffs > 0).sum())
             rows.append({**key, model_axis: model, "baseline": base[model_axis].iloc[0], "n_pairs": len(seeds),
+                         "seeds_better": f"{wins}/{len(seeds)}",
                          "delta": delta, "ci_low": low, "ci_high": high,
                          "verdict": verdict(low, high), "basis": basis})
     return _sorted(pd.DataFrame(rows, columns=columns), [*others, model_axis])
