@@ -214,3 +214,18 @@ def test_ready_specs_build_every_model(name, runs):
         config = spec.config({**fixed_values(spec), **params})
         assert (config.model.hidden, config.model.bidirectional, config.train.weight_decay) == (256, True, 1e-4)
         build_model(config.model, 18)
+
+
+def test_only_selects_a_slice_of_the_grid(tmp_path, sim_library):
+    from promoterlab.experiments.sweep import select
+
+    path = write_spec(tmp_path, sim_library, axes={"model": ["legnet", "legnet-dilated"], "seed": [0, 1, 2]})
+    spec = load_spec(path)
+    names = [name for name, _, _ in select(spec, {"seed": ["1", "2"], "model": ["legnet-dilated"]})]
+    assert names == ["model=legnet-dilated__seed=1", "model=legnet-dilated__seed=2"]
+    assert len(select(spec, {})) == 6
+    result = CliRunner().invoke(app, ["sweep", str(path), "--only", "seed=7", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "not among its values" in result.output
+    result = CliRunner().invoke(app, ["sweep", str(path), "--only", "colour=red", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "not an axis" in result.output
+    assert not (tmp_path / "r").exists()

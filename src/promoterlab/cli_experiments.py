@@ -26,14 +26,23 @@ def sweep(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep folder (default runs/<spec name>)."),
     budget: Optional[str] = typer.Option(None, help=BUDGET_HELP),
     workers: int = typer.Option(1, help="Runs trained at once on this machine."),
+    only: list[str] = typer.Option([], help="AXIS=V1,V2: train only this slice of the grid (repeatable)."),
 ) -> None:
     """Train every combination of a spec's axes; rerun to resume (finished runs are skipped)."""
-    from promoterlab.experiments.sweep import run_sweep
+    from promoterlab.experiments.sweep import run_sweep, select
 
     spec = _spec(spec_path, budget)
     folder = out or Path("runs") / spec.name
-    typer.echo(f"sweep {spec.name}: {len(spec.grid())} runs in {folder}", err=True)
-    outcomes = run_sweep(spec, folder, workers=workers, progress=True)
+    chosen = {}
+    for item in only:
+        key, _, values = item.partition("=")
+        chosen[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    try:
+        n_runs = len(select(spec, chosen))
+    except ValueError as err:
+        _fail(str(err))
+    typer.echo(f"sweep {spec.name}: {n_runs} of {len(spec.grid())} runs in {folder}", err=True)
+    outcomes = run_sweep(spec, folder, workers=workers, progress=True, only=chosen)
     failed = [o for o in outcomes if o.status == "failed"]
     counts = {status: sum(o.status == status for o in outcomes) for status in ("trained", "skipped", "busy", "failed")}
     typer.echo(json.dumps(counts))

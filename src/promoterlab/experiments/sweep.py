@@ -42,7 +42,8 @@ def is_finished(run_dir: Path, test: HeldOutSet | None) -> bool:
     return (run_dir / "summary.json").exists() and (test is None or (run_dir / "test_metrics.json").exists())
 
 
-def run_sweep(spec: Spec, out_dir: str | Path, workers: int = 1, progress: bool = False) -> list[RunOutcome]:
+def run_sweep(spec: Spec, out_dir: str | Path, workers: int = 1, progress: bool = False,
+              only: dict[str, list[str]] | None = None) -> list[RunOutcome]:
     """Train every unfinished run of ``spec``'s grid under ``out_dir``.
 
     Parameters
@@ -55,6 +56,9 @@ def run_sweep(spec: Spec, out_dir: str | Path, workers: int = 1, progress: bool 
         Runs trained at once, each in its own process with ``cpu_count // workers`` threads.
     progress : bool
         Print one line per run as it finishes.
+    only : dict, optional
+        Train just the runs whose axis values are among these (axis → values as text), e.g.
+        ``{"seed": ["0"]}``: a slice of the grid, for one machine of several or a small budget.
 
     Returns
     -------
@@ -64,7 +68,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, workers: int = 1, progress: bool 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
-    grid = spec.grid()
+    grid = select(spec, only or {})
     outcomes: dict[str, RunOutcome] = {}
     todo = []
     for name, values, config in grid:
@@ -95,6 +99,17 @@ def run_sweep(spec: Spec, out_dir: str | Path, workers: int = 1, progress: bool 
                 except Exception as err:  # a worker process died
                     record(RunOutcome(futures[future], "failed", repr(err)))
     return [outcomes[name] for name, _, _ in grid]
+
+
+def select(spec: Spec, only: dict[str, list[str]]) -> list[tuple[str, dict[str, Any], RunConfig]]:
+    """The runs of ``spec.grid()`` whose axis values are in ``only`` (compared as text)."""
+    for key, values in only.items():
+        if key not in spec.axes:
+            raise ValueError(f"--only {key}: not an axis of the spec ({', '.join(spec.axes)})")
+        unknown = set(values) - {str(v) for v in spec.axes[key]}
+        if unknown:
+            raise ValueError(f"--only {key}: {sorted(unknown)} not among its values {spec.axes[key]}")
+    return [run for run in spec.grid() if all(str(run[1][key]) in values for key, values in only.items())]
 
 
 def run_one(run_dir: Path, values: dict[str, Any], config: RunConfig, test: HeldOutSet | None) -> RunOutcome:
