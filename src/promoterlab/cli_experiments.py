@@ -82,9 +82,7 @@ def results(
     from promoterlab.experiments import results as res
 
     try:
-        runs = res.collect_runs(runs_dir)
-        summary = res.summarise(runs)
-        comparison = res.paired_comparison(runs, baseline=baseline)
+        runs, summary, comparison = res.analyse(runs_dir, baseline)
     except ValueError as err:
         _fail(str(err))
     folder = out or runs_dir

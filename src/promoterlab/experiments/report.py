@@ -13,8 +13,8 @@ import pandas as pd
 
 from promoterlab.config import write_text_atomic
 from promoterlab.experiments.figures import write_figures
-from promoterlab.experiments.results import (COMPARISON_RULE, FIT_RULE, axis_columns, collect_runs, markdown_table,
-                                             paired_comparison, summarise, write_tables)
+from promoterlab.experiments.results import (COMPARISON_RULE, FIT_RULE, analyse, axis_columns, markdown_table,
+                                             write_tables)
 
 # (section title, figure file prefix), in report order.
 SECTIONS = [
@@ -60,9 +60,7 @@ def write_report(runs_dir: str | Path, out_path: str | Path, baseline: Any = "le
     out = Path(out_path)
     if out.suffix not in (".html", ".md"):
         raise ValueError(f"{out}: the report is .html or .md")
-    runs = collect_runs(runs_dir)
-    summary = summarise(runs)
-    comparison = paired_comparison(runs, baseline=baseline, model_axis=model_axis)
+    runs, summary, comparison = analyse(runs_dir, baseline, model_axis)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_tables(summary, comparison, out.parent)
     facts = {"runs_dir": str(runs_dir), "n_runs": len(runs), "n_configs": len(summary),

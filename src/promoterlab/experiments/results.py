@@ -244,6 +244,14 @@ def paired_comparison(runs: pd.DataFrame, baseline: Any = "legnet", model_axis: 
     return _sorted(pd.DataFrame(rows, columns=columns), [*others, model_axis])
 
 
+def analyse(runs_dir: str | Path, baseline: Any = "legnet",
+            model_axis: str = "model") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """``(runs, summary, comparison)`` of a runs folder: :func:`collect_runs`, :func:`summarise`
+    and :func:`paired_comparison` in one call."""
+    runs = collect_runs(runs_dir)
+    return runs, summarise(runs), paired_comparison(runs, baseline=baseline, model_axis=model_axis)
+
+
 def verdict(ci_low: float, ci_high: float) -> str:
     """``better`` if the interval lies above 0, ``worse`` if below, else ``no difference``."""
     if ci_low > 0:
