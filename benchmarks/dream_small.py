@@ -38,7 +38,7 @@ def run_one(model: str, seed: int, args, out: Path, width: float | None = None, 
         data=DataConfig(path=str(TRAIN_FILE), train_size=args.train_size, val_size=2048),
         model=model_config(model, **({"width": width} if width else {})),
         train=TrainConfig(loss=args.loss, epochs=epochs or args.epochs, batch_size=args.batch_size,
-                          max_lr=args.lr, precision=args.precision, max_time=max_time,
+                          max_lr=args.lr, weight_decay=args.weight_decay, precision=args.precision, max_time=max_time,
                           accelerator="cpu", devices="1"),
         seed=seed,
     )
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.005)
+    parser.add_argument("--weight-decay", type=float, default=0.01)
     parser.add_argument("--loss", default="kl")
     parser.add_argument("--precision", default="32")
     parser.add_argument("--max-time-run", type=float, default=None,

@@ -78,6 +78,9 @@ def test_spec_grid_budget_and_relative_paths(tmp_path, sim_library):
     ({"axes": {"train.nonsense": [1]}}, "train has no field 'nonsense'"),
     ({"axes": {"model": ["no-such-model"]}}, "no-such-model"),
     ({"colour": "blue"}, "unknown spec keys"),
+    ({"axes": {"seed": []}}, "axis 'seed' has no values"),
+    ({"axes": ["seed", "model"]}, "has no attribute"),
+    ({"axes": {"model": ["legnet-lstm", "legnet"], "hidden": [64]}}, "hidden"),  # only the 2nd combination is bad
 ])
 def test_bad_specs_name_the_file(tmp_path, sim_library, change, message):
     path = write_spec(tmp_path, sim_library, **change)
@@ -229,3 +232,39 @@ def test_only_selects_a_slice_of_the_grid(tmp_path, sim_library):
     result = CliRunner().invoke(app, ["sweep", str(path), "--only", "colour=red", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "not an axis" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_only_without_a_value_is_refused(tmp_path, sim_library):
+    path = write_spec(tmp_path, sim_library)
+    for item in ("seed", "seed=", "=0"):
+        result = CliRunner().invoke(app, ["sweep", str(path), "--only", item, "--out", str(tmp_path / "r")])
+        assert result.exit_code == 2 and "expected AXIS=VALUE" in result.output, item
+    assert not (tmp_path / "r").exists()
+
+
+def test_sweep_refuses_a_folder_holding_another_config(tmp_path, sim_library):
+    spec = load_spec(write_spec(tmp_path, sim_library))
+    name, _, config = spec.grid()[0]
+    run_dir = tmp_path / "runs" / name
+    run_dir.mkdir(parents=True)
+    # A finished run of the 'quick' budget (1 epoch) must not count as the full spec's run.
+    load_spec(write_spec(tmp_path, sim_library), budget="quick").grid()[0][2].save(run_dir / "config.yaml")
+    (run_dir / "summary.json").write_text("{}")
+    [outcome] = run_sweep(spec, tmp_path / "runs")
+    assert outcome.status == "failed" and "different config" in outcome.message
+    result = CliRunner().invoke(app, ["sweep", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2 and "different config" in result.output
+    assert (run_dir / "summary.json").read_text() == "{}"  # left alone
+    assert load_spec(tmp_path / "spec.yaml", budget="quick").budget == "quick"
+    from promoterlab.cli_experiments import _default_folder
+
+    assert _default_folder(load_spec(tmp_path / "spec.yaml", budget="quick")) == Path("runs/toy-quick")
+    assert _default_folder(spec, "-tune") == Path("runs/toy-tune")
+
+
+def test_bad_storage_url_is_a_clear_error(tmp_path, sim_library):
+    from promoterlab.experiments.tune import open_study
+
+    spec = load_spec(write_spec(tmp_path, sim_library))
+    with pytest.raises(ValueError, match="storage 'nosuchdb://x': cannot open it"):
+        open_study(spec, tmp_path / "t", storage="nosuchdb://x")

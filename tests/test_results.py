@@ -227,3 +227,31 @@ def test_markdown_report_links_its_figures(tmp_path):
     assert (md_path.parent / "summary.md").exists()
     with pytest.raises(ValueError, match=".html or .md"):
         write_report(sweep, tmp_path / "report.pdf")
+
+
+def test_two_sweeps_in_one_folder_are_refused(tmp_path):
+    write_sweep(tmp_path / "small", ["legnet"], [100], [0])
+    write_sweep(tmp_path / "full", ["legnet"], [100], [0])
+    with pytest.raises(ValueError, match="same axis values and seed"):
+        collect_runs(tmp_path)
+    assert len(collect_runs(tmp_path / "full")) == 1
+
+
+def test_model_axis_compares_the_values_of_any_axis(tmp_path):
+    from typer.testing import CliRunner
+
+    from promoterlab.cli import app
+
+    # rho 0.2 runs get the dilated model's accurate test predictions, rho 0.0 the noisy legnet ones.
+    for rho, model in ((0.0, "legnet"), (0.2, "legnet-dilated")):
+        for seed in (0, 1):
+            run_dir = tmp_path / f"model.rho={rho}__seed={seed}"
+            write_run(run_dir, model, 100, seed)
+            (run_dir / "axes.json").write_text(json.dumps({"model.rho": rho, "seed": seed}))
+    comparison = paired_comparison(collect_runs(tmp_path), baseline="0", model_axis="model.rho")
+    assert comparison[["model.rho", "baseline", "n_pairs", "verdict"]].values.tolist() == [[0.2, 0.0, 2, "better"]]
+    result = CliRunner().invoke(app, ["results", str(tmp_path), "--model-axis", "model.rho", "--baseline", "0.0"])
+    assert result.exit_code == 0, result.output
+    assert pd.read_csv(tmp_path / "comparison.csv")["verdict"].tolist() == ["better"]
+    result = CliRunner().invoke(app, ["results", str(tmp_path), "--model-axis", "rho"])
+    assert result.exit_code == 2 and "no axis 'rho'" in result.output

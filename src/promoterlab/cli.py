@@ -10,12 +10,12 @@ from typing import Optional
 import typer
 import yaml
 
-from promoterlab import api
-from promoterlab import cli_experiments
+from promoterlab import api, cli_experiments
 from promoterlab.cli_data import _fail, data_app, dream_app
-from promoterlab.config import DataConfig, RunConfig, TrainConfig, replace_fields, write_text_atomic
+from promoterlab.config import DataConfig, RunConfig, TrainConfig, replace_fields
 from promoterlab.data.readers import DataError
 from promoterlab.data.simulate import write_library
+from promoterlab.files import write_text_atomic
 from promoterlab.models import model_config
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,

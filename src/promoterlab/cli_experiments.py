@@ -14,6 +14,22 @@ from promoterlab.experiments.spec import Spec, load_spec
 BUDGET_HELP = "Named budget of the spec (e.g. small: fewer epochs, smaller width for a CPU)."
 
 
+def _default_folder(spec: Spec, suffix: str = "") -> Path:
+    """``runs/<spec name>[-<budget>][suffix]``: runs of different budgets never share a folder."""
+    return Path("runs") / f"{spec.name}{'-' + spec.budget if spec.budget else ''}{suffix}"
+
+
+def _only(items: list[str]) -> dict[str, list[str]]:
+    """``["seed=0,1", "model=legnet"]`` -> ``{"seed": ["0", "1"], "model": ["legnet"]}``."""
+    chosen = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        chosen[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+        if not sep or not key.strip() or not chosen[key.strip()]:
+            _fail(f"--only {item!r}: expected AXIS=VALUE[,VALUE...], e.g. --only seed=0,1")
+    return chosen
+
+
 def _spec(path: Path, budget: Optional[str]) -> Spec:
     try:
         return load_spec(path, budget)
@@ -23,7 +39,7 @@ def _spec(path: Path, budget: Optional[str]) -> Spec:
 
 def sweep(
     spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="Experiment spec with axes."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep folder (default runs/<spec name>)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep folder (default runs/<spec name>[-<budget>])."),
     budget: Optional[str] = typer.Option(None, help=BUDGET_HELP),
     workers: int = typer.Option(1, help="Runs trained at once on this machine."),
     only: list[str] = typer.Option([], help="AXIS=V1,V2: train only this slice of the grid (repeatable)."),
@@ -32,11 +48,8 @@ def sweep(
     from promoterlab.experiments.sweep import run_sweep, select
 
     spec = _spec(spec_path, budget)
-    folder = out or Path("runs") / spec.name
-    chosen = {}
-    for item in only:
-        key, _, values = item.partition("=")
-        chosen[key.strip()] = [v.strip() for v in values.split(",") if v.strip()]
+    folder = out or _default_folder(spec)
+    chosen = _only(only)
     try:
         n_runs = len(select(spec, chosen))
     except ValueError as err:
@@ -53,17 +66,18 @@ def sweep(
 def tune(
     spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="Experiment spec with a search space."),
     trials: int = typer.Option(..., help="Trials in the study in total (a rerun continues it)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/<spec name>-tune)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/<spec name>[-<budget>]-tune)."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL shared by workers (default SQLite in --out)."),
     budget: Optional[str] = typer.Option(None, help=BUDGET_HELP),
     workers: int = typer.Option(1, help="Worker processes on this machine."),
-    seed: int = typer.Option(0, help="Seed of the TPE sampler (worker i uses seed + i)."),
+    seed: int = typer.Option(0, help="Seed of the TPE sampler (worker i uses seed + i); give each machine "
+                                     "sharing a --storage its own, e.g. 0, 100, 200."),
 ) -> None:
     """Search hyperparameters with Optuna (TPE, median pruning on per-epoch val Pearson)."""
     from promoterlab.experiments.tune import tune as run_tune
 
     spec = _spec(spec_path, budget)
-    folder = out or Path("runs") / f"{spec.name}-tune"
+    folder = out or _default_folder(spec, "-tune")
     try:
         best = run_tune(spec, folder, trials, storage=storage, workers=workers, seed=seed)
     except (ValueError, RuntimeError) as err:
@@ -75,14 +89,15 @@ def tune(
 def results(
     runs_dir: Path = typer.Argument(..., help="Folder of runs (a sweep's --out)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where the tables go (default RUNS_DIR)."),
-    baseline: str = typer.Option("legnet", help="Model every other model is compared with."),
+    baseline: str = typer.Option("legnet", help="Value of --model-axis every other value is compared with."),
+    model_axis: str = typer.Option("model", help="Axis whose values are compared (e.g. model.rho)."),
     figures: bool = typer.Option(False, help="Also write every figure (PNG and SVG) to OUT/figures."),
 ) -> None:
     """One table per configuration (mean, sd, 95 % CI over seeds) and paired comparisons with the baseline."""
     from promoterlab.experiments import results as res
 
     try:
-        runs, summary, comparison = res.analyse(runs_dir, baseline)
+        runs, summary, comparison = res.analyse(runs_dir, baseline, model_axis)
     except ValueError as err:
         _fail(str(err))
     folder = out or runs_dir
@@ -90,7 +105,7 @@ def results(
     if figures:
         from promoterlab.experiments.figures import write_figures
 
-        written += write_figures(runs, summary, folder / "figures")
+        written += write_figures(runs, summary, folder / "figures", model_axis=model_axis)
     typer.echo(res.markdown_table(summary))
     if len(comparison):
         typer.echo("\n" + res.markdown_table(comparison))
@@ -100,14 +115,15 @@ def results(
 def report(
     runs_dir: Path = typer.Argument(..., help="Folder of runs (a sweep's --out)."),
     output: Path = typer.Option(..., "--output", "-o", help="report.html (self-contained) or report.md."),
-    baseline: str = typer.Option("legnet", help="Model every other model is compared with."),
+    baseline: str = typer.Option("legnet", help="Value of --model-axis every other value is compared with."),
+    model_axis: str = typer.Option("model", help="Axis whose values are compared (e.g. model.rho)."),
     run_curves: bool = typer.Option(True, help="Include every run's own loss and Pearson curves."),
 ) -> None:
     """Tables and figures of a runs folder in one file a person can open."""
     from promoterlab.experiments.report import write_report
 
     try:
-        path = write_report(runs_dir, output, baseline=baseline, run_curves=run_curves)
+        path = write_report(runs_dir, output, baseline=baseline, model_axis=model_axis, run_curves=run_curves)
     except ValueError as err:
         _fail(str(err))
     typer.echo(f"wrote {path}", err=True)

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM
+from promoterlab.files import write_text_atomic
 from promoterlab.models import LegNetConfig, model_config
 
 
@@ -98,8 +99,3 @@ def replace_fields(cfg: Any, **changes: Any) -> Any:
     return dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temp file beside ``path``, then rename it into place."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)

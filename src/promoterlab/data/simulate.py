@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from promoterlab.data.layout import LEFT_ADAPTER, RIGHT_ADAPTER, reverse_complement
+from promoterlab.files import atomic_path
 
 INSERT_LEN = 80
 BASE_LEVEL = 5.0
@@ -134,7 +135,6 @@ def write_library(path: str | Path, n: int = 10_000, seed: int = 0) -> Path:
     """Write a simulated library in the DREAM text format (``seq<TAB>expr``, no header)."""
     path = Path(path)
     frame = simulate_library(n, seed)
-    tmp = path.with_name(path.name + ".tmp")
-    frame[["seq", "expr"]].to_csv(tmp, sep="\t", header=False, index=False, float_format="%.4f")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        frame[["seq", "expr"]].to_csv(tmp, sep="\t", header=False, index=False, float_format="%.4f")
     return path

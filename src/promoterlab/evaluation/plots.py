@@ -10,6 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from promoterlab.files import atomic_path  # noqa: E402
+
 
 def plot_curves(history: pd.DataFrame, path: str | Path) -> None:
     """Loss and Pearson per epoch, train and validation, side by side."""
@@ -50,6 +52,5 @@ def save_figure_formats(fig: plt.Figure, path: str | Path, formats: tuple[str, .
 
 
 def _save_atomic(fig: plt.Figure, path: Path, dpi: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip("."))
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip("."))

@@ -7,7 +7,10 @@ by a sweep) or, without one, are ``model``, ``train_size`` and ``seed`` from its
 summary. A *configuration* is every axis value but ``seed``; its seeds are its replicates.
 
 Fit label (per configuration, from the means over its seeds; the gap is train − validation
-Pearson at the final epoch):
+Pearson at the final epoch). Train Pearson is the one training logs: over the epoch's training
+batches as they were fitted (training mode, RC copies included, weights still moving), so it
+lags a clean re-evaluation and the gap is, if anything, understated; the thresholds allow for
+that:
 
 - ``overfit`` when the gap exceeds ``OVERFIT_GAP`` (0.10): the model fits its training
   sequences much better than unseen ones;
@@ -40,8 +43,8 @@ import pandas as pd
 import yaml
 from scipy import stats
 
-from promoterlab.config import write_text_atomic
 from promoterlab.experiments.spec import resolve_key
+from promoterlab.files import write_text_atomic
 
 SEED = "seed"
 OVERFIT_GAP = 0.10
@@ -49,7 +52,7 @@ UNDERFIT_GAP = 0.02
 CONFIDENCE = 0.95
 FIT_RULE = (f"overfit: final train − val Pearson gap > {OVERFIT_GAP:.2f}; underfit: gap < {UNDERFIT_GAP:.2f} "
             "and the best validation epoch is the last one in at least half of the seeds; "
-            "balanced: otherwise (means over seeds).")
+            "balanced: otherwise (means over seeds; train Pearson as logged over the epoch's training batches).")
 COMPARISON_RULE = ("Each model is paired with the baseline run of the same seed (same split) at the same values "
                    "of the other axes. Δ = mean over pairs of test Pearson(model) − Pearson(baseline); 95 % CI "
                    "from a paired bootstrap over test sequences (basis 'test bootstrap'), or, without test "
@@ -103,12 +106,18 @@ def collect_runs(runs_dir: str | Path) -> pd.DataFrame:
         raise ValueError(f"{root}: no finished run here (no summary.json in it or one or two levels below)")
     rows, axes = [], []
     for run_dir in run_dirs:
-        values = _axis_values(run_dir)
+        try:
+            values, metrics = _axis_values(run_dir), _run_metrics(run_dir)
+        except (ValueError, yaml.YAMLError) as err:  # JSONDecodeError is a ValueError
+            raise ValueError(f"{run_dir}: unreadable run files: {err}") from None
         axes += [key for key in values if key not in axes and key != SEED]
-        rows.append({"run": run_dir.relative_to(root).as_posix(), "run_dir": str(run_dir),
-                     **values, **_run_metrics(run_dir)})
-    frame = pd.DataFrame(rows)
-    return frame[["run", "run_dir", *axes, *RUN_COLUMNS[2:]]]
+        rows.append({"run": run_dir.relative_to(root).as_posix(), "run_dir": str(run_dir), **values, **metrics})
+    frame = pd.DataFrame(rows)[["run", "run_dir", *axes, *RUN_COLUMNS[2:]]]
+    repeated = frame.duplicated([*axes, SEED], keep=False)
+    if repeated.any():
+        raise ValueError(f"{root}: runs {', '.join(frame.loc[repeated, 'run'][:4])} have the same axis values and "
+                         "seed (several sweeps in one folder?); point at one sweep folder")
+    return frame
 
 
 def axis_columns(frame: pd.DataFrame) -> list[str]:
@@ -213,8 +222,14 @@ def paired_comparison(runs: pd.DataFrame, baseline: Any = "legnet", model_axis: 
     others = [axis for axis in axes if axis != model_axis]
     columns = [*others, model_axis, *COMPARISON_COLUMNS]
     if model_axis not in runs:
-        return pd.DataFrame(columns=columns)
+        if model_axis == "model":
+            return pd.DataFrame(columns=columns)
+        raise ValueError(f"no axis {model_axis!r} in these runs (axes: {', '.join(axes) or 'none'})")
     is_base = (runs[model_axis] == baseline) | (runs[model_axis].astype(str) == str(baseline))
+    try:  # --baseline 0 should find rho 0.0
+        is_base |= pd.to_numeric(runs[model_axis], errors="coerce") == float(baseline)
+    except (TypeError, ValueError):
+        pass
     if not is_base.any():
         return pd.DataFrame(columns=columns)
     rng = np.random.default_rng(seed)

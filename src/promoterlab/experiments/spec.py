@@ -147,8 +147,10 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
             data["path"] = _resolve(path, data["path"])
         axes = {key: list(values) if isinstance(values, list) else [values]
                 for key, values in (raw.get("axes") or {}).items()}
-        for key in axes:
+        for key, values in axes.items():
             resolve_key(key)
+            if not values:
+                raise ValueError(f"axis {key!r} has no values")
         search = raw.get("search") or {}
         for key in search:
             resolve_key(key)
@@ -158,8 +160,8 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
             test.path = _resolve(path, test.path)
         spec = Spec(name=str(raw.get("name") or path.stem), base=base, axes=axes, test=test,
                     search=search, budget=budget)
-        spec.config({key: values[0] for key, values in axes.items()})  # fail now on bad settings
-    except (TypeError, ValueError) as err:
+        spec.grid()  # fail now on a bad setting in any combination
+    except (AttributeError, TypeError, ValueError) as err:  # AttributeError: a list where a mapping belongs
         raise ValueError(f"{path}: {err}") from None
     return spec
 

@@ -23,8 +23,10 @@ from typing import Any
 
 import yaml
 
-from promoterlab.config import RunConfig, write_text_atomic
+from promoterlab.config import RunConfig
 from promoterlab.experiments.spec import HeldOutSet, Spec
+from promoterlab.files import write_text_atomic
+from promoterlab.training.run import saved_config_matches
 
 
 @dataclass
@@ -37,8 +39,19 @@ class RunOutcome:
     message: str = ""
 
 
-def is_finished(run_dir: Path, test: HeldOutSet | None) -> bool:
-    """Whether ``run_dir`` holds a complete run (and its test evaluation, if a test set is given)."""
+def is_finished(run_dir: Path, config: RunConfig, test: HeldOutSet | None) -> bool:
+    """Whether ``run_dir`` holds a complete run of ``config`` (and its test evaluation, if a test
+    set is given).
+
+    Raises
+    ------
+    ValueError
+        When ``run_dir`` holds a run of another config (e.g. an earlier sweep with another
+        budget), which must not be counted as this one.
+    """
+    if not saved_config_matches(run_dir, config):
+        raise ValueError(f"{run_dir}: holds a run with a different config (another budget or spec?); "
+                         "remove it or sweep into another folder")
     return (run_dir / "summary.json").exists() and (test is None or (run_dir / "test_metrics.json").exists())
 
 
@@ -72,7 +85,12 @@ def run_sweep(spec: Spec, out_dir: str | Path, workers: int = 1, progress: bool 
     outcomes: dict[str, RunOutcome] = {}
     todo = []
     for name, values, config in grid:
-        if is_finished(out / name, spec.test):
+        try:
+            finished = is_finished(out / name, config, spec.test)
+        except ValueError as err:
+            outcomes[name] = RunOutcome(name, "failed", str(err))
+            continue
+        if finished:
             outcomes[name] = RunOutcome(name, "skipped")
         else:
             todo.append((name, values, config))
@@ -121,25 +139,26 @@ def run_one(run_dir: Path, values: dict[str, Any], config: RunConfig, test: Held
     with _locked(run_dir) as acquired:
         if not acquired:
             return RunOutcome(name, "busy", "another process is training this run")
-        if is_finished(run_dir, test):
-            return RunOutcome(name, "skipped")
         try:
+            if is_finished(run_dir, config, test):
+                return RunOutcome(name, "skipped")
             write_text_atomic(run_dir / "axes.json", json.dumps(values, indent=2))
             if not (run_dir / "summary.json").exists():
                 api.train(config, run_dir, resume=True)
             if test is not None:
-                write_test_evaluation(run_dir, test)
+                write_test_evaluation(run_dir, test, config.train.eval_batch_size, _eval_device(config))
         except Exception as err:
             return RunOutcome(name, "failed", f"{type(err).__name__}: {err}")
     return RunOutcome(name, "trained")
 
 
-def write_test_evaluation(run_dir: Path, test: HeldOutSet) -> dict[str, float]:
+def write_test_evaluation(run_dir: Path, test: HeldOutSet, batch_size: int = 128,
+                          device: str = "cpu") -> dict[str, float]:
     """``test_predictions.tsv`` (index, target, prediction) and ``test_metrics.json`` of a run."""
     from promoterlab import api
     from promoterlab.evaluation.metrics import regression_metrics
 
-    frame = api.measured_predictions(run_dir, test.path, test.seq_col, test.target_col)
+    frame = api.measured_predictions(run_dir, test.path, test.seq_col, test.target_col, batch_size, device)
     write_text_atomic(run_dir / "test_predictions.tsv", frame.to_csv(sep="\t", index=False))
     metrics = regression_metrics(frame["prediction"].to_numpy(), frame["target"].to_numpy())
     write_text_atomic(run_dir / "test_metrics.json", json.dumps(metrics, indent=2))
@@ -159,6 +178,14 @@ def _locked(run_dir: Path) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _eval_device(config: RunConfig) -> str:
+    """Where to predict the test set: the run's GPU when it trained on one, else the CPU."""
+    import torch
+
+    on_gpu = config.train.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
+    return "cuda" if on_gpu else "cpu"
 
 
 def _limit_threads(threads: int) -> None:

@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import optuna
 
-from promoterlab.config import write_text_atomic
 from promoterlab.experiments.spec import Spec
+from promoterlab.files import write_text_atomic
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -66,10 +67,19 @@ def open_study(spec: Spec, out_dir: Path, storage: str | None = None, sampler_se
     """Create or load the spec's study (maximising validation Pearson)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
-    if url.startswith("sqlite"):
-        url = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 120}})
+    # A worker killed mid-trial stops its heartbeat; the next trial start marks that trial failed
+    # and queues its parameters once more, so a dead machine does not leave a trial RUNNING forever.
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
+            rdb = optuna.storages.RDBStorage(
+                url, engine_kwargs={"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None,
+                heartbeat_interval=60, grace_period=180,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
+    except Exception as err:  # SQLAlchemy raises its own types for a bad URL or a missing driver
+        raise ValueError(f"storage {url!r}: cannot open it: {type(err).__name__}: {err}") from None
     return optuna.create_study(
-        study_name=spec.name, storage=url, direction="maximize", load_if_exists=True,
+        study_name=spec.name, storage=rdb, direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=5),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
 
@@ -98,7 +108,8 @@ def run_worker(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | No
     already = len(study.get_trials(deepcopy=False))
     if already < n_trials:
         stop = optuna.study.MaxTrialsCallback(n_trials, states=None)
-        study.optimize(objective, n_trials=n_trials - already, callbacks=[stop])
+        # A failing trial (e.g. diverged training) is recorded as FAILED and the search goes on.
+        study.optimize(objective, n_trials=n_trials - already, callbacks=[stop], catch=(Exception,))
 
 
 def tune(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | None = None, workers: int = 1,

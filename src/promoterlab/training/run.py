@@ -23,9 +23,10 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from torch import nn
 
 from promoterlab import __version__
-from promoterlab.config import RunConfig, write_text_atomic
+from promoterlab.config import RunConfig
 from promoterlab.data.dataset import EvalBatches, TrainBatches, batch_loader, load_split
 from promoterlab.evaluation.plots import plot_curves
+from promoterlab.files import atomic_path, write_text_atomic
 from promoterlab.models import build_model, count_parameters
 from promoterlab.training.module import PromoterRegressor
 from promoterlab.training.objective import check_targets, n_outputs
@@ -63,8 +64,7 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     L.seed_everything(config.seed, workers=True, verbose=False)
     train_set, val_set = load_split(config.data, config.seed)
     check_targets(config.train.loss, train_set.targets, str(config.data.path))
-    config = dataclasses.replace(
-        config, version=__version__, model=dataclasses.replace(config.model, seq_len=config.data.seq_len))
+    config = resolve_config(config)
     resume_from = _resumable_checkpoint(out, config) if resume else None
     config.save(out / "config.yaml")
     (out / "summary.json").unlink(missing_ok=True)
@@ -122,16 +122,30 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     return summary
 
 
-def _resumable_checkpoint(out: Path, config: RunConfig) -> Path | None:
-    """``last.ckpt`` of ``out`` if it was written for this very config (package version aside)."""
-    checkpoint, saved = out / "last.ckpt", out / "config.yaml"
-    if not (checkpoint.exists() and saved.exists()):
-        return None
+def resolve_config(config: RunConfig) -> RunConfig:
+    """``config`` as training saves it: package version set, model length from the data layout."""
+    return dataclasses.replace(
+        config, version=__version__, model=dataclasses.replace(config.model, seq_len=config.data.seq_len))
+
+
+def saved_config_matches(run_dir: str | Path, config: RunConfig) -> bool:
+    """Whether ``run_dir/config.yaml`` is missing or was written for ``config`` (package version aside)."""
+    saved = Path(run_dir) / "config.yaml"
+    if not saved.exists():
+        return True
     old = yaml.safe_load(saved.read_text()) or {}
-    new = yaml.safe_load(yaml.safe_dump(config.to_dict()))
+    new = yaml.safe_load(yaml.safe_dump(resolve_config(config).to_dict()))
     old.pop("version", None)
     new.pop("version", None)
-    if old != new:
+    return old == new
+
+
+def _resumable_checkpoint(out: Path, config: RunConfig) -> Path | None:
+    """``last.ckpt`` of ``out`` if it was written for this very config."""
+    checkpoint = out / "last.ckpt"
+    if not (checkpoint.exists() and (out / "config.yaml").exists()):
+        return None
+    if not saved_config_matches(out, config):
         raise ValueError(f"{out}: holds a run with a different config; remove it or choose another directory")
     return checkpoint
 
@@ -154,9 +168,8 @@ def _devices(devices: str) -> str | int:
 
 def save_model(model: nn.Module, config: RunConfig, path: Path) -> None:
     """Plain ``{'config', 'state_dict'}`` file, written atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"config": config.to_dict(), "state_dict": model.state_dict()}, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({"config": config.to_dict(), "state_dict": model.state_dict()}, tmp)
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, RunConfig]:
