@@ -97,5 +97,3 @@ class RunConfig:
 def replace_fields(cfg: Any, **changes: Any) -> Any:
     """``dataclasses.replace`` ignoring ``None`` values (unset command-line options)."""
     return dataclasses.replace(cfg, **{k: v for k, v in changes.items() if v is not None})
-
-

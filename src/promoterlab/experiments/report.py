@@ -12,14 +12,8 @@ from typing import Any
 import pandas as pd
 
 from promoterlab.experiments.figures import write_figures
-from promoterlab.experiments.results import (
-    COMPARISON_RULE,
-    FIT_RULE,
-    analyse,
-    axis_columns,
-    markdown_table,
-    write_tables,
-)
+from promoterlab.experiments.results import (COMPARISON_RULE, FIT_RULE, analyse, axis_columns, markdown_table,
+                                             write_tables)
 from promoterlab.files import write_text_atomic
 
 # (section title, figure file prefix), in report order.
