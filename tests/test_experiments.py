@@ -268,3 +268,16 @@ def test_bad_storage_url_is_a_clear_error(tmp_path, sim_library):
     spec = load_spec(write_spec(tmp_path, sim_library))
     with pytest.raises(ValueError, match="storage 'nosuchdb://x': cannot open it"):
         open_study(spec, tmp_path / "t", storage="nosuchdb://x")
+
+
+def test_a_run_saved_before_a_config_field_existed_still_matches(tmp_path, sim_library):
+    from promoterlab.training.run import resolve_config, saved_config_matches
+
+    config = load_spec(write_spec(tmp_path, sim_library)).grid()[0][2]
+    saved = resolve_config(config).to_dict()
+    del saved["data"]["val_singleton"]  # written before the field existed: it takes its default
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert saved_config_matches(tmp_path, config)
+    saved["train"]["epochs"] += 1
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert not saved_config_matches(tmp_path, config)

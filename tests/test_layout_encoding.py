@@ -98,3 +98,15 @@ def test_expected_bin_of_one_hot_logits():
 
 def test_singleton_convention():
     assert is_integer(np.array([3.0, 3.5, 0.0, 17.0, 2.0000001])).tolist() == [True, False, True, True, False]
+
+
+def test_eval_batches_carry_singleton_flags_only_when_given():
+    from promoterlab.data.dataset import EvalBatches
+
+    codes = torch.as_tensor(encode(["ACGTN", "AAAAC", "GGGTT"]))
+    flags = torch.tensor([True, False, True])
+    fwd, rc, target = EvalBatches(codes, singleton=flags)[[0, 1, 2]]
+    assert fwd[:, 5, 0].tolist() == [1.0, 0.0, 1.0] and rc[:, 5, -1].tolist() == [1.0, 0.0, 1.0]
+    assert fwd[:, 4].sum() == 0 and rc[:, 4].min() == 1 and torch.isnan(target).all()
+    fwd, rc, _ = EvalBatches(codes)[[0, 1, 2]]
+    assert fwd[:, 5].sum() == 0 and rc[:, 5].sum() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -12,9 +13,11 @@ import yaml
 from typer.testing import CliRunner
 
 from conftest import tiny_config
-from promoterlab import evaluate, load_run, predict_sequences, train
+from promoterlab import evaluate, load_run, predict, predict_sequences, train
 from promoterlab.cli import app
 from promoterlab.config import RunConfig
+from promoterlab.data.dataset import encode_sequences
+from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM
 from promoterlab.data.readers import read_table
 from promoterlab.data.simulate import simulate_library
 
@@ -56,9 +59,27 @@ def test_saved_model_reproduces_best_validation_pearson(trained_run, sim_library
     from promoterlab.data.splits import split_indices
     _, val_idx = split_indices(len(frame), 1500, 500, seed=0)
     val = frame.iloc[val_idx]
-    pred = predict_sequences(model, val["seq"].tolist(), config)
-    r = np.corrcoef(pred, val["target"])[0, 1]
+    # Validation carries the data's singleton flags (LegNet's convention); prediction sets them to 0.
+    flags = val["target"].to_numpy() == np.round(val["target"].to_numpy())
+    assert 0.05 < flags.mean() < 0.95
+    codes = encode_sequences(val["seq"].tolist(), 150, LEFT_ADAPTER, PLASMID_UPSTREAM)
+    r = np.corrcoef(predict(model, codes, singleton=flags), val["target"])[0, 1]
     assert r == pytest.approx(summary["best_val_pearson"], abs=1e-4)
+    r_flag0 = np.corrcoef(predict_sequences(model, val["seq"].tolist(), config), val["target"])[0, 1]
+    assert abs(r_flag0 - r) > 1e-3
+    with pytest.raises(ValueError, match="3 flags for"):
+        predict(model, codes, singleton=flags[:3])
+
+
+def test_val_singleton_changes_validation_only(sim_library, tmp_path):
+    base = tiny_config(sim_library, epochs=1, train_size=400, val_size=200)
+    zero = dataclasses.replace(base, data=dataclasses.replace(base.data, val_singleton=False))
+    train(base, tmp_path / "data_flags")
+    train(zero, tmp_path / "flag0")
+    a, b = pd.read_csv(tmp_path / "data_flags" / "metrics.csv"), pd.read_csv(tmp_path / "flag0" / "metrics.csv")
+    assert np.array_equal(a[["train_loss", "train_pearson"]].to_numpy(), b[["train_loss", "train_pearson"]].to_numpy())
+    assert a["val_loss"].iloc[0] != b["val_loss"].iloc[0]
+    assert RunConfig.load(tmp_path / "flag0" / "config.yaml").data.val_singleton is False
 
 
 def test_same_seed_same_metrics(sim_library, tmp_path):

@@ -65,6 +65,9 @@ def train(
                                                "(default the DREAM one; AACTGCATTTTTTTCACATC for de Boer 2020)."),
     clip_targets: Optional[str] = typer.Option(None, help="LOW,HIGH: clip training targets, e.g. 0,17 for "
                                                "values that slightly overshoot the bin scale."),
+    val_singleton: Optional[bool] = typer.Option(None, "--val-singleton/--no-val-singleton",
+                                                 help="Validation inputs carry the data's is_singleton flags "
+                                                      "(default, as LegNet's DREAM code) or 0, as at prediction."),
     seed: Optional[int] = typer.Option(None, help="Seed of split, initialisation and batch order."),
     epochs: Optional[int] = typer.Option(None, help="Maximum epochs."),
     batch_size: Optional[int] = typer.Option(None, help="Batch size (capped by the data)."),
@@ -87,7 +90,8 @@ def train(
         data_cfg = replace_fields(base.data, path=str(data) if data else None, seq_col=seq_col, target_col=target_col,
                                   group_col=group_col, drop_missing=drop_missing or None,
                                   train_size=train_size, val_size=val_size, seq_len=seq_len,
-                                  left_adapter=left_adapter, clip_targets=_parse_range(clip_targets))
+                                  left_adapter=left_adapter, clip_targets=_parse_range(clip_targets),
+                                  val_singleton=val_singleton)
         train_cfg = replace_fields(base.train, loss=loss, epochs=epochs, batch_size=batch_size, max_lr=lr,
                                    weight_decay=weight_decay, max_time=max_time, patience=patience,
                                    precision=precision, accelerator=accelerator, devices=devices,

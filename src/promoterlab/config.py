@@ -29,6 +29,10 @@ class DataConfig:
     left_adapter: str = LEFT_ADAPTER
     upstream: str = PLASMID_UPSTREAM
     singleton_channel: bool = True
+    # Validation inputs carry the data's is_singleton flags, as LegNet's DREAM code validates
+    # (the flag is computed on the whole training file before the split); False sets them to 0,
+    # as at prediction time. Test sets and new sequences always get 0.
+    val_singleton: bool = True
     # [low, high]: clip training targets (not validation ones) into this range, e.g. [0, 17]
     # for libraries whose normalised values slightly overshoot the sort-seq bin scale.
     clip_targets: list[float] | None = None

@@ -100,10 +100,12 @@ class TrainBatches(Dataset):
 
 class EvalBatches(Dataset):
     """Batches of (forward input, reverse-complement input, target) for RC-averaged evaluation.
-    The singleton channel is 0, as at prediction time."""
+    The singleton channel is ``singleton`` when given (validation on held-out training data),
+    else 0, as at prediction time."""
 
-    def __init__(self, codes: torch.Tensor, targets: torch.Tensor | None = None):
-        self.codes = codes
+    def __init__(self, codes: torch.Tensor, targets: torch.Tensor | None = None,
+                 singleton: torch.Tensor | None = None):
+        self.codes, self.singleton = codes, singleton
         self.targets = targets if targets is not None else torch.full((len(codes),), float("nan"))
 
     def __len__(self) -> int:
@@ -111,7 +113,8 @@ class EvalBatches(Dataset):
 
     def __getitem__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         codes = self.codes[indices]
-        return (model_input(codes, False), model_input(reverse_complement_codes(codes), True),
+        singleton = None if self.singleton is None else self.singleton[indices]
+        return (model_input(codes, False, singleton), model_input(reverse_complement_codes(codes), True, singleton),
                 self.targets[indices])
 
 

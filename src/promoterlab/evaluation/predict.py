@@ -22,6 +22,7 @@ def predict(
     device: str = "cpu",
     rc_average: bool = True,
     progress: bool = False,
+    singleton: Sequence[bool] | torch.Tensor | np.ndarray | None = None,
 ) -> np.ndarray:
     """Expression predicted by ``model`` for sequences.
 
@@ -41,6 +42,10 @@ def predict(
         Average the forward and reverse-complement predictions.
     progress : bool
         Show a progress bar.
+    singleton : sequence of bool, optional
+        Per-sequence ``is_singleton`` flags, to score held-out training data the way training
+        validates (see ``DataConfig.val_singleton``); 0 for every sequence when omitted, as for
+        new sequences.
 
     Returns
     -------
@@ -51,7 +56,10 @@ def predict(
         seq_len = getattr(getattr(model, "cfg", None), "seq_len", 150)
         seqs = encode_sequences(list(seqs), seq_len, LEFT_ADAPTER, PLASMID_UPSTREAM)
     model = model.to(device).eval()
-    loader = batch_loader(EvalBatches(torch.as_tensor(seqs)), batch_size, shuffle=False)
+    flags = None if singleton is None else torch.as_tensor(np.asarray(singleton, dtype=bool))
+    if flags is not None and len(flags) != len(seqs):
+        raise ValueError(f"singleton has {len(flags)} flags for {len(seqs)} sequences")
+    loader = batch_loader(EvalBatches(torch.as_tensor(seqs), singleton=flags), batch_size, shuffle=False)
     values = []
     for x_fwd, x_rc, _ in tqdm(loader, disable=not progress, desc="predict", unit="batch"):
         out = model(x_fwd.to(device))

@@ -73,7 +73,9 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     train_batches = TrainBatches(train_set, rc_augment=config.train.rc_augment)
     batch_size = min(config.train.batch_size, len(train_batches))
     train_loader = batch_loader(train_batches, batch_size, shuffle=True, seed=config.seed)
-    val_loader = batch_loader(EvalBatches(val_set.codes, val_set.targets), config.train.eval_batch_size, False)
+    val_singleton = val_set.singleton if config.data.val_singleton else None
+    val_loader = batch_loader(EvalBatches(val_set.codes, val_set.targets, val_singleton),
+                              config.train.eval_batch_size, False)
 
     metrics_path = out / "metrics.csv"
     module = PromoterRegressor(model, config.train, metrics_path)
@@ -133,7 +135,8 @@ def saved_config_matches(run_dir: str | Path, config: RunConfig) -> bool:
     saved = Path(run_dir) / "config.yaml"
     if not saved.exists():
         return True
-    old = yaml.safe_load(saved.read_text()) or {}
+    # Loaded through RunConfig so that fields added since the run was saved take their defaults.
+    old = yaml.safe_load(yaml.safe_dump(RunConfig.load(saved).to_dict()))
     new = yaml.safe_load(yaml.safe_dump(resolve_config(config).to_dict()))
     old.pop("version", None)
     new.pop("version", None)
