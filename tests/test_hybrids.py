@@ -187,7 +187,7 @@ def test_kl_run_directory_reloads(sim_library, tmp_path, name):
     model, loaded = load_run(tmp_path)
     assert loaded.model.name == name and loaded.train.loss == "kl"
     _, val_set = load_split(config.data, config.seed)
-    pred = predict(model, val_set.codes)
+    pred = predict(model, val_set.codes, singleton=val_set.singleton)  # validation carries the flags
     assert ((pred >= 0) & (pred <= 17)).all()
     assert pearson(pred, val_set.targets.numpy()) == pytest.approx(summary["best_val_pearson"], abs=1e-5)
 
