@@ -16,8 +16,7 @@ from conftest import tiny_config
 from promoterlab import evaluate, load_run, predict, predict_sequences, train
 from promoterlab.cli import app
 from promoterlab.config import RunConfig
-from promoterlab.data.dataset import encode_sequences
-from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM
+from promoterlab.data.dataset import load_split
 from promoterlab.data.readers import read_table
 from promoterlab.data.simulate import simulate_library
 
@@ -60,15 +59,14 @@ def test_saved_model_reproduces_best_validation_pearson(trained_run, sim_library
     _, val_idx = split_indices(len(frame), 1500, 500, seed=0)
     val = frame.iloc[val_idx]
     # Validation carries the data's singleton flags (LegNet's convention); prediction sets them to 0.
-    flags = val["target"].to_numpy() == np.round(val["target"].to_numpy())
-    assert 0.05 < flags.mean() < 0.95
-    codes = encode_sequences(val["seq"].tolist(), 150, LEFT_ADAPTER, PLASMID_UPSTREAM)
-    r = np.corrcoef(predict(model, codes, singleton=flags), val["target"])[0, 1]
+    _, val_set = load_split(config.data, config.seed)
+    assert 0.05 < val_set.singleton.float().mean() < 0.95
+    r = np.corrcoef(predict(model, val_set.codes, singleton=val_set.singleton), val_set.targets)[0, 1]
     assert r == pytest.approx(summary["best_val_pearson"], abs=1e-4)
     r_flag0 = np.corrcoef(predict_sequences(model, val["seq"].tolist(), config), val["target"])[0, 1]
     assert abs(r_flag0 - r) > 1e-3
     with pytest.raises(ValueError, match="3 flags for"):
-        predict(model, codes, singleton=flags[:3])
+        predict(model, val_set.codes, singleton=val_set.singleton[:3])
 
 
 def test_val_singleton_changes_validation_only(sim_library, tmp_path):
