@@ -6,11 +6,12 @@ import hashlib
 import json
 import re
 import threading
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import pooch
 import pytest
+import requests
 import typer
 from typer.testing import CliRunner
 
@@ -39,6 +40,7 @@ class _State:
         self.root = root
         self.requests: list[tuple[str, str | None]] = []
         self.cut: dict[str, int] = {}
+        self.fail: dict[str, int] = {}  # name -> how many next requests get HTTP 503
         self.ignore_range = False
 
 
@@ -56,6 +58,10 @@ class _RangeHandler(BaseHTTPRequestHandler):
         path = state.root / name
         if not path.is_file():
             self.send_error(404)
+            return
+        if state.fail.get(name):
+            state.fail[name] -= 1
+            self.send_error(503)
             return
         data, start = path.read_bytes(), 0
         match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
@@ -120,6 +126,7 @@ def test_corrupted_file_raises_and_leaves_nothing(server, tmp_path):
                       progress=False)
     assert not dest.exists()
     assert not dest.with_name("bad.bin.part").exists()
+    assert state.requests == [("bad.bin", None)]  # a checksum error is final, not retried
 
 
 def test_wrong_size_is_rejected(server, tmp_path):
@@ -135,7 +142,7 @@ def test_interrupted_transfer_resumes_with_range(server, tmp_path):
     sha = _serve(state, "big.bin")
     state.cut["big.bin"] = CUT
     dest = tmp_path / "big.bin"
-    download_file(f"{base}/big.bin", dest, sha256=sha, progress=False, retries=2, retry_wait=0)
+    download_file(f"{base}/big.bin", dest, sha256=sha, progress=False, retries=2)
     assert dest.read_bytes() == PAYLOAD
     assert state.requests == [("big.bin", None), ("big.bin", f"bytes={CUT}-")]
 
@@ -145,7 +152,8 @@ def test_interrupted_transfer_resumes_on_next_call(server, tmp_path):
     sha = _serve(state, "big.bin")
     state.cut["big.bin"] = CUT
     dest = tmp_path / "big.bin"
-    with pytest.raises(DownloadError, match=f"closed after {CUT} of {len(PAYLOAD)} bytes"):
+    with pytest.raises(DownloadError, match=f"1 attempt.*closed after {CUT} of {len(PAYLOAD)} bytes.*"
+                                            f"{CUT} bytes kept in .*big.bin.part for resuming"):
         download_file(f"{base}/big.bin", dest, sha256=sha, progress=False, retries=0)
     part = tmp_path / "big.bin.part"
     assert part.stat().st_size == CUT and not dest.exists()
@@ -167,10 +175,44 @@ def test_complete_partial_file_and_server_ignoring_range(server, tmp_path):
     assert (tmp_path / "g.bin").read_bytes() == PAYLOAD  # 200 instead of 206: rewritten
 
 
-def test_http_error_names_url(server, tmp_path):
-    base, _ = server
+def test_http_error_names_url_and_is_not_retried(server, tmp_path):
+    base, state = server
     with pytest.raises(DownloadError, match="absent.bin.*HTTP 404"):
-        download_file(f"{base}/absent.bin", tmp_path / "absent.bin", progress=False)
+        download_file(f"{base}/absent.bin", tmp_path / "absent.bin", progress=False, retries=3)
+    assert state.requests == [("absent.bin", None)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["served"]
+
+
+def test_server_error_is_retried_by_pooch(server, tmp_path):
+    base, state = server
+    sha = _serve(state, "flaky.bin")
+    state.fail["flaky.bin"] = 1
+    download_file(f"{base}/flaky.bin", tmp_path / "flaky.bin", sha256=sha, progress=False, retries=1)
+    assert (tmp_path / "flaky.bin").read_bytes() == PAYLOAD
+    assert state.requests == [("flaky.bin", None)] * 2
+    state.fail["flaky.bin"] = 2
+    with pytest.raises(DownloadError, match="failed after 2 attempt.*HTTP 503"):
+        download_file(f"{base}/flaky.bin", tmp_path / "again.bin", progress=False, retries=1)
+    assert not (tmp_path / "again.bin").exists()
+
+
+def test_present_file_is_replaced_only_by_a_verified_download(server, tmp_path):
+    base, state = server
+    sha = _serve(state, "new.bin")
+    dest = tmp_path / "new.bin"
+    dest.write_bytes(b"old copy")
+    download_file(f"{base}/new.bin", dest, sha256=sha, progress=False)
+    assert dest.read_bytes() == PAYLOAD  # downloaded although a file was there (fetch --force)
+    dest.write_bytes(b"old copy")
+    with pytest.raises(ChecksumError, match="checksum error.*sha256"):
+        download_file(f"{base}/new.bin", dest, sha256="0" * 64, progress=False)
+    assert dest.read_bytes() == b"old copy"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["new.bin", "served"]
+
+
+def test_only_http_addresses_are_downloaded(tmp_path):
+    with pytest.raises(DownloadError, match="only http and https"):
+        download_file("ftp://example.org/x.bin", tmp_path / "x.bin", progress=False)
 
 
 def _toy_dataset(base: str, sha: str) -> Dataset:
@@ -184,17 +226,21 @@ def _no_network(*args, **kwargs):
     raise AssertionError("network access attempted")
 
 
+def _block_network(monkeypatch) -> None:
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", _no_network)
+
+
 def test_fetch_records_checksums_and_verifies_later(server, tmp_path, monkeypatch):
     base, state = server
     dataset = _toy_dataset(base, _serve(state, "known.bin"))
     _serve(state, "unknown.txt", b"hello\n")
     target = tmp_path / "toy"
-    report = fetch(dataset, target, progress=False, retry_wait=0)
+    report = fetch(dataset, target, progress=False)
     assert [f.status for f in report.files] == ["downloaded", "downloaded"] and not report.local_copy
     record = read_manifest(target)["b/unknown.txt"]
     assert record["sha256"] == hashlib.sha256(b"hello\n").hexdigest() and record["size"] == 6
 
-    monkeypatch.setattr(urllib.request, "urlopen", _no_network)
+    _block_network(monkeypatch)
     assert [f.status for f in fetch(dataset, target, progress=False).files] == ["verified"] * 2
     (target / "b" / "unknown.txt").write_bytes(b"hullo\n")
     report = fetch(dataset, target, progress=False)
@@ -222,7 +268,7 @@ def test_shared_local_copy_needs_no_network(monkeypatch):
     directory = SHARED / "dream2022"
     if not directory.is_dir():
         pytest.skip("../shared/data/dream2022 not available")
-    monkeypatch.setattr(urllib.request, "urlopen", _no_network)
+    _block_network(monkeypatch)
     report = fetch(get_dataset("dream2022"), directory, progress=False)
     status = {f.path: f.status for f in report.files}
     assert report.local_copy and report.ok
@@ -246,7 +292,10 @@ def test_resolve_data_dir_precedence(monkeypatch, tmp_path):
     assert resolve_data_dir(None) == tmp_path / "env"
     monkeypatch.delenv("PROMOTERLAB_DATA")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert resolve_data_dir(None) == tmp_path / "home" / ".cache" / "promoterlab"
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert resolve_data_dir(None) == tmp_path / "home" / ".cache" / "promoterlab" == pooch.os_cache("promoterlab")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert resolve_data_dir(None) == tmp_path / "xdg" / "promoterlab"
 
 
 def test_registry_entries_are_well_formed():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -201,7 +202,7 @@ def test_prediction_formats_agree(tmp_path):
 ])
 def test_bad_predictions_name_file_and_line(tmp_path, name, text, where, problem):
     (tmp_path / name).write_text(text)
-    with pytest.raises(DreamDataError) as info:
+    with pytest.raises(DreamDataError, match=re.escape(problem)) as info:
         load_predictions(tmp_path / name)
     assert str(info.value).startswith(str(tmp_path / where)) and problem in str(info.value)
 
@@ -251,22 +252,20 @@ def test_cli_score_json_and_errors(tiny_leaderboard, tmp_path):
 
 
 def test_cli_predict_writes_submission(tmp_path, monkeypatch):
-    api = pytest.importorskip("promoterlab.api")
+    from promoterlab import api
     seqs = ["ACGTAC", "TTTT", "GGGCCA"]
     test = tmp_path / "test_sequences.txt"
     test.write_text("".join(f"{s}\t0\n" for s in seqs))
     calls = {}
 
-    def fake_load_run(run_dir, device="cpu"):
-        calls["run_dir"], calls["device"] = str(run_dir), device
-        return "model", "config"
+    def fake_iter_predictions(run_dir, path, seq_col=None, id_col=None, batch_size=256, device="cpu",
+                              progress=False, precision="auto"):
+        calls["run_dir"], calls["device"], calls["batch_size"] = str(run_dir), device, batch_size
+        from promoterlab.data.readers import read_sequences
+        frame = read_sequences(path)
+        yield frame.assign(prediction=[len(s) / 10 for s in frame["seq"]])[["id", "seq", "prediction"]]
 
-    def fake_predict(model, batch, config, batch_size=1024, device="cpu", progress=False):
-        calls["batch_size"] = batch_size
-        return np.array([len(s) / 10 for s in batch], dtype=np.float32)
-
-    monkeypatch.setattr(api, "load_run", fake_load_run)
-    monkeypatch.setattr(api, "predict_sequences", fake_predict)
+    monkeypatch.setattr(api, "iter_predictions", fake_iter_predictions)
     out = tmp_path / "submission.json"
     result = CliRunner().invoke(_app(), ["dream", "predict", str(tmp_path / "run"), "--test", str(test),
                                          "-o", str(out), "--batch-size", "2", "--no-progress"])

@@ -199,24 +199,39 @@ def test_tune_refuses_a_grid(tmp_path, sim_library):
     assert result.exit_code == 2 and "must have one value each" in result.output
 
 
-@pytest.mark.parametrize("name, runs", [("seed_study", 45), ("dilation_ratio", 15), ("lstm_grid", 1)])
-def test_ready_specs_build_every_model(name, runs):
-    from promoterlab.experiments.tune import fixed_values, suggest
+def _forward_shape(model_config) -> tuple[int, ...]:
+    import torch
+
     from promoterlab.models import build_model
+
+    model = build_model(model_config, 18).eval()
+    with torch.no_grad():
+        out = model(torch.nn.functional.one_hot(torch.randint(0, 4, (2, 150)), 6).float().transpose(1, 2))
+    assert torch.isfinite(out).all()
+    return tuple(out.shape)
+
+
+@pytest.mark.parametrize("name, runs, models", [("seed_study", 45, 5), ("dilation_ratio", 15, 5), ("lstm_grid", 1, 1)])
+def test_ready_specs_build_every_model(name, runs, models):
+    from promoterlab.experiments.tune import fixed_values, suggest
 
     spec = load_spec(REPO / "experiments" / f"{name}.yaml", budget="small")
     grid = spec.grid()
     assert len(grid) == runs and (spec.test is None or spec.test.path.endswith("test.tsv.gz"))
+    distinct = {}
     for _, _, config in grid:
         assert config.model.width == 0.125 and config.data.group_col == "group"
-        build_model(config.model, 18)
+        distinct[repr(config.model)] = config.model
+    assert len(distinct) == models
+    for model_config in distinct.values():
+        assert _forward_shape(model_config) == (2, 18), model_config
     if spec.search:
         trial = optuna.trial.FixedTrial({"model.hidden": 256, "model.bidirectional": True, "model.dropout": 0.5,
                                          "train.weight_decay": 1e-4})
         params = {key: suggest(trial, key, space) for key, space in spec.search.items()}
         config = spec.config({**fixed_values(spec), **params})
         assert (config.model.hidden, config.model.bidirectional, config.train.weight_decay) == (256, True, 1e-4)
-        build_model(config.model, 18)
+        assert _forward_shape(config.model) == (2, 18)
 
 
 def test_only_selects_a_slice_of_the_grid(tmp_path, sim_library):

@@ -18,7 +18,7 @@ def test_write_replaces_the_file_and_leaves_no_temp(tmp_path):
 def test_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "table.csv"
     target.write_text("old")
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+    with pytest.raises(RuntimeError, match="disk full"), atomic_path(target) as tmp:
         tmp.write_text("half")
         raise RuntimeError("disk full")
     assert target.read_text() == "old"

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA
-from promoterlab.data.encoding import (
-    decode, encode, expected_bin, is_integer, model_input, one_hot, reverse_complement_codes, soft_labels,
-)
+from promoterlab.data.encoding import decode, encode, is_integer, model_input, one_hot, reverse_complement_codes
 from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, RIGHT_ADAPTER, layout, reverse_complement
+from promoterlab.training.objective import expected_bin, soft_labels
 
 FLANK57 = "AGTGCTAGCAGGAATGATGCAAAAGGTTCCCGATTCGAACTGCATTTTTTTCACATC"
 N80 = "TCCATCGTATAAAGTATTTGTTAGCAACTTTGATTGGTCCATAGTGCCGGTAAACTTTGAGTGCCTTGAGCCATTTATAG"
@@ -76,7 +75,7 @@ def test_model_input_channels():
 
 def test_soft_labels_sum_to_one_and_expectation_matches_target():
     targets = torch.tensor([0.0, 3.0, 5.0, 7.25, 12.5, 16.0, 17.0])
-    labels = soft_labels(targets)
+    labels = soft_labels(targets, 18)
     assert labels.shape == (7, 18)
     assert torch.allclose(labels.sum(1), torch.ones(7), atol=1e-6)
     # interior targets: the expected bin is the target

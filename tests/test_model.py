@@ -16,7 +16,7 @@ def test_full_legnet_has_the_published_parameter_count():
 
 def test_legnet_s_is_half_width():
     cfg = model_config("legnet-s")
-    assert cfg.width == 0.5 and cfg.channels() == [128, 64, 64, 32, 32, 32, 32]
+    assert cfg.channels() == [c // 2 for c in model_config("legnet").channels()]
     assert count_parameters(build_model(cfg, 18)) == 444_778
     assert model_config("legnet-s", width=0.25).width == 0.25
     assert {"legnet", "legnet-s"} <= set(model_names())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import re
 
 import pytest
 from typer.testing import CliRunner
 
 from promoterlab.cli import app
 from promoterlab.data.dataset import encode_sequences, load_split
+from promoterlab.data.layout import Layout
 from promoterlab.config import DataConfig
 from promoterlab.data.readers import DataError, read_fasta, read_sequences, read_table
 
@@ -50,7 +52,7 @@ def test_tsv_and_csv_with_named_columns_and_gzip(tmp_path):
 )
 def test_bad_rows_name_file_line_and_problem(tmp_path, text, line, problem):
     path = write(tmp_path / "bad.txt", text)
-    with pytest.raises(DataError) as err:
+    with pytest.raises(DataError, match=re.escape(problem)) as err:
         read_table(path)
     assert err.value.line == line
     assert problem in str(err.value)
@@ -71,7 +73,8 @@ def test_drop_missing_reports_count(tmp_path, capsys):
     frame = read_table(path, drop_missing=True)
     assert frame["target"].tolist() == [5.0, 2.0]
     assert frame["line"].tolist() == [1, 4]
-    assert "dropped 2 rows" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "dropped 2 rows" in captured.err and captured.out == ""  # stdout stays clean for piped output
 
 
 def test_sequence_too_long_for_the_model(tmp_path):
@@ -80,7 +83,7 @@ def test_sequence_too_long_for_the_model(tmp_path):
     with pytest.raises(DataError, match=r"long.txt:2: sequence of 151 bp .* longer than the model length 150"):
         load_split(DataConfig(path=str(path), val_size=1), seed=0)
     # a leading adapter does not count: 17 + 150 bp is fine
-    assert encode_sequences(["TGCATTTTTTTCACATC" + "C" * 150], 150, "TGCATTTTTTTCACATC", "").shape == (1, 150)
+    assert encode_sequences(["TGCATTTTTTTCACATC" + "C" * 150], Layout(150, "TGCATTTTTTTCACATC", "")).shape == (1, 150)
 
 
 def test_fasta(tmp_path):
@@ -109,3 +112,20 @@ def test_cli_reports_bad_input_with_nonzero_exit(tmp_path):
     assert not (tmp_path / "run" / "model.pt").exists()
     result = CliRunner().invoke(app, ["train", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2 and "file not found" in result.output
+
+
+def test_seq_values_keep_every_row_in_order(tmp_path):
+    from promoterlab.data.readers import read_seq_values
+
+    path = tmp_path / "measured.txt.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write(f"seq\texpr\n{SEQ}\t1.5\n{SEQ.lower()}\tnan\n{SEQ}\t\n{SEQ}\toops\n")
+    rows = read_seq_values(path)
+    assert rows["value"].tolist() == ["1.5", "nan", "", "oops"]  # the caller decides what a value means
+    assert rows["line"].tolist() == [2, 3, 4, 5] and rows["seq"].iloc[1] == SEQ.lower()
+    with pytest.raises(DataError, match=r"bad.txt:2: expected 'seq<TAB>value', found 3 field"):
+        read_seq_values(write(tmp_path / "bad.txt", f"{SEQ}\t1\n{SEQ}\t1\t2\n"))
+    with pytest.raises(DataError, match=r"dna.txt:2: sequence has character 'X'"):
+        read_seq_values(write(tmp_path / "dna.txt", "ACGT\t1\nACGX\t1\n"))
+    with pytest.raises(DataError, match="file is empty"):
+        read_seq_values(write(tmp_path / "empty.txt", ""))

@@ -11,7 +11,7 @@ from conftest import DREAM_TRAIN, tiny_config
 from promoterlab import train
 from promoterlab.data.dataset import encode_frame
 from promoterlab.data.encoding import decode, is_integer
-from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM
+from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, Layout
 from promoterlab.data.readers import read_table
 
 pytestmark = pytest.mark.skipif(not DREAM_TRAIN.exists(), reason="../shared/data not available")
@@ -22,7 +22,7 @@ def test_dream_slice_reads_and_lays_out():
     assert len(frame) == 7369
     assert frame["target"].between(0, 17).all()
     assert 0.5 < is_integer(frame["target"].to_numpy()).mean() < 0.65  # ~58 % singletons
-    encoded = encode_frame(frame, 150, LEFT_ADAPTER, PLASMID_UPSTREAM)
+    encoded = encode_frame(frame, Layout(150, LEFT_ADAPTER, PLASMID_UPSTREAM))
     assert encoded.codes.shape == (7369, 150)
     lengths = frame["seq"].str.len()
     row = int(np.argmax(lengths.to_numpy() == 110))
@@ -36,7 +36,9 @@ def test_dream_slice_reads_and_lays_out():
 def test_short_training_on_real_sequences(tmp_path):
     summary = train(tiny_config(DREAM_TRAIN, epochs=1, train_size=1024, val_size=512), tmp_path)
     assert summary["train_size"] == 1024 and summary["val_size"] == 512
-    assert np.isfinite(summary["best_val_pearson"]) and summary["best_val_pearson"] > 0.05
+    # Seed 0 reaches r = 0.25 after this one epoch; an untrained model scores 0 +- 0.045 (1 SD) on
+    # 512 sequences, so 0.15 is out of reach of chance and leaves room for other CPUs' arithmetic.
+    assert summary["best_val_pearson"] > 0.15
 
 
 DEBOER_POOL = DREAM_TRAIN.parents[2] / "deboer2020_native" / "pool.tsv.gz"
@@ -59,6 +61,6 @@ def test_seed_study_spec_reads_native_fragments_by_group():
     assert not train_set.singleton.any()
     # The 20 bp scaffold is replaced by the plasmid it belongs to: 50 bp of plasmid + 100 bp.
     seq = frame["seq"].iloc[0]
-    encoded = encode_frame(frame.iloc[:1], 150, config.data.left_adapter, PLASMID_UPSTREAM)
+    encoded = encode_frame(frame.iloc[:1], config.data.layout)
     assert decode(encoded.codes.numpy())[0] == PLASMID_UPSTREAM[-50:] + seq[20:]
     assert PLASMID_UPSTREAM.endswith(seq[:20])

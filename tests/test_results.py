@@ -186,7 +186,11 @@ def test_tables_are_written_as_csv_and_markdown(sweep, tmp_path):
     assert sorted(p.name for p in paths) == ["comparison.csv", "comparison.md", "summary.csv", "summary.md"]
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "summary.csv"), summary, check_dtype=False)
     lines = (tmp_path / "summary.md").read_text().splitlines()
-    assert len(lines) == 2 + len(summary) and lines[2].startswith("| legnet | 100 | 3 | 0.7300 |")
+    assert len(lines) == 2 + len(summary) and re.sub(" +", " ", lines[2]).startswith("| legnet | 100 | 3 | 0.7300 |")
+    align = lines[1].strip("|").split("|")  # model (text) left-aligned, train_size and n_seeds right-aligned
+    assert align[0].startswith(":-") and align[1].endswith("-:") and align[2].endswith("-:")
+    assert len({len(line) for line in lines}) == 1  # columns padded to one width
+    assert "nan" not in (tmp_path / "summary.md").read_text()
 
 
 def test_figures_are_written_as_png_and_svg(small_sweep, tmp_path):
@@ -219,7 +223,8 @@ def test_markdown_report_links_its_figures(tmp_path):
     sweep = write_sweep(tmp_path / "runs", ["legnet", "legnet-dilated"], [100], [0])
     md_path = write_report(sweep, tmp_path / "md" / "report.md")
     text = md_path.read_text()
-    assert "| legnet-dilated | 100 | 1 |" in text and "| legnet-dilated | legnet | 1 |" in text
+    squeezed = re.sub(" +", " ", text)
+    assert "| legnet-dilated | 100 | 1 |" in squeezed and "| legnet-dilated | legnet | 1 |" in squeezed
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert {"report_figures/models_bar_val.png", "report_figures/scatter_legnet-dilated.png"} <= set(links)
     assert all((md_path.parent / link).is_file() for link in links)

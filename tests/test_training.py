@@ -19,6 +19,7 @@ from promoterlab.config import RunConfig
 from promoterlab.data.dataset import load_split
 from promoterlab.data.readers import read_table
 from promoterlab.data.simulate import simulate_library
+from promoterlab.training.run import resolve_config
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +47,9 @@ def test_run_directory_contents(trained_run, sim_library):
         assert key in saved
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["seed"] == 0 and config["version"] and config["data"]["path"] == str(sim_library)
-    assert config["train"]["max_lr"] == 0.005 and config["model"]["name"] == "legnet"
-    assert RunConfig.load(out / "config.yaml").model.width == 0.125
+    expected = resolve_config(tiny_config(sim_library, epochs=4), summary["train_size"]).train  # "auto" resolved
+    assert RunConfig.load(out / "config.yaml").train == expected and expected.precision in ("32", "bf16-mixed")
+    assert config["model"]["name"] == "legnet" and RunConfig.load(out / "config.yaml").model.width == 0.125
 
 
 def test_saved_model_reproduces_best_validation_pearson(trained_run, sim_library):
@@ -62,7 +64,10 @@ def test_saved_model_reproduces_best_validation_pearson(trained_run, sim_library
     _, val_set = load_split(config.data, config.seed)
     assert 0.05 < val_set.singleton.float().mean() < 0.95
     r = np.corrcoef(predict(model, val_set.codes, singleton=val_set.singleton), val_set.targets)[0, 1]
-    assert r == pytest.approx(summary["best_val_pearson"], abs=1e-4)
+    # Validation ran under the run's precision (bf16 autocast where native); prediction folds the
+    # BatchNorms into the convolutions first, so the two agree to rounding, not to the last digit.
+    tolerance = 1e-4 if config.train.precision == "32" else 2e-3
+    assert r == pytest.approx(summary["best_val_pearson"], abs=tolerance)
     r_flag0 = np.corrcoef(predict_sequences(model, val["seq"].tolist(), config), val["target"])[0, 1]
     assert abs(r_flag0 - r) > 1e-3
     with pytest.raises(ValueError, match="3 flags for"):
@@ -143,17 +148,27 @@ def test_max_time_stops_cleanly_and_keeps_the_best_checkpoint(sim_library, tmp_p
 
 
 def test_demo_command_writes_a_run_directory(tmp_path):
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--n", "1500", "--epochs", "1",
+    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--n", "2048", "--epochs", "1",
                                       "--no-progress"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "simulated_library.txt").exists()
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["epochs"] == 1 and summary["train_size"] == 1500 - 1024
+    assert summary["epochs"] == 1 and summary["train_size"] == 2048 - 1024
 
 
-def test_bf16_mixed_precision_trains(sim_library, tmp_path):
-    config = tiny_config(sim_library, epochs=1, train_size=300, val_size=100)
-    config.train.precision = "bf16-mixed"
-    summary = train(config, tmp_path)
-    assert np.isfinite(summary["best_val_pearson"])
-    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["train"]["precision"] == "bf16-mixed"
+def test_bf16_mixed_precision_tracks_fp32(sim_library, tmp_path):
+    predictions = {}
+    for precision in ("32", "bf16-mixed"):
+        config = tiny_config(sim_library, epochs=1, train_size=300, val_size=100)
+        config.train.precision = precision
+        train(config, tmp_path / precision)
+        model, saved = load_run(tmp_path / precision)
+        assert saved.train.precision == precision
+        _, val_set = load_split(saved.data, saved.seed)
+        predictions[precision] = predict(model, val_set.codes)
+    fp32, bf16 = predictions["32"], predictions["bf16-mixed"]
+    assert not np.array_equal(fp32, bf16)  # bf16 autocast really ran
+    # Same seed, same batches: one epoch in bf16 lands next to fp32 (measured: max |diff| 0.0025
+    # bins, r 0.99 over the 100 validation sequences).
+    np.testing.assert_allclose(bf16, fp32, rtol=0, atol=0.02)
+    assert np.corrcoef(bf16, fp32)[0, 1] > 0.9

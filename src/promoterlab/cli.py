@@ -1,36 +1,85 @@
-"""Command line: a thin layer over :mod:`promoterlab.api`."""
+"""Command line: a thin layer over :mod:`promoterlab.api`.
+
+Only typer and the standard library are imported here: torch, pandas, Lightning and the API are
+imported inside the commands, so that ``promoterlab --help`` and argument errors answer at once.
+Every check that needs no data runs before any work; every error is one ``error:`` line (exit 2);
+every file a command writes goes through :func:`promoterlab.files.output_stream`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import sys
+import types
+import typing
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
-import yaml
 
-from promoterlab import api, cli_experiments
-from promoterlab.cli_data import _fail, data_app, dream_app
-from promoterlab.config import DataConfig, RunConfig, TrainConfig, replace_fields
-from promoterlab.data.readers import DataError
-from promoterlab.data.simulate import write_library
-from promoterlab.files import write_text_atomic
-from promoterlab.models import model_config
+from promoterlab import __version__, cli_experiments
+from promoterlab.cli_data import (
+    LazyHelpCommand,
+    _check_device,
+    _check_folder,
+    _check_output,
+    _fail,
+    _quiet_lightning,
+    _run_inputs,
+    _terminal,
+    data_app,
+    dream_app,
+)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Predict gene expression from promoter DNA with LegNet and its hybrids.")
 app.add_typer(data_app, name="data")
 app.add_typer(dream_app, name="dream")
 
+# Config field -> the option that sets it, to name the option in an error of the config's checks.
+_OPTION_OF_FIELD = {"max_lr": "--lr", "clip_targets": "--clip-targets", "val_singleton": "--val-singleton"}
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"promoterlab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Predict gene expression from promoter DNA with LegNet and its hybrids."""
+
+
+def _option_error(err: Exception) -> str:
+    """A config check's message (``"val_size must be ..."``) with the field named as its option."""
+    from promoterlab.config import DataConfig, TrainConfig
+
+    text = str(err)
+    field, _, rest = text.partition(" ")
+    names = {f.name for f in dataclasses.fields(DataConfig)} | {f.name for f in dataclasses.fields(TrainConfig)}
+    if rest and field in names:
+        return f"{_OPTION_OF_FIELD.get(field, '--' + field.replace('_', '-'))} {rest}"
+    return text
+
 
 def _parse_options(pairs: list[str]) -> dict:
+    import yaml
+
     options = {}
     for pair in pairs:
-        if "=" not in pair:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
             _fail(f"--model-opt expects KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        options[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        try:
+            options[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            _fail(f"--model-opt {pair}: cannot read the value {value!r} (a number, true/false or [a, b])")
     return options
 
 
@@ -40,11 +89,48 @@ def _parse_range(text: str | None) -> list[float] | None:
     try:
         low, high = (float(part) for part in text.split(","))
     except ValueError:
-        raise ValueError(f"--clip-targets expects LOW,HIGH (e.g. 0,17), got {text!r}") from None
+        _fail(f"--clip-targets expects LOW,HIGH (e.g. 0,17), got {text!r}")
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        _fail(f"--clip-targets expects LOW,HIGH with LOW < HIGH, got {text!r}")
     return [low, high]
 
 
-@app.command()
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether ``value`` has the type ``hint`` (the annotation of a config field)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any or hint is None:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arm) for arm in args)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple)) and all(_fits(v, args[0]) for v in value if args)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True
+
+
+def _type_name(hint: Any) -> str:
+    names = {float: "a number", int: "an integer", bool: "true or false", str: "a text"}
+    if typing.get_origin(hint) in (list, tuple):
+        args = typing.get_args(hint)
+        return f"a list of {_type_name(args[0]).split(' ', 1)[1]}s" if args else "a list"
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _bad_model_value(config_cls: type, values: dict[str, Any]) -> tuple[str, Any, str] | None:
+    """``(field, value, expected)`` of the first of ``values`` of the wrong type for the model config class."""
+    hints = typing.get_type_hints(config_cls)
+    for key, value in values.items():
+        if key in hints and not _fits(value, hints[key]):
+            return key, value, _type_name(hints[key])
+    return None
+
+
+@app.command(cls=LazyHelpCommand)
 def train(
     data: Optional[Path] = typer.Argument(None, help="Training table: DREAM text, CSV or TSV (optionally .gz); "
                                                      "default: the path in --config."),
@@ -54,13 +140,15 @@ def train(
     target_col: Optional[str] = typer.Option(None, help="Target column of a table with a header."),
     group_col: Optional[str] = typer.Option(None, help="Group column: no group is split across train/val."),
     drop_missing: bool = typer.Option(False, help="Drop rows with a missing or non-numeric target."),
-    model: Optional[str] = typer.Option(None, help="Registered model name (see `promoterlab models`)."),
-    width: Optional[float] = typer.Option(None, help="Channel width multiplier."),
+    model: Optional[str] = typer.Option(None, help="Registered model name (see `promoterlab models`; "
+                                                   "default {model.name})."),
+    width: Optional[float] = typer.Option(None, help="Channel width multiplier, > 0 (default: the model's; "
+                                                     "{model.width} for {model.name})."),
     model_opt: list[str] = typer.Option([], help="Model hyperparameter KEY=VALUE (repeatable)."),
-    loss: Optional[str] = typer.Option(None, help="kl (18 soft bins) or mse."),
+    loss: Optional[str] = typer.Option(None, help="kl (18 soft bins) or mse (default {train.loss})."),
     train_size: Optional[int] = typer.Option(None, help="Training sequences (default: all not in validation)."),
-    val_size: Optional[int] = typer.Option(None, help="Validation sequences (default 2048)."),
-    seq_len: Optional[int] = typer.Option(None, help="Model input length (default 150)."),
+    val_size: Optional[int] = typer.Option(None, help="Validation sequences (default {data.val_size})."),
+    seq_len: Optional[int] = typer.Option(None, help="Model input length (default {data.seq_len})."),
     left_adapter: Optional[str] = typer.Option(None, help="Leading adapter replaced by the upstream plasmid "
                                                "(default the DREAM one; AACTGCATTTTTTTCACATC for de Boer 2020)."),
     clip_targets: Optional[str] = typer.Option(None, help="LOW,HIGH: clip training targets, e.g. 0,17 for "
@@ -68,64 +156,137 @@ def train(
     val_singleton: Optional[bool] = typer.Option(None, "--val-singleton/--no-val-singleton",
                                                  help="Validation inputs carry the data's is_singleton flags "
                                                       "(default, as LegNet's DREAM code) or 0, as at prediction."),
-    seed: Optional[int] = typer.Option(None, help="Seed of split, initialisation and batch order."),
-    epochs: Optional[int] = typer.Option(None, help="Maximum epochs."),
-    batch_size: Optional[int] = typer.Option(None, help="Batch size (capped by the data)."),
-    lr: Optional[float] = typer.Option(None, help="OneCycle maximum learning rate (default 0.005)."),
-    weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay (default 0.01)."),
-    max_time: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes; the best checkpoint is kept."),
-    patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs."),
-    precision: Optional[str] = typer.Option(None, help="32 or bf16-mixed."),
-    accelerator: Optional[str] = typer.Option(None, help="Lightning accelerator (cpu, gpu, auto)."),
-    devices: Optional[str] = typer.Option(None, help="Lightning devices."),
-    strategy: Optional[str] = typer.Option(None, help="Lightning strategy (e.g. ddp)."),
-    num_nodes: Optional[int] = typer.Option(None, help="Lightning nodes."),
+    seed: Optional[int] = typer.Option(None, help="Seed of split, initialisation and batch order "
+                                                  "(default {run.seed})."),
+    epochs: Optional[int] = typer.Option(None, help="Maximum epochs (default {train.epochs})."),
+    batch_size: Optional[int] = typer.Option(None, help="Batch size, capped by the data "
+                                                        "(default {train.batch_size})."),
+    lr: Optional[float] = typer.Option(None, help="OneCycle maximum learning rate (default {train.max_lr})."),
+    weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay (default {train.weight_decay})."),
+    max_time: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes; the best checkpoint is "
+                                                        "kept (default {train.max_time})."),
+    patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs "
+                                                      "(default {train.patience})."),
+    precision: Optional[str] = typer.Option(None, help="32, bf16-mixed, ... (default {train.precision})."),
+    accelerator: Optional[str] = typer.Option(None, help="Lightning accelerator: cpu, gpu, auto "
+                                                         "(default {train.accelerator})."),
+    devices: Optional[str] = typer.Option(None, help="Lightning devices (default {train.devices})."),
+    strategy: Optional[str] = typer.Option(None, help="Lightning strategy, e.g. ddp (default {train.strategy})."),
+    num_nodes: Optional[int] = typer.Option(None, help="Lightning nodes (default {train.num_nodes})."),
+    overwrite: bool = typer.Option(False, help="Replace a run of another config in --out (else refused; a run "
+                                               "of the same config is resumed)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the final summary."),
 ) -> None:
-    """Train a model and write a run directory."""
+    """Train a model and write a run directory (rerun the same command to resume an interrupted run)."""
+    _check_folder(out)
+    if width is not None and not (math.isfinite(width) and width > 0):
+        _fail(f"--width must be > 0, got {width:g}")
+    clip = _parse_range(clip_targets)
+    options = _parse_options(model_opt)
+    if data is not None and not data.is_file():
+        _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
+
+    from promoterlab.config import RunConfig, replace_fields
+    from promoterlab.models import model_config
+
     try:
         base = RunConfig.load(config) if config else RunConfig()
-        if data is None and not base.data.path:
-            raise ValueError("give a DATA file (or a --config with data.path)")
-        data_cfg = replace_fields(base.data, path=str(data) if data else None, seq_col=seq_col, target_col=target_col,
-                                  group_col=group_col, drop_missing=drop_missing or None,
+    except (ValueError, OSError) as err:
+        _fail(f"{config}: {err}" if str(config) not in str(err) else err)
+    if data is None and not base.data.path:
+        _fail("give a DATA file (or a --config with data.path)")
+    try:
+        data_cfg = replace_fields(base.data, path=str(data) if data else None, seq_col=seq_col,
+                                  target_col=target_col, group_col=group_col, drop_missing=drop_missing or None,
                                   train_size=train_size, val_size=val_size, seq_len=seq_len,
-                                  left_adapter=left_adapter, clip_targets=_parse_range(clip_targets),
-                                  val_singleton=val_singleton)
+                                  left_adapter=left_adapter, clip_targets=clip, val_singleton=val_singleton)
         train_cfg = replace_fields(base.train, loss=loss, epochs=epochs, batch_size=batch_size, max_lr=lr,
                                    weight_decay=weight_decay, max_time=max_time, patience=patience,
                                    precision=precision, accelerator=accelerator, devices=devices,
                                    strategy=strategy, num_nodes=num_nodes)
-        name = model or base.model.name
-        inherited = {k: v for k, v in base.model.__dict__.items() if k != "name"} if name == base.model.name else {}
-        overrides = {**inherited, **_parse_options(model_opt), **({"width": width} if width else {})}
+    except ValueError as err:
+        _fail(_option_error(err))
+    name = model or base.model.name
+    inherited = {k: v for k, v in base.model.__dict__.items() if k != "name"} if name == base.model.name else {}
+    overrides = {**inherited, **options, **({"width": width} if width is not None else {})}
+    try:
+        bad = _bad_model_value(type(model_config(name)), overrides)
+        if bad:
+            key, value, expected = bad
+            where = f"--model-opt {key}={value}" if key in options else f"{config}: model.{key}"
+            _fail(f"{where}: {key} must be {expected}, got {value!r}")
         model_cfg = model_config(name, **overrides)
-        run_cfg = RunConfig(data=data_cfg, model=model_cfg, train=train_cfg,
-                            seed=seed if seed is not None else base.seed)
-        summary = api.train(run_cfg, out, progress=progress)
-    except (DataError, ValueError, FileNotFoundError) as err:
-        _fail(str(err))
+    except (ValueError, TypeError) as err:
+        _fail(err)
+    if not Path(data_cfg.path).is_file():
+        _fail(f"{data_cfg.path}: file not found")
+    _check_accelerator(str(train_cfg.accelerator))
+    run_cfg = RunConfig(data=data_cfg, model=model_cfg, train=train_cfg,
+                        seed=seed if seed is not None else base.seed)
+    summary = _train(run_cfg, out, progress and not quiet, quiet, overwrite)
     typer.echo(json.dumps(summary, indent=2))
+
+
+def _check_accelerator(accelerator: str) -> None:
+    """Fail on a GPU accelerator that this machine does not have (Lightning's own error is a traceback)."""
+    if accelerator not in ("gpu", "cuda", "mps"):
+        return
+    import torch
+
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        _fail(f"--accelerator {accelerator}: MPS is not available on this machine (use --accelerator cpu)")
+    if accelerator != "mps" and not torch.cuda.is_available():
+        _fail(f"--accelerator {accelerator}: CUDA is not available on this machine (use --accelerator cpu)")
+
+
+def _train(run_cfg: Any, out: Path, progress: bool, quiet: bool, overwrite: bool = False) -> dict:
+    """``api.train`` with Lightning quiet and errors as one line; an ``out`` that this call
+    created and left empty is removed on failure. Ctrl-C says what was kept (exit 130)."""
+    with _terminal(quiet):
+        _quiet_lightning()
+        from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+        from promoterlab import api
+        from promoterlab.training.run import TrainingInterrupted
+
+        created = not out.exists()
+        try:
+            return api.train(run_cfg, out, progress=progress, overwrite=overwrite)
+        except TrainingInterrupted as err:
+            _fail(err, code=130)
+        except (ValueError, OSError, MisconfigurationException) as err:
+            if created and out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+            _fail(err)
 
 
 @app.command()
 def predict(
     run_dir: Path = typer.Argument(..., help="Run directory (or model.pt)."),
     input: Path = typer.Argument(..., help="FASTA, TSV/CSV or DREAM text file of sequences."),
-    output: Path = typer.Option(..., "-o", "--output", help="Output TSV: id, seq, prediction."),
+    output: Path = typer.Option(..., "-o", "--output",
+                                help="Output TSV: id, seq, prediction ('-': standard output)."),
     seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
     id_col: Optional[str] = typer.Option(None, help="Id column of a table with a header (default: row index)."),
-    batch_size: int = typer.Option(128, help="Sequences per forward pass (small batches are fastest on CPUs)."),
-    device: str = typer.Option("cpu", help="Torch device."),
+    batch_size: int = typer.Option(256, min=1, help="Sequences per forward pass."),
+    precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively), bf16 or 32."),
+    device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
-    """Predict expression for new sequences (forward and reverse complement averaged)."""
+    """Predict expression for new sequences (forward and reverse complement averaged), streamed:
+    a file of any size is read and written in chunks."""
+    inputs = [*_run_inputs(run_dir), input]
+    _check_output(output, inputs)  # before the predictions, not after
+    _check_device(device)
+    from promoterlab import api
+
     try:
-        frame = api.predict_file(run_dir, input, seq_col, id_col, batch_size, device, progress)
-    except (DataError, ValueError, FileNotFoundError) as err:
-        _fail(str(err))
-    write_text_atomic(output, frame.to_csv(sep="\t", index=False))
-    typer.echo(f"wrote {len(frame)} predictions to {output}", err=True)
+        n = api.write_predictions(run_dir, input, output, seq_col, id_col, batch_size, device, progress,
+                                  precision, inputs=inputs)
+    except (ValueError, OSError) as err:
+        _fail(err)
+    typer.echo(f"wrote {n} predictions to {'standard output' if str(output) == '-' else output}", err=True)
 
 
 @app.command()
@@ -134,53 +295,82 @@ def evaluate(
     data: Path = typer.Argument(..., help="Measured file (DREAM text, CSV/TSV); rows without a value are skipped."),
     seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
     target_col: Optional[str] = typer.Option(None, help="Target column of a table with a header."),
-    batch_size: int = typer.Option(128, help="Sequences per forward pass (small batches are fastest on CPUs)."),
-    device: str = typer.Option("cpu", help="Torch device."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    batch_size: int = typer.Option(256, min=1, help="Sequences per forward pass."),
+    precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively), bf16 or 32."),
+    device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (notices go to stderr)."),
 ) -> None:
     """Pearson, Spearman, MSE and n of a trained model on measured data."""
+    _check_device(device)
+    from promoterlab import api
+
     try:
-        metrics = api.evaluate(run_dir, data, seq_col, target_col, batch_size, device)
-    except (DataError, ValueError, FileNotFoundError) as err:
-        _fail(str(err))
+        metrics = api.evaluate(run_dir, data, seq_col, target_col, batch_size, device, precision=precision)
+    except (ValueError, OSError) as err:
+        _fail(err)
+    if not metrics.get("n"):
+        _fail(f"{data}: no row has a measured value")
+    # NaN (e.g. a correlation of constant predictions) is not JSON: null.
+    metrics = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
     if as_json:
-        typer.echo(json.dumps(metrics, indent=2))
+        typer.echo(json.dumps(metrics, indent=2, allow_nan=False))
     else:
         for key, value in metrics.items():
-            typer.echo(f"{key:10s} {value:.4f}" if isinstance(value, float) else f"{key:10s} {value}")
+            text = f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else value
+            typer.echo(f"{key:10s} {text}")
 
 
 @app.command()
 def demo(
     out: Path = typer.Option(Path("promoterlab-demo"), "--out", "-o", help="Run directory to write."),
-    n: int = typer.Option(6_000, help="Simulated sequences."),
-    epochs: int = typer.Option(5, help="Epochs."),
+    n: int = typer.Option(6_000, min=2_048, help="Simulated sequences (1,024 are held out for validation)."),
+    epochs: int = typer.Option(5, min=1, help="Epochs."),
     seed: int = typer.Option(0, help="Seed of the simulator and the run."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the final summary."),
 ) -> None:
     """Simulate a promoter library and train a small LegNet on it (a few minutes on a laptop CPU)."""
-    out.mkdir(parents=True, exist_ok=True)
-    library = write_library(out / "simulated_library.txt", n=n, seed=seed)
-    typer.echo(f"simulated {n} promoters -> {library}", err=True)
+    _check_folder(out)
+    from promoterlab.config import DataConfig, RunConfig, TrainConfig
+    from promoterlab.data.simulate import write_library
+    from promoterlab.models import model_config
+
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        library = write_library(out / "simulated_library.txt", n=n, seed=seed)
+    except OSError as err:
+        _fail(err)
+    if not quiet:
+        typer.echo(f"simulated {n} promoters -> {library}", err=True)
     run_cfg = RunConfig(
         data=DataConfig(path=str(library), val_size=1024),
         model=model_config("legnet", width=0.25),
-        train=TrainConfig(loss="kl", epochs=epochs, batch_size=256, accelerator="cpu", devices="1"),
+        train=TrainConfig(loss="kl", epochs=epochs, accelerator="cpu", devices="1"),
         seed=seed,
     )
-    summary = api.train(run_cfg, out, progress=progress)
+    try:
+        summary = _train(run_cfg, out, progress and not quiet, quiet)
+    except typer.Exit:
+        if created:  # only the simulated library is there: leave nothing behind
+            library.unlink(missing_ok=True)
+            if out.is_dir() and not any(out.iterdir()):
+                out.rmdir()
+        raise
     typer.echo(json.dumps(summary, indent=2))
-    typer.echo(f"best validation Pearson {summary['best_val_pearson']:.3f}; curves in {out / 'curves.png'}",
-               err=True)
+    if not quiet:
+        typer.echo(f"best validation Pearson {summary['best_val_pearson']:.3f}; curves in {out / 'curves.png'}",
+                   err=True)
 
 
 @app.command()
 def models(
-    repeats: int = typer.Option(3, help="Timed training steps per model and width (median reported)."),
+    repeats: int = typer.Option(3, min=1, help="Timed training steps per model and width (median reported)."),
     device: str = typer.Option("cpu", help="Torch device to time on."),
 ) -> None:
     """Registered models: parameters and training step time per 1,000 sequences on this machine."""
-    from promoterlab.models.timing import models_table
+    _check_device(device)
+    from promoterlab.training.timing import models_table
 
     table = models_table(widths=(1.0, 0.5), repeats=repeats, device=device)
     typer.echo(f"{'model':<20}{'parameters':>12}{'s/1000 seqs (width 1)':>24}{'s/1000 seqs (legnet-s width 0.5)':>34}")

@@ -1,47 +1,154 @@
-"""Command-line groups ``promoterlab data`` (list, fetch) and ``promoterlab dream`` (score, predict).
+"""Command-line groups ``promoterlab data`` (list, fetch) and ``promoterlab dream`` (score, predict),
+and the helpers every command shares (one-line errors, output and device checks, lazy help).
 
 Thin wrappers over :mod:`promoterlab.datasets` and :mod:`promoterlab.evaluation.dream`;
 registered in the main CLI with ``app.add_typer(data_app, name="data")`` and
-``app.add_typer(dream_app, name="dream")``.
+``app.add_typer(dream_app, name="dream")``. Those modules (and numpy, pandas, torch) are
+imported inside the commands, so that help and argument errors answer at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import math
+import string
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
+from typer.core import TyperCommand
 
-from promoterlab.datasets import (
-    ENV_VAR,
-    UnknownDatasetError,
-    dataset_dir,
-    fetch,
-    get_dataset,
-    list_datasets,
-    resolve_data_dir,
-)
-from promoterlab.evaluation.dream import (
-    DREAM_TEST_SIZE,
-    DreamDataError,
-    format_table,
-    load_predictions,
-    load_truth,
-    score,
-    write_submission,
-)
+from promoterlab.files import OutputError, check_output, output_stream
+
+
+class _HelpValues(dict):
+    """Values for ``{...}`` in help texts, imported only when a help text is shown."""
+
+    def __missing__(self, key: str) -> Any:
+        if key in ("run", "data", "train", "model"):
+            from promoterlab.config import RunConfig
+
+            run = RunConfig()
+            self.update(run=run, data=run.data, train=run.train, model=run.model)
+        elif key == "env_var":
+            from promoterlab.datasets import ENV_VAR
+
+            self[key] = ENV_VAR
+        else:
+            raise KeyError(key)
+        return self[key]
+
+
+class _HelpFormatter(string.Formatter):
+    def format_field(self, value: Any, format_spec: str) -> str:
+        return "none" if value is None else super().format_field(value, format_spec)
+
+
+class LazyHelpCommand(TyperCommand):
+    """A command whose option help may name defaults of the config dataclasses, e.g.
+    ``"Maximum epochs (default {train.epochs})."``: filled in when the help is shown, so that
+    the defaults have one source of truth and importing the CLI does not import torch."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        values = _HelpValues()
+        for param in self.params:
+            help_text = getattr(param, "help", None)
+            if help_text and "{" in help_text:
+                param.help = _HelpFormatter().vformat(help_text, (), values)
+        super().format_help(ctx, formatter)
+
 
 data_app = typer.Typer(help="List and fetch public promoter datasets.", no_args_is_help=True)
 dream_app = typer.Typer(help="DREAM 2022 challenge: official scoring and test-set predictions.",
                         no_args_is_help=True)
 
-_DATA_DIR_HELP = f"Root data directory (default: ${ENV_VAR}, else ~/.cache/promoterlab)."
+_DATA_DIR_HELP = "Root data directory (default: ${env_var}, else ~/.cache/promoterlab)."
+
+
+# Lightning warnings that say nothing a user can act on (small CPU runs, checkpoints in the run folder).
+class _StderrHandler(logging.StreamHandler):
+    """Plain messages on the ``sys.stderr`` of the moment (the one a test runner swapped in)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _quiet_lightning() -> None:
+    from promoterlab.training.quiet import quiet_lightning
+
+    quiet_lightning()
+
+
+@contextlib.contextmanager
+def _terminal(quiet: bool) -> Iterator[None]:
+    """promoterlab's log lines (the plan of a run, where it went) on stderr; only warnings and
+    errors when ``quiet``. The logger is restored afterwards."""
+    logger = logging.getLogger("promoterlab")
+    handler, level = _StderrHandler(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING if quiet else logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _fail(message: object, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
+    """Print ``error: message`` (one line) on stderr and exit with ``code``."""
+    text = str(message).strip()
+    text = text.splitlines()[0] if text else type(message).__name__
+    typer.echo(f"error: {text}", err=True)
     raise typer.Exit(code)
+
+
+def _check_output(path: Path, inputs: Iterable[Path | str | None] = ()) -> None:
+    """Fail unless ``path`` can be written without harming an input (see :func:`check_output`)."""
+    try:
+        check_output(path, inputs)
+    except OutputError as err:
+        _fail(err)
+
+
+def _check_folder(path: Path) -> None:
+    """Fail if an output folder exists as something other than a folder."""
+    if path.exists() and not path.is_dir():
+        _fail(f"{path}: exists and is not a directory; give a directory for the output")
+
+
+def _run_inputs(run_dir: Path) -> list[Path]:
+    """The files a command reads from a run directory (or a model.pt path)."""
+    return [run_dir, run_dir / "model.pt"]
+
+
+def _check_device(device: str, option: str = "--device") -> None:
+    """Fail unless ``device`` names a torch device that this machine has."""
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        _fail(f"{option} {device}: not a torch device (e.g. cpu, cuda, cuda:1, mps)")
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            _fail(f"{option} {device}: CUDA is not available on this machine (use {option} cpu)")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            _fail(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        _fail(f"{option} {device}: MPS is not available on this machine (use {option} cpu)")
 
 
 def _size(n: int) -> str:
@@ -52,12 +159,14 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-@data_app.command("list")
+@data_app.command("list", cls=LazyHelpCommand)
 def data_list(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the registered datasets and how many of their files are in the data directory."""
+    from promoterlab.datasets import list_datasets, resolve_data_dir
+
     root = resolve_data_dir(data_dir)
     rows = []
     for dataset in list_datasets():
@@ -78,7 +187,7 @@ def data_list(
                    f"{row['description']}")
 
 
-@data_app.command("fetch")
+@data_app.command("fetch", cls=LazyHelpCommand)
 def data_fetch(
     name: str = typer.Argument(..., help="Dataset name (see 'promoterlab data list')."),
     directory: Optional[Path] = typer.Option(
@@ -94,6 +203,8 @@ def data_fetch(
     retries: int = typer.Option(3, "--retries", min=0, help="Resumes of an interrupted transfer."),
 ) -> None:
     """Download a dataset (resuming, verifying checksums) or check a copy that is in place."""
+    from promoterlab.datasets import UnknownDatasetError, dataset_dir, fetch, get_dataset
+
     try:
         dataset = get_dataset(name)
     except UnknownDatasetError as exc:
@@ -133,6 +244,8 @@ def dream_score(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Official DREAM 2022 scores: per-subset Pearson r, r², Spearman ρ and the weighted scores."""
+    from promoterlab.evaluation.dream import DreamDataError, format_table, load_predictions, load_truth, score
+
     try:
         predictions = load_predictions(pred)
         reference = load_truth(truth, subsets, leaderboard)
@@ -142,10 +255,10 @@ def dream_score(
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_table(result))
 
 
-@dream_app.command("predict")
+@dream_app.command("predict", cls=LazyHelpCommand)
 def dream_predict(
     run_dir: Path = typer.Argument(..., help="Run directory of a trained model (or its model.pt)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Submission JSON to write."),
+    output: Path = typer.Option(..., "-o", "--output", help="Submission JSON to write ('-': standard output)."),
     test: Optional[Path] = typer.Option(
         None, "--test", help="DREAM test file (default: DATA_DIR/dream2022/test/test_sequences.txt)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
@@ -154,12 +267,19 @@ def dream_predict(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Predict every DREAM test sequence (RC-averaged) and write the official submission JSON."""
-    from promoterlab.api import predict_file
+    if test is None:
+        from promoterlab.datasets import resolve_data_dir
 
-    test = test or resolve_data_dir(data_dir) / "dream2022" / "test" / "test_sequences.txt"
+        test = resolve_data_dir(data_dir) / "dream2022" / "test" / "test_sequences.txt"
     if not test.is_file():
         _fail(f"{test}: test file not found; pass --test FILE or run "
               f"'promoterlab data fetch dream2022 --only test/test_sequences.txt'")
+    inputs = [*_run_inputs(run_dir), test]
+    _check_output(output, inputs)  # before the predictions, not after
+    _check_device(device)
+    from promoterlab.api import predict_file
+    from promoterlab.evaluation.dream import DREAM_TEST_SIZE
+
     try:
         frame = predict_file(run_dir, test, batch_size=batch_size, device=device, progress=progress)
         positions = [int(i) for i in frame["id"]]
@@ -168,9 +288,13 @@ def dream_predict(
     if len(frame) != DREAM_TEST_SIZE:
         typer.echo(f"warning: {test} has {len(frame)} sequences; the DREAM test set has "
                    f"{DREAM_TEST_SIZE}", err=True)
-    values = frame["prediction"].to_numpy()
+    submission = {str(pos): float(value) for pos, value in zip(positions, frame["prediction"].to_numpy())}
+    bad = next((pos for pos, value in submission.items() if not math.isfinite(value)), None)
+    if bad is not None:
+        _fail(f"prediction for position {bad} is {submission[bad]}; a submission needs finite values")
     try:
-        write_submission(output, dict(zip(positions, values)))
+        with output_stream(output, inputs) as handle:
+            json.dump(submission, handle)
     except (OSError, ValueError) as exc:
-        _fail(f"{output}: {exc}")
-    typer.echo(f"wrote {len(positions)} predictions to {output}")
+        _fail(f"{output}: {exc}" if not isinstance(exc, OutputError) else exc)
+    typer.echo(f"wrote {len(positions)} predictions to {output}", err=True)

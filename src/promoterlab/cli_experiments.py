@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from promoterlab.cli_data import _fail
-from promoterlab.experiments.spec import Spec, load_spec
+from promoterlab.cli_data import _check_folder, _check_output, _fail, _quiet_lightning, _terminal
+
+if TYPE_CHECKING:
+    from promoterlab.experiments.spec import Spec
 
 BUDGET_HELP = "Named budget of the spec (e.g. small: fewer epochs, smaller width for a CPU)."
 
@@ -31,6 +33,8 @@ def _only(items: list[str]) -> dict[str, list[str]]:
 
 
 def _spec(path: Path, budget: Optional[str]) -> Spec:
+    from promoterlab.experiments.spec import load_spec
+
     try:
         return load_spec(path, budget)
     except (ValueError, FileNotFoundError) as err:
@@ -41,21 +45,26 @@ def sweep(
     spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="Experiment spec with axes."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Sweep folder (default runs/<spec name>[-<budget>])."),
     budget: Optional[str] = typer.Option(None, help=BUDGET_HELP),
-    workers: int = typer.Option(1, help="Runs trained at once on this machine."),
+    workers: int = typer.Option(1, min=1, help="Runs trained at once on this machine."),
     only: list[str] = typer.Option([], help="AXIS=V1,V2: train only this slice of the grid (repeatable)."),
 ) -> None:
     """Train every combination of a spec's axes; rerun to resume (finished runs are skipped)."""
+    chosen = _only(only)
+    if out is not None:
+        _check_folder(out)
+    spec = _spec(spec_path, budget)  # a bad spec fails here, before any folder or lock exists
+    folder = out or _default_folder(spec)
+    _check_folder(folder)
     from promoterlab.experiments.sweep import run_sweep, select
 
-    spec = _spec(spec_path, budget)
-    folder = out or _default_folder(spec)
-    chosen = _only(only)
     try:
         n_runs = len(select(spec, chosen))
     except ValueError as err:
         _fail(str(err))
     typer.echo(f"sweep {spec.name}: {n_runs} of {len(spec.grid())} runs in {folder}", err=True)
-    outcomes = run_sweep(spec, folder, workers=workers, progress=True, only=chosen)
+    with _terminal(quiet=False):
+        _quiet_lightning()
+        outcomes = run_sweep(spec, folder, workers=workers, progress=True, only=chosen)
     failed = [o for o in outcomes if o.status == "failed"]
     counts = {status: sum(o.status == status for o in outcomes) for status in ("trained", "skipped", "busy", "failed")}
     typer.echo(json.dumps(counts))
@@ -65,23 +74,30 @@ def sweep(
 
 def tune(
     spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="Experiment spec with a search space."),
-    trials: int = typer.Option(..., help="Trials in the study in total (a rerun continues it)."),
+    trials: int = typer.Option(..., min=1, help="Trials in the study in total (a rerun continues it)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/<spec name>[-<budget>]-tune)."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL shared by workers (default SQLite in --out)."),
     budget: Optional[str] = typer.Option(None, help=BUDGET_HELP),
-    workers: int = typer.Option(1, help="Worker processes on this machine."),
+    workers: int = typer.Option(1, min=1, help="Worker processes on this machine."),
     seed: int = typer.Option(0, help="Seed of the TPE sampler (worker i uses seed + i); give each machine "
                                      "sharing a --storage its own, e.g. 0, 100, 200."),
 ) -> None:
     """Search hyperparameters with Optuna (TPE, median pruning on per-epoch val Pearson)."""
+    if out is not None:
+        _check_folder(out)
+    spec = _spec(spec_path, budget)
+    if not spec.search:
+        _fail(f"{spec_path}: the spec has no search space (a 'search' section) to tune")
+    folder = out or _default_folder(spec, "-tune")
+    _check_folder(folder)
     from promoterlab.experiments.tune import tune as run_tune
 
-    spec = _spec(spec_path, budget)
-    folder = out or _default_folder(spec, "-tune")
-    try:
-        best = run_tune(spec, folder, trials, storage=storage, workers=workers, seed=seed)
-    except (ValueError, RuntimeError) as err:
-        _fail(str(err))
+    with _terminal(quiet=False):
+        _quiet_lightning()
+        try:
+            best = run_tune(spec, folder, trials, storage=storage, workers=workers, seed=seed)
+        except (ValueError, RuntimeError) as err:
+            _fail(str(err))
     typer.echo(json.dumps(best, indent=2))
     typer.echo(f"train the best config with: promoterlab train --config {best['config']} --out DIR", err=True)
 
@@ -94,6 +110,8 @@ def results(
     figures: bool = typer.Option(False, help="Also write every figure (PNG and SVG) to OUT/figures."),
 ) -> None:
     """One table per configuration (mean, sd, 95 % CI over seeds) and paired comparisons with the baseline."""
+    if out is not None:
+        _check_folder(out)
     from promoterlab.experiments import results as res
 
     try:
@@ -120,6 +138,10 @@ def report(
     run_curves: bool = typer.Option(True, help="Include every run's own loss and Pearson curves."),
 ) -> None:
     """Tables and figures of a runs folder in one file a person can open."""
+    if output.parent.is_dir():  # a missing folder is created, as for the figures beside the report
+        _check_output(output, [runs_dir])
+    else:
+        _check_folder(output.parent)
     from promoterlab.experiments.report import write_report
 
     try:

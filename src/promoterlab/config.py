@@ -3,15 +3,45 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM
+from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, Layout
 from promoterlab.files import write_text_atomic
 from promoterlab.models import LegNetConfig, model_config
+from promoterlab.training.objective import LOSSES
+
+
+# Lightning's precision settings ("auto": chosen for the hardware).
+PRECISIONS = ("auto", "32", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64", "64-true",
+              "16", "bf16")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_count(name: str, value: Any, low: int, auto: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer >= ``low`` (or ``"auto"`` where allowed)."""
+    if auto and value == "auto":
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}{' or auto' if auto else ''}, got {value!r}")
+
+
+def _check_number(name: str, value: Any, low: float, high: float | None = None, inclusive: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number above ``low`` (and below ``high``)."""
+    ok = _is_number(value) and math.isfinite(value) and (value >= low if inclusive else value > low)
+    if ok and high is not None:
+        ok = value < high
+    if not ok:
+        bound = f"{'>=' if inclusive else '>'} {low:g}" + (f" and < {high:g}" if high is not None else "")
+        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
 
 
 @dataclass
@@ -37,14 +67,39 @@ class DataConfig:
     # for libraries whose normalised values slightly overshoot the sort-seq bin scale.
     clip_targets: list[float] | None = None
 
+    @property
+    def layout(self) -> Layout:
+        """The run's :class:`~promoterlab.data.layout.Layout` (saved as the three fields above)."""
+        return Layout(self.seq_len, self.left_adapter, self.upstream)
+
+    def __post_init__(self) -> None:
+        # Every message starts with the field name (the command line turns it into its option).
+        if self.train_size is not None:
+            _check_count("train_size", self.train_size, 1)
+        _check_count("val_size", self.val_size, 1)
+        _check_count("seq_len", self.seq_len, 1)
+        if self.clip_targets is not None:
+            bounds = list(self.clip_targets) if isinstance(self.clip_targets, (list, tuple)) else []
+            if (len(bounds) != 2 or not all(_is_number(b) and math.isfinite(b) for b in bounds)
+                    or not bounds[0] < bounds[1]):
+                raise ValueError(f"clip_targets must be LOW,HIGH with LOW < HIGH, got {self.clip_targets!r}")
+
 
 @dataclass
 class TrainConfig:
-    """Optimisation recipe (LegNet's DREAM 2022 defaults) and Lightning hardware settings."""
+    """Optimisation recipe (LegNet's DREAM 2022 defaults) and Lightning hardware settings.
+
+    ``"auto"`` values are resolved for the machine and the data when training starts
+    (:func:`promoterlab.training.hardware.resolve_train_config`): ``epochs`` is
+    ``DEFAULT_EPOCHS``, or what fits ``max_time`` when a budget is given; ``batch_size`` is 128
+    on a CPU (cache-sized; the recipe's 1,024 runs at half the speed there) and 1,024 on a GPU
+    for large data; ``precision`` is ``bf16-mixed`` where the hardware computes bf16 natively
+    (AVX512-BF16/AMX CPUs, Ampere+ GPUs), else ``32``.
+    """
 
     loss: str = "kl"
-    epochs: int = 20
-    batch_size: int = 1024
+    epochs: int | str = "auto"
+    batch_size: int | str = "auto"
     max_lr: float = 0.005
     weight_decay: float = 0.01
     pct_start: float = 0.3
@@ -53,7 +108,7 @@ class TrainConfig:
     rc_augment: bool = True
     max_time: float | None = None
     patience: int | None = None
-    precision: str = "32"
+    precision: str = "auto"
     accelerator: str = "auto"
     devices: str = "auto"
     strategy: str = "auto"
@@ -61,8 +116,29 @@ class TrainConfig:
     eval_batch_size: int = 128
 
     def __post_init__(self) -> None:
-        if self.loss not in ("kl", "mse"):
-            raise ValueError(f"loss must be 'kl' or 'mse', not {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, not {self.loss!r}")
+        # Every message starts with the field name (the command line turns it into its option).
+        _check_count("epochs", self.epochs, 1, auto=True)
+        _check_count("batch_size", self.batch_size, 1, auto=True)
+        _check_count("eval_batch_size", self.eval_batch_size, 1)
+        _check_number("max_lr", self.max_lr, low=0.0)
+        _check_number("weight_decay", self.weight_decay, low=0.0, inclusive=True)
+        _check_number("pct_start", self.pct_start, low=0.0, high=1.0)
+        _check_number("div_factor", self.div_factor, low=0.0)
+        _check_number("final_div_factor", self.final_div_factor, low=0.0)
+        if self.max_time is not None:
+            _check_number("max_time", self.max_time, low=0.0)
+        if self.patience is not None:
+            _check_count("patience", self.patience, 1)
+        _check_count("num_nodes", self.num_nodes, 1)
+        if str(self.precision) not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        devices = str(self.devices).replace(" ", "")
+        ids = re.fullmatch(r"\[?[0-9]+(,[0-9]+)*,?\]?", devices) and devices != "0"  # "0,": GPU 0; 0: none
+        if not (devices == "auto" or re.fullmatch(r"-1|[1-9][0-9]*", devices) or ids):
+            raise ValueError(f"devices must be auto, a count >= 1, -1 (all) or device ids like 0,1; "
+                             f"got {self.devices!r}")
 
 
 @dataclass

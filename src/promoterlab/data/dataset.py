@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
 from promoterlab.data.encoding import encode, is_integer, model_input, reverse_complement_codes
-from promoterlab.data.layout import layout_all
+from promoterlab.data.layout import Layout, layout_all
 from promoterlab.data.readers import DataError, read_table
 from promoterlab.data.splits import split_indices
 
@@ -36,23 +36,31 @@ class EncodedSet:
         return EncodedSet(self.codes[index], self.targets[index], self.singleton[index])
 
 
-def encode_sequences(seqs: pd.Series | list[str], seq_len: int, left_adapter: str, upstream: str,
-                     path: str | Path = "<sequences>", lines: np.ndarray | None = None) -> torch.Tensor:
-    """Lay out and encode sequences; a sequence too long for the model is a :class:`DataError`."""
+def encode_sequences(seqs: pd.Series | list[str], layout: Layout, path: str | Path = "<sequences>",
+                     lines: np.ndarray | None = None) -> torch.Tensor:
+    """Lay out and encode sequences; a sequence too long for the model is a :class:`DataError`.
+
+    ``lines`` are the sequences' line numbers in ``path`` (for the error message); without
+    them the message names the sequence's position in ``seqs``.
+    """
     seqs = pd.Series(list(seqs), dtype=str).str.upper()
-    lengths = seqs.str.len() - (seqs.str.startswith(left_adapter) * len(left_adapter) if left_adapter else 0)
-    too_long = lengths > seq_len
+    adapter = layout.left_adapter
+    lengths = seqs.str.len() - (seqs.str.startswith(adapter) * len(adapter) if adapter else 0)
+    too_long = lengths > layout.seq_len
     if too_long.any():
         row = int(np.argmax(too_long.to_numpy()))
-        line = int(lines[row]) if lines is not None else row + 1
-        raise DataError(path, line, f"sequence of {int(lengths[row])} bp (after stripping the left adapter) "
-                                    f"is longer than the model length {seq_len}")
-    return torch.from_numpy(encode(layout_all(seqs, seq_len, left_adapter, upstream)))
+        problem = (f"sequence of {int(lengths[row])} bp (after stripping the left adapter) is longer than "
+                   f"the model length {layout.seq_len}")
+        if lines is None:
+            raise DataError(path, None, f"sequence {row + 1}: {problem}")
+        raise DataError(path, int(lines[row]), problem)
+    return torch.from_numpy(encode(layout_all(seqs, layout.seq_len, adapter, layout.upstream)))
 
 
-def encode_frame(frame: pd.DataFrame, seq_len: int, left_adapter: str, upstream: str,
-                 singleton_channel: bool = True, path: str | Path = "<table>") -> EncodedSet:
-    codes = encode_sequences(frame["seq"], seq_len, left_adapter, upstream, path, frame["line"].to_numpy())
+def encode_frame(frame: pd.DataFrame, layout: Layout, singleton_channel: bool = True,
+                 path: str | Path = "<table>") -> EncodedSet:
+    """Encode a reader's frame (``seq``, ``target``, ``line``) with its singleton flags."""
+    codes = encode_sequences(frame["seq"], layout, path, frame["line"].to_numpy())
     targets = frame["target"].to_numpy(dtype=np.float32)
     singleton = is_integer(targets) if singleton_channel else np.zeros(len(targets), dtype=bool)
     return EncodedSet(codes, torch.from_numpy(targets), torch.from_numpy(singleton))
@@ -67,8 +75,7 @@ def load_split(cfg, seed: int) -> tuple[EncodedSet, EncodedSet]:
     except ValueError as err:
         raise DataError(cfg.path, None, str(err)) from None
     chosen = np.concatenate([train_idx, val_idx])
-    encoded = encode_frame(frame.iloc[chosen], cfg.seq_len, cfg.left_adapter, cfg.upstream,
-                           cfg.singleton_channel, cfg.path)
+    encoded = encode_frame(frame.iloc[chosen], cfg.layout, cfg.singleton_channel, cfg.path)
     n_train = len(train_idx)
     train_set = encoded.subset(np.arange(n_train))
     if cfg.clip_targets:

@@ -1,4 +1,4 @@
-"""Sequences as uint8 codes, one-hot model input built per batch, and soft bin labels.
+"""Sequences as uint8 codes and the one-hot model input built per batch.
 
 Channel order of the model input (6 x L): A, C, G, T, ``is_reverse``, ``is_singleton``.
 N is 0.25 in all four base channels. Codes: A=0, C=1, G=2, T=3, N=4.
@@ -81,25 +81,6 @@ def model_input(codes: torch.Tensor, is_reverse: bool | torch.Tensor, is_singlet
     if is_singleton is not None:
         x[:, 5] = is_singleton.to(torch.float32).reshape(-1, 1)
     return x
-
-
-def soft_labels(targets: torch.Tensor, n_bins: int = 18, sigma: float = 0.5) -> torch.Tensor:
-    """18-bin soft labels: mass of Normal(e + 0.5, sigma) in [k, k+1), outer bins open-ended.
-
-    The expected bin index of the result is close to ``e`` away from the two ends.
-    """
-    edges = torch.arange(1, n_bins, dtype=torch.float64)
-    cdf = torch.special.ndtr((edges[None, :] - (targets.double()[:, None] + 0.5)) / sigma)
-    zeros = torch.zeros(len(targets), 1, dtype=torch.float64)
-    ones = torch.ones(len(targets), 1, dtype=torch.float64)
-    cdf = torch.cat([zeros, cdf, ones], dim=1)
-    return (cdf[:, 1:] - cdf[:, :-1]).to(torch.float32)
-
-
-def expected_bin(logits: torch.Tensor) -> torch.Tensor:
-    """Prediction from bin logits: sum_k k * softmax_k."""
-    bins = torch.arange(logits.shape[1], dtype=logits.dtype, device=logits.device)
-    return (torch.softmax(logits, dim=1) * bins).sum(dim=1)  # not a matmul: stays fp32 under autocast
 
 
 def is_integer(values: np.ndarray) -> np.ndarray:

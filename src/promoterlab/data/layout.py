@@ -9,6 +9,7 @@ DREAM sequence becomes the last 57 bp of the upstream plasmid + its own last 93 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 LEFT_ADAPTER = "TGCATTTTTTTCACATC"
 RIGHT_ADAPTER = "GGTTACGGCTGTT"
@@ -79,3 +80,33 @@ def layout_all(seqs: Iterable[str], seq_len: int = 150, left_adapter: str = LEFT
                upstream: str = PLASMID_UPSTREAM) -> list[str]:
     """:func:`layout` applied to every sequence."""
     return [layout(s, seq_len, left_adapter, upstream) for s in seqs]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a run places sequences in the model's window; saved with the run (``DataConfig``).
+
+    Every encoder takes one, so a model always sees its inputs laid out as in training.
+
+    Parameters
+    ----------
+    seq_len : int
+        Model input length.
+    left_adapter : str
+        Leading adapter stripped when present ("" disables); de Boer 2020 native fragments
+        use ``AACTGCATTTTTTTCACATC``.
+    upstream : str
+        Plasmid prepended to reach ``seq_len``.
+    """
+
+    seq_len: int = 150
+    left_adapter: str = LEFT_ADAPTER
+    upstream: str = PLASMID_UPSTREAM
+
+    def apply(self, seq: str) -> str:
+        """:func:`layout` of one sequence."""
+        return layout(seq, self.seq_len, self.left_adapter, self.upstream)
+
+    def insert_length(self, seq: str) -> int:
+        """Length of ``seq`` once its leading adapter is stripped."""
+        return insert_length(seq, self.left_adapter)

@@ -6,8 +6,14 @@ the file) so later checks can name the offending line.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gzip
+import inspect
 import re
+import sys
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +31,32 @@ class DataError(ValueError):
         self.path, self.line, self.problem = str(path), line, problem
         where = f"{path}:{line}" if line is not None else str(path)
         super().__init__(f"{where}: {problem}")
+
+
+def _names_damaged_files(read):
+    """Turn the low-level errors of a damaged file (a cut-short ``.gz``, binary data) into a
+    :class:`DataError` naming it, in a reader whose first argument is the path."""
+    @contextlib.contextmanager
+    def named(path):
+        try:
+            yield
+        except (EOFError, gzip.BadGzipFile, zlib.error) as err:
+            raise DataError(path, None, f"damaged or truncated gzip file ({err})") from None
+        except UnicodeDecodeError as err:
+            raise DataError(path, None, f"not a text file (undecodable byte at offset {err.start})") from None
+
+    if inspect.isgeneratorfunction(read):
+        @functools.wraps(read)
+        def chunks(path, *args, **kwargs):
+            with named(path):
+                yield from read(path, *args, **kwargs)
+        return chunks
+
+    @functools.wraps(read)
+    def wrapper(path, *args, **kwargs):
+        with named(path):
+            return read(path, *args, **kwargs)
+    return wrapper
 
 
 def _open_text(path: Path):
@@ -62,11 +94,12 @@ def _parse_targets(path: Path, frame: pd.DataFrame, raw: pd.Series, drop_missing
             problem = "missing target" if str(value).strip().lower() in ("", "na", "nan", "none") \
                 else f"target {value!r} is not a number"
             raise DataError(path, int(frame.loc[idx, "line"]), f"{problem} (use --drop-missing to skip such rows)")
-        print(f"{path}: dropped {int(missing.sum())} rows with a missing or non-numeric target")
+        print(f"{path}: dropped {int(missing.sum())} rows with a missing or non-numeric target", file=sys.stderr)
         frame, target = frame[~missing], target[~missing]
     return frame.assign(target=target.astype(np.float64)).reset_index(drop=True)
 
 
+@_names_damaged_files
 def read_table(
     path: str | Path,
     seq_col: str | None = None,
@@ -106,6 +139,24 @@ def read_table(
     DataError
         Naming the file, the line and the problem.
     """
+    return pd.concat(list(iter_table(path, seq_col, target_col, group_col, id_col, drop_missing,
+                                     require_target, read_target)), ignore_index=True)
+
+
+@_names_damaged_files
+def iter_table(
+    path: str | Path,
+    seq_col: str | None = None,
+    target_col: str | None = None,
+    group_col: str | None = None,
+    id_col: str | None = None,
+    drop_missing: bool = False,
+    require_target: bool = True,
+    read_target: bool = True,
+    chunk_rows: int | None = None,
+) -> Iterator[pd.DataFrame]:
+    """:func:`read_table` in chunks of ``chunk_rows`` file rows (all at once when ``None``), so
+    a file of any size can be streamed; each chunk is validated before it is yielded."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, None, "file not found")
@@ -114,33 +165,42 @@ def read_table(
         raise DataError(path, None, "file is empty")
     headerless = _DNA.match(first.split("\t")[0].strip()) is not None
     sep = "\t" if ("\t" in first or headerless) else ","
-    table = pd.read_csv(path, sep=sep, header=None if headerless else 0, dtype=str,
-                        keep_default_na=False, skip_blank_lines=False)
-    if headerless:
-        table.columns = ["seq", "target", *[f"col{i}" for i in range(2, table.shape[1])]][: table.shape[1]]
-        seq_col, target_col = "seq", ("target" if table.shape[1] > 1 else None)
-    else:
-        seq_col = seq_col or _pick(path, table, ("seq", "sequence"), "sequence", required=True)
-        target_col = target_col or _pick(path, table, ("expr", "expression", "target", "el_combined"),
-                                         "target", required=require_target)
-        for name in (seq_col, target_col, group_col, id_col):
-            if name is not None and name not in table.columns:
-                raise DataError(path, 1, f"no column {name!r}; columns are {list(table.columns)}")
-    frame = pd.DataFrame({"seq": table[seq_col].str.strip(),
-                          "line": np.arange(len(table)) + (1 if headerless else 2)})
-    frame["id"] = table[id_col].to_numpy() if id_col else np.arange(len(table)).astype(str)
-    if group_col:
-        frame["group"] = table[group_col].to_numpy()
-    blank = (frame["seq"] == "") & (table.apply(lambda col: col.str.strip() == "").all(axis=1))
-    frame, table = frame[~blank], table[~blank]
-    if frame.empty:
+    reader = pd.read_csv(path, sep=sep, header=None if headerless else 0, dtype=str, keep_default_na=False,
+                         skip_blank_lines=False, chunksize=chunk_rows)
+    rows = 0
+    for table in [reader] if chunk_rows is None else reader:
+        if headerless:
+            table.columns = ["seq", "target", *[f"col{i}" for i in range(2, table.shape[1])]][: table.shape[1]]
+            seq_col, target_col = "seq", ("target" if table.shape[1] > 1 else None)
+        elif rows == 0:
+            seq_col = seq_col or _pick(path, table, ("seq", "sequence"), "sequence", required=True)
+            target_col = target_col or _pick(path, table, ("expr", "expression", "target", "el_combined"),
+                                             "target", required=require_target)
+            for name in (seq_col, target_col, group_col, id_col):
+                if name is not None and name not in table.columns:
+                    raise DataError(path, 1, f"no column {name!r}; columns are {list(table.columns)}")
+        index = table.index.to_numpy()
+        frame = pd.DataFrame({"seq": table[seq_col].str.strip().to_numpy(),
+                              "line": index + (1 if headerless else 2)})
+        frame["id"] = table[id_col].to_numpy() if id_col else index.astype(str)
+        if group_col:
+            frame["group"] = table[group_col].to_numpy()
+        blank = ((frame["seq"] == "").to_numpy()
+                 & table.apply(lambda col: col.str.strip() == "").all(axis=1).to_numpy())
+        frame, table = frame[~blank], table[~blank]
+        rows += len(frame)
+        if frame.empty:
+            continue
+        _check_sequences(path, frame)
+        if target_col is None or not read_target:
+            if require_target and read_target:
+                raise DataError(path, 1, "no target column")
+            yield frame.reset_index(drop=True)
+        else:
+            yield _parse_targets(path, frame, table[target_col].reset_index(drop=True).set_axis(frame.index),
+                                 drop_missing)
+    if rows == 0:
         raise DataError(path, None, "file has no data rows")
-    _check_sequences(path, frame)
-    if target_col is None or not read_target:
-        if require_target and read_target:
-            raise DataError(path, 1, "no target column")
-        return frame.reset_index(drop=True)
-    return _parse_targets(path, frame, table[target_col], drop_missing)
 
 
 def _pick(path: Path, table: pd.DataFrame, names: tuple[str, ...], what: str, required: bool) -> str | None:
@@ -154,15 +214,32 @@ def _pick(path: Path, table: pd.DataFrame, names: tuple[str, ...], what: str, re
     return None
 
 
+@_names_damaged_files
 def read_fasta(path: str | Path) -> pd.DataFrame:
     """Read FASTA (optionally gzipped) into columns ``id``, ``seq``, ``line``.
 
     ``id`` is the first word of the header; multi-line records are joined.
     """
+    return pd.concat(list(iter_fasta(path)), ignore_index=True)
+
+
+@_names_damaged_files
+def iter_fasta(path: str | Path, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """:func:`read_fasta` in chunks of ``chunk_rows`` records (all at once when ``None``)."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, None, "file not found")
     records: list[tuple[str, list[str], int]] = []
+    seen = 0
+
+    def flush(upto: int) -> pd.DataFrame:
+        done, records[:] = records[:upto], records[upto:]
+        for name, parts, number in done:
+            if not parts:
+                raise DataError(path, number, f"record {name!r} has an empty sequence")
+        return pd.DataFrame({"id": [r[0] for r in done], "seq": ["".join(r[1]) for r in done],
+                             "line": [r[2] for r in done]})
+
     with _open_text(path) as handle:
         for number, raw in enumerate(handle, start=1):
             line = raw.strip()
@@ -172,7 +249,10 @@ def read_fasta(path: str | Path) -> pd.DataFrame:
                 name = line[1:].split()[0] if line[1:].strip() else ""
                 if not name:
                     raise DataError(path, number, "FASTA header without a name")
+                if chunk_rows and len(records) == chunk_rows:  # every record before this one is complete
+                    yield flush(chunk_rows)
                 records.append((name, [], number))
+                seen += 1
             elif not records:
                 raise DataError(path, number, "sequence before the first '>' header; is this FASTA?")
             else:
@@ -181,19 +261,64 @@ def read_fasta(path: str | Path) -> pd.DataFrame:
                     raise DataError(path, number, f"sequence has character {bad.group()!r}; "
                                                   "only A, C, G, T, N (any case) are allowed")
                 records[-1][1].append(line)
-    if not records:
+    if not seen:
         raise DataError(path, None, "file is empty")
-    for name, parts, number in records:
-        if not parts:
-            raise DataError(path, number, f"record {name!r} has an empty sequence")
-    return pd.DataFrame({"id": [r[0] for r in records], "seq": ["".join(r[1]) for r in records],
-                         "line": [r[2] for r in records]})
+    yield flush(len(records))
 
 
 def read_sequences(path: str | Path, seq_col: str | None = None, id_col: str | None = None) -> pd.DataFrame:
     """Prediction input: FASTA, DREAM text or a CSV/TSV (any target column is ignored)."""
+    return pd.concat(list(iter_sequences(path, seq_col, id_col)), ignore_index=True)
+
+
+@_names_damaged_files
+def iter_sequences(path: str | Path, seq_col: str | None = None, id_col: str | None = None,
+                   chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+    """:func:`read_sequences` in chunks of ``chunk_rows`` sequences (all at once when ``None``),
+    each validated before it is yielded: columns ``id``, ``seq``, ``line``."""
     path = Path(path)
     first = _first_line(path) if path.exists() else ""
     if path.name.lower().endswith(FASTA_SUFFIXES) or (first or "").startswith(">"):
-        return read_fasta(path)
-    return read_table(path, seq_col=seq_col, id_col=id_col, require_target=False, read_target=False)
+        yield from iter_fasta(path, chunk_rows)
+    else:
+        yield from iter_table(path, seq_col=seq_col, id_col=id_col, require_target=False, read_target=False,
+                              chunk_rows=chunk_rows)
+
+
+@_names_damaged_files
+def read_seq_values(path: str | Path) -> pd.DataFrame:
+    """Rows of a ``seq<TAB>value`` file (DREAM text; an optional header line is skipped), in file
+    order, with the values as text.
+
+    For readers that index rows by position, such as DREAM scoring: :func:`read_table` refuses
+    or drops a row without a number, but an unmeasured row of the DREAM test file (``nan``)
+    keeps its position, so the caller decides what a value means.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``seq``, ``value`` (text, stripped) and ``line`` (1-based line in the file).
+
+    Raises
+    ------
+    DataError
+        When the file is missing or empty, a row has not exactly two tab-separated fields, or a
+        sequence is empty or has a character other than A, C, G, T, N.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, None, "file not found")
+    with _open_text(path) as handle:
+        rows = [line.split("\t") for line in handle.read().rstrip("\r\n").splitlines()]
+    if not rows:
+        raise DataError(path, None, "file is empty")
+    start = int(_DNA.match(rows[0][0].strip()) is None)  # a header line
+    for number, row in enumerate(rows[start:], start=start + 1):
+        if len(row) != 2:
+            raise DataError(path, number, f"expected 'seq<TAB>value', found {len(row)} field(s)")
+    frame = pd.DataFrame({"seq": [row[0].strip() for row in rows[start:]],
+                          "value": [row[1].strip() for row in rows[start:]],
+                          "line": np.arange(start + 1, len(rows) + 1)})
+    if not frame.empty:
+        _check_sequences(path, frame)
+    return frame

@@ -1,33 +1,40 @@
-"""Resumable, verified downloads and the fetching of registered datasets.
+"""Resumable, verified downloads and the fetching of registered datasets, on :mod:`pooch`.
 
-A transfer writes ``NAME.part`` next to the target; an interrupted transfer is resumed
-with an HTTP ``Range`` request. The finished file is checked (size, md5, sha256 where
-known) and only then moved into place with :func:`os.replace`, so the target path never
-holds a partial or corrupt file. Checksums computed on first download are kept in
-``promoterlab_manifest.json`` in the dataset directory and checked on later runs.
+Pooch does the work it is made for: the retry loop (``retry_if_failed``, waiting 1 s, 2 s, …
+between attempts), the temporary file that is renamed onto the target only after a complete
+transfer, the digests (:func:`pooch.file_hash`) and the default cache folder
+(:func:`pooch.os_cache`).
+
+HTTP ``Range`` resume is kept here, as a pooch *downloader* (:class:`ResumingHTTPDownloader`),
+because pooch cannot resume: its ``HTTPDownloader`` opens a fresh temporary file for every
+attempt and pooch deletes that file when an attempt fails, so an interrupted transfer of the
+multi-gigabyte DREAM training file would start again from byte 0. The downloader keeps the
+bytes received in ``NAME.part`` beside the target, across attempts and across calls, and asks
+for the rest with ``Range: bytes=N-``. The finished file is checked (size, md5, sha256 where
+known) before pooch moves it into place, so the target never holds a partial or corrupt
+file; a checksum error is final (not retried) and removes the partial file. Checksums computed
+on first download are kept in ``promoterlab_manifest.json`` in the dataset directory and
+checked on later runs.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import http.client
 import json
+import logging
 import os
 import re
-import socket
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pooch
 from tqdm.auto import tqdm
 
 from promoterlab.datasets.registry import Dataset, RemoteFile
+from promoterlab.files import write_text_atomic
 
 ENV_VAR = "PROMOTERLAB_DATA"
 MANIFEST_NAME = "promoterlab_manifest.json"
@@ -44,10 +51,6 @@ class ChecksumError(DownloadError):
     """A downloaded or present file whose size or digest differs from the expected one."""
 
 
-class _Interrupted(Exception):
-    """A transfer that stopped early and may be resumed."""
-
-
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """The root directory for datasets.
 
@@ -59,15 +62,16 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     Returns
     -------
     pathlib.Path
-        ``data_dir`` if given, else ``$PROMOTERLAB_DATA`` if set and non-empty, else
-        ``~/.cache/promoterlab``. The directory is not created.
+        ``data_dir`` if given, else ``$PROMOTERLAB_DATA`` if set and non-empty, else the
+        user cache folder of :func:`pooch.os_cache` (``~/.cache/promoterlab`` on Linux, or
+        ``$XDG_CACHE_HOME/promoterlab``). The directory is not created.
     """
     if data_dir is not None and str(data_dir) != "":
         return Path(data_dir).expanduser()
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         return Path(env).expanduser()
-    return Path.home() / ".cache" / "promoterlab"
+    return pooch.os_cache("promoterlab").expanduser()
 
 
 def dataset_dir(dataset: Dataset, data_dir: str | os.PathLike[str] | None = None,
@@ -78,15 +82,10 @@ def dataset_dir(dataset: Dataset, data_dir: str | os.PathLike[str] | None = None
     return resolve_data_dir(data_dir) / dataset.name
 
 
-def file_digests(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> dict[str, str | int]:
-    """Size, md5 and sha256 of a file, read once."""
-    md5, sha256, size = hashlib.md5(), hashlib.sha256(), 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            md5.update(chunk)
-            sha256.update(chunk)
-            size += len(chunk)
-    return {"size": size, "md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
+def file_digests(path: str | os.PathLike[str]) -> dict[str, str | int]:
+    """Size, md5 and sha256 of a file."""
+    return {"size": Path(path).stat().st_size, "md5": pooch.file_hash(str(path), alg="md5"),
+            "sha256": pooch.file_hash(str(path), alg="sha256")}
 
 
 def check_file(path: str | os.PathLike[str], size: int | None = None, md5: str | None = None,
@@ -113,78 +112,119 @@ def _mismatch(found: dict[str, str | int], size: int | None, md5: str | None,
     return None
 
 
-def _open(url: str, offset: int, timeout: float):
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
-    if offset:
-        request.add_header("Range", f"bytes={offset}-")
-    return urllib.request.urlopen(request, timeout=timeout)
+class ResumingHTTPDownloader:
+    """A pooch downloader (``downloader(url, output_file, pooch)``) that resumes with HTTP Range.
+
+    Each call continues ``part`` with the rest of ``url`` (or rewrites it when the server ignores
+    ``Range``), checks the complete file against ``size``/``md5``/``sha256`` and moves it onto
+    ``output_file`` (pooch's temporary file, which pooch then renames onto the target).
+    An interrupted transfer raises a :mod:`requests` exception, which pooch retries, and leaves
+    ``part`` in place; an HTTP 4xx raises :class:`DownloadError` and a wrong checksum
+    :class:`ChecksumError` (removing ``part``), which pooch does not retry.
+    """
+
+    def __init__(self, part: Path, *, size: int | None = None, md5: str | None = None,
+                 sha256: str | None = None, progress: bool = True, timeout: float = 60.0,
+                 chunk_size: int = 1 << 20, desc: str | None = None):
+        self.part, self.expected = Path(part), {"size": size, "md5": md5, "sha256": sha256}
+        self.progress, self.timeout, self.chunk_size = progress, timeout, chunk_size
+        self.desc = desc or self.part.name.removesuffix(".part")
+        self.digests: dict[str, str | int] | None = None
+
+    def __call__(self, url: str, output_file: str, pooch_instance: pooch.Pooch | None = None) -> None:
+        self._transfer(url)
+        digests = file_digests(self.part)
+        problem = _mismatch(digests, **self.expected)
+        if problem:
+            self.part.unlink(missing_ok=True)
+            raise ChecksumError(f"{url} -> {self.desc}: checksum error, downloaded file rejected ({problem}); "
+                                "the partial file was removed and nothing was placed")
+        os.replace(self.part, output_file)
+        self.digests = digests
+
+    def _transfer(self, url: str) -> None:
+        import requests
+
+        offset = self.part.stat().st_size if self.part.exists() else 0
+        # identity: byte offsets must count the bytes as stored, not as compressed in transit
+        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+        with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
+            status = response.status_code
+            if status == 416 and offset:
+                # Range beyond the end: the partial file is complete, or longer than the remote one.
+                match = _UNSATISFIED_RANGE.search(response.headers.get("Content-Range", ""))
+                if match and int(match.group(1)) == offset:
+                    return
+                self.part.unlink()
+                raise requests.HTTPError(f"partial file of {offset} bytes does not fit the remote file")
+            if status >= 500:
+                raise requests.HTTPError(f"HTTP {status} {response.reason}")  # retried by pooch
+            if status >= 400:
+                raise DownloadError(f"{url}: HTTP {status} {response.reason}")
+            if offset and status == 206:
+                match = _CONTENT_RANGE.search(response.headers.get("Content-Range", ""))
+                if not match or int(match.group(1)) != offset:
+                    self.part.unlink()
+                    raise requests.HTTPError(f"server answered the resume with range "
+                                             f"{response.headers.get('Content-Range')!r}")
+                total = int(match.group(3)) if match.group(3) != "*" else None
+                mode = "ab"
+            else:
+                length = response.headers.get("Content-Length")
+                offset, mode, total = 0, "wb", int(length) if length else None
+            received = offset
+            # urllib3 would raise on a short body and drop the bytes of the read in progress; the
+            # length is checked below instead, so that every byte received is kept for resuming.
+            response.raw.enforce_content_length = False
+            with open(self.part, mode) as handle, tqdm(
+                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=self.desc, disable=not self.progress, leave=False,
+            ) as bar:
+                try:
+                    for chunk in response.iter_content(self.chunk_size):
+                        handle.write(chunk)
+                        received += len(chunk)
+                        bar.update(len(chunk))
+                except requests.RequestException as exc:
+                    raise requests.ConnectionError(
+                        f"connection closed after {received} of {total} bytes ({exc})") from exc
+        if total is not None and received < total:
+            raise requests.ConnectionError(f"connection closed after {received} of {total} bytes")
 
 
-def _transfer(url: str, part: Path, timeout: float, chunk_size: int, progress: bool,
-              desc: str) -> None:
-    """Append the rest of ``url`` to ``part`` (or rewrite it when the server ignores Range)."""
-    offset = part.stat().st_size if part.exists() else 0
+@contextmanager
+def _pooch_log_level(level: int) -> Iterator[None]:
+    logger = pooch.get_logger()
+    previous = logger.level
+    logger.setLevel(level)
     try:
-        response = _open(url, offset, timeout)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 416 and offset:
-            # Range beyond the end: the partial file is complete, or longer than the remote one.
-            match = _UNSATISFIED_RANGE.search(exc.headers.get("Content-Range", "") or "")
-            if match and int(match.group(1)) == offset:
-                return
-            part.unlink()
-            raise _Interrupted(f"partial file of {offset} bytes does not fit the remote file") from exc
-        if exc.code >= 500:
-            raise _Interrupted(f"HTTP {exc.code} {exc.reason}") from exc
-        raise DownloadError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
-    with response:
-        total: int | None = None
-        length = response.headers.get("Content-Length")
-        if offset and response.status == 206:
-            match = _CONTENT_RANGE.search(response.headers.get("Content-Range", "") or "")
-            if not match or int(match.group(1)) != offset:
-                part.unlink()
-                raise _Interrupted(f"server answered the resume with range "
-                                   f"{response.headers.get('Content-Range')!r}")
-            total = int(match.group(3)) if match.group(3) != "*" else None
-            mode = "ab"
-        else:
-            offset, mode = 0, "wb"
-            total = int(length) if length is not None else None
-        received = offset
-        with open(part, mode) as handle, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-            desc=desc, disable=not progress, leave=False,
-        ) as bar:
-            while chunk := response.read(chunk_size):
-                handle.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-    # http.client returns a short body without complaint when the peer closes early.
-    if total is not None and received < total:
-        raise _Interrupted(f"connection closed after {received} of {total} bytes")
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def download_file(url: str, dest: str | os.PathLike[str], *, size: int | None = None,
                   md5: str | None = None, sha256: str | None = None, progress: bool = True,
-                  retries: int = 3, retry_wait: float = 2.0, timeout: float = 60.0,
+                  retries: int = 3, timeout: float = 60.0,
                   chunk_size: int = 1 << 20) -> dict[str, str | int]:
     """Download ``url`` to ``dest``, resuming, verifying and placing it atomically.
 
     Parameters
     ----------
     url : str
-        Source address (``http``, ``https`` or ``file``).
+        Source address (``http`` or ``https``).
     dest : str or path-like
-        Final path. Parent directories are created.
+        Final path. Parent directories are created. A file already there is replaced once
+        the new one is complete and verified.
     size, md5, sha256 : optional
         Expected size and digests; ``None`` skips that check.
     progress : bool
-        Show a byte progress bar.
+        Show a byte progress bar and pooch's log lines.
     retries : int
-        How many times an interrupted transfer is resumed within this call.
-    retry_wait : float
-        Seconds before the first retry; doubled each time, at most 30 s.
+        How many times an interrupted transfer is resumed within this call (pooch's
+        ``retry_if_failed``; it waits 1 s, 2 s, … up to 10 s between attempts).
     timeout : float
         Socket timeout in seconds.
     chunk_size : int
@@ -204,33 +244,32 @@ def download_file(url: str, dest: str | os.PathLike[str], *, size: int | None = 
         If the transfer fails for good. An interrupted partial file is kept as
         ``dest + '.part'`` and resumed by the next call.
     """
+    import requests
+
     dest = Path(dest)
+    if not url.startswith(("http://", "https://")):
+        raise DownloadError(f"{url} -> {dest}: only http and https addresses can be downloaded")
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    attempt = 0
-    while True:
-        try:
-            _transfer(url, part, timeout, chunk_size, progress, dest.name)
-            break
-        except (_Interrupted, http.client.HTTPException, ConnectionError, socket.timeout,
-                TimeoutError) as exc:
-            problem = str(exc) or type(exc).__name__
-        except urllib.error.URLError as exc:
-            problem = str(exc.reason)
-        attempt += 1
-        if attempt > retries:
-            kept = f"; {part.stat().st_size} bytes kept in {part} for resuming" if part.exists() else ""
-            raise DownloadError(f"{url} -> {dest}: transfer failed after {attempt} attempt(s): "
-                                f"{problem}{kept}")
-        time.sleep(min(retry_wait * 2 ** (attempt - 1), 30.0))
-    digests = file_digests(part)
-    problem = _mismatch(digests, size, md5, sha256)
-    if problem:
-        part.unlink(missing_ok=True)
-        raise ChecksumError(f"{url} -> {dest}: checksum error, downloaded file rejected ({problem}); "
-                            f"the partial file was removed and nothing was placed")
-    os.replace(part, dest)
-    return digests
+    # A file already at ``dest`` (a forced download) would look cached to pooch: pooch then places
+    # the verified file under a staging name, renamed onto ``dest`` in one step.
+    staged = dest.with_name(dest.name + ".download") if dest.exists() else dest
+    if staged != dest:
+        staged.unlink(missing_ok=True)
+    downloader = ResumingHTTPDownloader(part, size=size, md5=md5, sha256=sha256, progress=progress,
+                                        timeout=timeout, chunk_size=chunk_size, desc=dest.name)
+    fetcher = pooch.create(path=dest.parent, base_url="", registry={staged.name: None},
+                           urls={staged.name: url}, retry_if_failed=retries)
+    try:
+        with _pooch_log_level(logging.INFO if progress else logging.WARNING):
+            fetcher.fetch(staged.name, downloader=downloader)
+    except requests.RequestException as exc:
+        kept = f"; {part.stat().st_size} bytes kept in {part} for resuming" if part.exists() else ""
+        raise DownloadError(f"{url} -> {dest}: transfer failed after {retries + 1} attempt(s): "
+                            f"{exc}{kept}") from exc
+    if staged != dest:
+        os.replace(staged, dest)
+    return downloader.digests or file_digests(dest)
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, dict]:
@@ -246,10 +285,7 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, dict]:
 
 def _write_manifest(directory: Path, dataset: str, files: dict[str, dict]) -> None:
     text = json.dumps({"dataset": dataset, "files": files}, indent=2, sort_keys=True) + "\n"
-    handle = tempfile.NamedTemporaryFile("w", dir=directory, prefix=".manifest-", delete=False)
-    with handle:
-        handle.write(text)
-    os.replace(handle.name, directory / MANIFEST_NAME)
+    write_text_atomic(directory / MANIFEST_NAME, text)
 
 
 @dataclass(frozen=True)
@@ -298,8 +334,7 @@ def _expected(entry: RemoteFile, record: dict | None) -> dict[str, str | int | N
 
 def fetch(dataset: Dataset, directory: str | os.PathLike[str], *,
           only: Sequence[str] | None = None, download_missing: bool | None = None,
-          force: bool = False, progress: bool = True, retries: int = 3,
-          retry_wait: float = 2.0) -> FetchReport:
+          force: bool = False, progress: bool = True, retries: int = 3) -> FetchReport:
     """Make the files of ``dataset`` available in ``directory``.
 
     Files already in place are checked against the registry's checksums, or against those
@@ -320,7 +355,7 @@ def fetch(dataset: Dataset, directory: str | os.PathLike[str], *,
         Download again even files that are present.
     progress : bool
         Show progress bars.
-    retries, retry_wait : int, float
+    retries : int
         Passed to :func:`download_file`.
 
     Returns
@@ -355,8 +390,7 @@ def fetch(dataset: Dataset, directory: str | os.PathLike[str], *,
             continue
         try:
             digests = download_file(entry.url, target, size=entry.size, md5=entry.md5,
-                                    sha256=entry.sha256, progress=progress, retries=retries,
-                                    retry_wait=retry_wait)
+                                    sha256=entry.sha256, progress=progress, retries=retries)
         except (DownloadError, OSError) as exc:
             report.files.append(FileStatus(entry.path, "failed", str(exc)))
             continue

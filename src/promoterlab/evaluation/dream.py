@@ -13,18 +13,16 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
-import tempfile
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import pearsonr, spearmanr
 
-from promoterlab.data.readers import DataError
+from promoterlab.data.readers import DataError, read_seq_values
+from promoterlab.evaluation.metrics import pearson, spearman
+from promoterlab.files import write_text_atomic
 
 SUBSETS = ("all", "high", "low", "yeast", "random", "challenging", "SNV",
            "motif_perturbation", "motif_tiling")
@@ -142,6 +140,16 @@ def _lines(path: Path) -> list[str]:
     return _text(path).rstrip("\r\n").splitlines()
 
 
+def _seq_values(path: Path) -> pd.DataFrame:
+    """``seq<TAB>value`` rows (:func:`promoterlab.data.readers.read_seq_values`), errors as DreamDataError."""
+    try:
+        return read_seq_values(path)
+    except DreamDataError:
+        raise
+    except DataError as exc:
+        raise DreamDataError(exc.path, exc.line, exc.problem) from None
+
+
 def load_predictions(path: str | os.PathLike[str]) -> dict[int, float]:
     """Predictions by test-set position.
 
@@ -165,23 +173,24 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[int, float]:
     if not lines:
         raise DreamDataError(path, None, "file is empty")
     header = [h.strip().lower() for h in lines[0].split("\t")]
-    if "prediction" in header:
-        id_names = [h for h in ("id", "pos") if h in header]
-        if not id_names:
-            raise DreamDataError(path, 1, "header has a 'prediction' column but no 'id' column")
-        id_col, pred_col, start = header.index(id_names[0]), header.index("prediction"), 1
-    elif len(header) == 2:
-        id_col, pred_col, start = None, 1, 0
-    else:
-        raise DreamDataError(path, 1, "expected a header 'id<TAB>seq<TAB>prediction' or "
-                                      "two columns 'seq<TAB>value'")
+    if "prediction" not in header:
+        if len(header) != 2:
+            raise DreamDataError(path, 1, "expected a header 'id<TAB>seq<TAB>prediction' or "
+                                          "two columns 'seq<TAB>value'")
+        rows = _seq_values(path)
+        return {index: _number(path, int(line), text, "prediction", False)
+                for index, (line, text) in enumerate(zip(rows["line"], rows["value"]))}
+    id_names = [h for h in ("id", "pos") if h in header]
+    if not id_names:
+        raise DreamDataError(path, 1, "header has a 'prediction' column but no 'id' column")
+    id_col, pred_col = header.index(id_names[0]), header.index("prediction")
     pred: dict[int, float] = {}
     width = len(header)
-    for index, text in enumerate(lines[start:]):
-        line, fields = index + start + 1, text.split("\t")
+    for index, text in enumerate(lines[1:]):
+        line, fields = index + 2, text.split("\t")
         if len(fields) != width:
             raise DreamDataError(path, line, f"expected {width} tab-separated fields, found {len(fields)}")
-        pos = index if id_col is None else _position(path, line, fields[id_col])
+        pos = _position(path, line, fields[id_col])
         if pos in pred:
             raise DreamDataError(path, line, f"position {pos} appears twice")
         pred[pos] = _number(path, line, fields[pred_col], "prediction", False)
@@ -198,19 +207,13 @@ def read_measured(path: str | os.PathLike[str]) -> tuple[dict[int, float], int, 
         ``nan`` rows, the number of data rows, and the number of rows without a value.
     """
     path = Path(path)
-    lines = _lines(path)
-    second = lines[0].split("\t")[-1].strip().lower() if lines else ""
-    start = int(bool(second) and second not in _MISSING and not re.fullmatch(r"[-+.\deE]+", second))
+    rows = _seq_values(path)
     values: dict[int, float] = {}
-    for index, text in enumerate(lines[start:]):
-        line, fields = index + start + 1, text.split("\t")
-        if len(fields) != 2:
-            raise DreamDataError(path, line, f"expected 'seq<TAB>expr', found {len(fields)} field(s)")
-        value = _number(path, line, fields[1], "expression", True)
+    for index, (line, text) in enumerate(zip(rows["line"], rows["value"])):
+        value = _number(path, int(line), text, "expression", True)
         if value is not None:
             values[index] = value
-    n_rows = len(lines) - start
-    return values, n_rows, n_rows - len(values)
+    return values, len(rows), len(rows) - len(values)
 
 
 def _read_subset_csv(path: Path, paired: bool) -> list:
@@ -329,14 +332,6 @@ def load_truth(path: str | os.PathLike[str], subsets_dir: str | os.PathLike[str]
         path, subsets_dir, leaderboard_dir)
 
 
-def _correlations(truth: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
-    if len(truth) < 2 or np.ptp(truth) == 0 or np.ptp(pred) == 0:
-        return float("nan"), float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(pearsonr(truth, pred).statistic), float(spearmanr(truth, pred).statistic)
-
-
 def score(pred: Mapping[int, float], truth: DreamTruth) -> DreamScore:
     """Per-subset Pearson r, r², Spearman ρ and the weighted Pearson and Spearman scores."""
     rows, notes = [], list(truth.notes)
@@ -350,7 +345,7 @@ def score(pred: Mapping[int, float], truth: DreamTruth) -> DreamScore:
             else:  # a single value, or the difference alt - ref of a pair
                 measured.append(truth.values[item[0]] - (truth.values[item[1]] if len(item) > 1 else 0.0))
                 predicted.append(pred[item[0]] - (pred[item[1]] if len(item) > 1 else 0.0))
-        r, rho = _correlations(np.asarray(measured, float), np.asarray(predicted, float))
+        r, rho = pearson(predicted, measured), spearman(predicted, measured)
         rows.append(SubsetScore(name, WEIGHTS[name], name in PAIRED, len(measured), no_truth,
                                 no_pred, r, r * r, rho))
     undefined = [s.name for s in rows if math.isnan(s.pearson) or math.isnan(s.spearman)]
@@ -379,7 +374,7 @@ def format_table(result: DreamScore) -> str:
 
 
 def write_submission(path: str | os.PathLike[str], values: Sequence[float] | Mapping[int, float]) -> None:
-    """Write ``{"pos": value}`` JSON atomically (temporary file, then :func:`os.replace`)."""
+    """Write ``{"pos": value}`` JSON atomically (:func:`promoterlab.files.write_text_atomic`)."""
     path = Path(path)
     items = values.items() if isinstance(values, Mapping) else enumerate(values)
     data = {str(int(pos)): float(value) for pos, value in items}
@@ -387,11 +382,4 @@ def write_submission(path: str | os.PathLike[str], values: Sequence[float] | Map
     if bad is not None:
         raise ValueError(f"prediction for position {bad} is {data[bad]}; a submission needs finite values")
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False)
-    try:
-        with handle:
-            json.dump(data, handle)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    write_text_atomic(path, json.dumps(data))

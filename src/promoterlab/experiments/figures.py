@@ -1,25 +1,26 @@
 """Figures of a runs folder: training curves, overlays along one axis, data-size curves, models
-side by side and predicted-versus-measured scatters. Each is saved as PNG and SVG."""
+side by side and predicted-versus-measured scatters. Each is saved as PNG and SVG.
+
+Figures are :class:`matplotlib.figure.Figure` objects made without pyplot, so nothing here
+selects a backend (see :mod:`promoterlab.evaluation.plots`).
+"""
 
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, NullLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import MaxNLocator, NullLocator  # noqa: E402
-
-from promoterlab.evaluation.metrics import pearson  # noqa: E402
-from promoterlab.evaluation.plots import plot_curves, save_figure_formats  # noqa: E402
-from promoterlab.experiments.results import axis_columns, iter_groups, read_test_predictions  # noqa: E402
+from promoterlab.evaluation.plots import plot_curves, plot_val_scatter, save_figure_formats
+from promoterlab.experiments.naming import slug
+from promoterlab.experiments.results import axis_columns, iter_groups, read_test_predictions
 
 FORMATS = ("png", "svg")
 
@@ -27,11 +28,7 @@ FORMATS = ("png", "svg")
 def plot_run_curves(run_dir: str | Path, out_path: str | Path) -> list[Path]:
     """Loss and Pearson per epoch of one run (its ``metrics.csv``), as PNG and SVG."""
     history = pd.read_csv(Path(run_dir) / "metrics.csv")
-    base = _base(out_path)
-    paths = [base.with_name(f"{base.name}.{fmt}") for fmt in FORMATS]
-    for path in paths:
-        plot_curves(history, path)
-    return paths
+    return save_figure_formats(plot_curves(history), out_path, FORMATS)
 
 
 def plot_overlay(runs: pd.DataFrame, axis: str, out_path: str | Path,
@@ -69,7 +66,8 @@ def plot_overlay(runs: pd.DataFrame, axis: str, out_path: str | Path,
     curves = pd.concat(histories).groupby([axis, "epoch"], dropna=False, sort=False).mean(numeric_only=True)
     values = _ordered(selected[axis].unique())
     colours = _colours(values)
-    fig, (ax_r, ax_loss) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    ax_r, ax_loss = fig.subplots(1, 2)
     for value, colour in zip(values, colours):
         curve = curves.xs(value, level=axis) if not _isna(value) else curves[curves.index.get_level_values(0).isna()]
         epochs = curve.index.get_level_values("epoch")
@@ -104,7 +102,8 @@ def plot_size_curve(summary: pd.DataFrame, out_path: str | Path, size_axis: str 
     lines = [a for a in axis_columns(summary) if a != size_axis]
     sizes = sorted(summary[size_axis].dropna().unique())
     groups = list(iter_groups(summary, lines))
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
     for i, ((key, group), colour) in enumerate(zip(groups, _colours(list(range(len(groups))), qualitative=True))):
         group = group.dropna(subset=[size_axis, mean]).sort_values(size_axis)
         # A small horizontal dodge keeps overlapping error bars apart.
@@ -132,8 +131,8 @@ def plot_models_bar(summary: pd.DataFrame, out_path: str | Path, size_axis: str 
     panels = list(iter_groups(summary, [size_axis] if size_axis in summary else []))
     labels = list(dict.fromkeys(_label(key, model_axis) for key, _ in iter_groups(summary, others)))
     colours = dict(zip(labels, _colours(list(range(len(labels))), qualitative=True)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(1.2 + max(2.5, 0.55 * len(labels)) * len(panels), 4.2),
-                             sharey=True, squeeze=False)
+    fig = Figure(figsize=(1.2 + max(2.5, 0.55 * len(labels)) * len(panels), 4.2))
+    axes = fig.subplots(1, len(panels), sharey=True, squeeze=False)
     for ax, (panel_key, panel) in zip(axes[0], panels):
         bars = [(_label(key, model_axis), row) for key, row in iter_groups(panel, others)]
         names = [name for name, _ in bars]
@@ -154,18 +153,9 @@ def plot_models_bar(summary: pd.DataFrame, out_path: str | Path, size_axis: str 
 
 
 def plot_scatter(pred_frame: pd.DataFrame, out_path: str | Path, title: str) -> list[Path]:
-    """Predicted against measured values as a hexbin density (log counts), with Pearson r in the title."""
-    target = pred_frame["target"].to_numpy(np.float64)
-    prediction = pred_frame["prediction"].to_numpy(np.float64)
-    fig, ax = plt.subplots(figsize=(5, 4.5))
-    cells = ax.hexbin(target, prediction, gridsize=50, bins="log", mincnt=1, cmap="viridis")
-    fig.colorbar(cells, ax=ax, label="sequences")
-    finite = np.concatenate([target, prediction])
-    low, high = np.nanmin(finite), np.nanmax(finite)
-    ax.plot([low, high], [low, high], color="grey", lw=0.8, ls="--")
-    ax.set(xlabel="measured", ylabel="predicted",
-           title=f"{title}\nr = {pearson(prediction, target):.3f}, n = {len(target):,}")
-    fig.tight_layout()
+    """Predicted against measured values as a hexbin density (log counts), with Pearson r and n in
+    the title (:func:`promoterlab.evaluation.plots.plot_val_scatter`)."""
+    fig = plot_val_scatter(pred_frame["prediction"], pred_frame["target"], title=title)
     return save_figure_formats(fig, out_path, FORMATS)
 
 
@@ -191,13 +181,13 @@ def write_figures(runs: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path
         (out / "curves").mkdir(exist_ok=True)
     for run, run_dir in zip(runs["run"], runs["run_dir"]) if run_curves else ():
         if (Path(run_dir) / "metrics.csv").exists():
-            paths += plot_run_curves(run_dir, out / "curves" / _slug(run))
+            paths += plot_run_curves(run_dir, out / "curves" / slug(run))
     varying = [a for a in axis_columns(runs) if runs[a].nunique(dropna=False) > 1]
     for axis in varying:
         others = [a for a in varying if a != axis]
         for key, _ in iter_groups(runs, others):
             where = "__".join(f"{k}={v}" for k, v in key.items())
-            paths += plot_overlay(runs, axis, out / _slug(f"overlay_{axis}{'__' + where if where else ''}"), key)
+            paths += plot_overlay(runs, axis, out / slug(f"overlay_{axis}{'__' + where if where else ''}"), key)
     metrics = ["val"]
     if "test_pearson_mean" in summary and summary["test_pearson_mean"].notna().any():
         metrics.append("test")
@@ -212,7 +202,7 @@ def write_figures(runs: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path
             continue
         best = group.loc[group["best_val_pearson"].idxmax()]
         name = str(key.get(model_axis, "best"))
-        paths += plot_scatter(read_test_predictions(best["run_dir"]), out / _slug(f"scatter_{name}"),
+        paths += plot_scatter(read_test_predictions(best["run_dir"]), out / slug(f"scatter_{name}"),
                               f"{name}: {best['run']}")
     return paths
 
@@ -247,8 +237,8 @@ def _colours(values: list[Any], qualitative: bool = False) -> list[Any]:
     """Sequential colours for ordered numeric values, the tab10 cycle for anything else."""
     numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in values)
     if numeric and not qualitative and len(values) > 1:
-        return list(plt.get_cmap("viridis")(np.linspace(0.05, 0.85, len(values))))
-    cycle = plt.get_cmap("tab10").colors
+        return list(matplotlib.colormaps["viridis"](np.linspace(0.05, 0.85, len(values))))
+    cycle = matplotlib.colormaps["tab10"].colors
     return [cycle[i % len(cycle)] for i in range(len(values))]
 
 
@@ -259,12 +249,3 @@ def _label(key: dict[str, Any], model_axis: str) -> str:
 
 def _isna(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value) or value is None
-
-
-def _base(path: str | Path) -> Path:
-    path = Path(path)
-    return path.with_suffix("") if path.suffix.lstrip(".") in FORMATS else path
-
-
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=+-]", "-", name)

@@ -290,15 +290,20 @@ def write_tables(summary: pd.DataFrame, comparison: pd.DataFrame, out_dir: str |
 
 
 def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
-    """A GitHub Markdown table of ``frame`` (floats rounded to ``digits`` decimals)."""
+    """A GitHub Markdown table of ``frame`` (:meth:`pandas.DataFrame.to_markdown`, pipe format).
+
+    Floats are rounded to ``digits`` decimals and NaN is left empty; other values are written
+    as they are (a text axis value such as ``1e-3`` is not reformatted), with ``|`` escaped.
+    Numeric columns are right-aligned.
+    """
     def cell(value: Any) -> str:
-        if isinstance(value, float):
+        if isinstance(value, (float, np.floating)):
             return "" if math.isnan(value) else f"{value:.{digits}f}"
         return str(value).replace("|", "\\|")
 
-    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join(lines)
+    cells = frame.astype(object).map(cell) if len(frame.columns) else frame
+    align = ["right" if pd.api.types.is_numeric_dtype(frame[c]) else "left" for c in frame.columns]
+    return cells.to_markdown(index=False, tablefmt="pipe", disable_numparse=True, colalign=align or None)
 
 
 def read_test_predictions(run_dir: str | Path) -> pd.DataFrame:

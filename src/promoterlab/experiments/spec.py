@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import yaml
 
 from promoterlab.config import DataConfig, RunConfig, TrainConfig
+from promoterlab.experiments.naming import slug
 
 SECTIONS = {"data": {f.name for f in fields(DataConfig)}, "train": {f.name for f in fields(TrainConfig)}}
 
@@ -113,7 +113,7 @@ def set_field(raw: dict[str, Any], key: str, value: Any) -> None:
 def run_name(values: dict[str, Any]) -> str:
     """Folder name of a run, e.g. ``model=legnet__train_size=5120__seed=0``."""
     parts = [f"{key}={value}" for key, value in values.items()]
-    return re.sub(r"[^A-Za-z0-9_.=+-]", "-", "__".join(parts)) or "run"
+    return slug("__".join(parts)) or "run"
 
 
 def load_spec(path: str | Path, budget: str | None = None) -> Spec:
@@ -129,6 +129,8 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ValueError(f"{path}: not valid YAML: {err}") from None
+    if not raw:
+        raise ValueError(f"{path}: the spec is empty; it needs at least base (with data.path) and axes")
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a spec is a mapping with keys name, base, axes, test, budgets, search")
     unknown = set(raw) - {"name", "base", "axes", "test", "budgets", "search"}
@@ -151,6 +153,8 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
             resolve_key(key)
             if not values:
                 raise ValueError(f"axis {key!r} has no values")
+        if not data.get("path") and ("data", "path") not in {resolve_key(key) for key in axes}:
+            raise ValueError("no training data: set base.data.path (relative to the spec's folder)")
         search = raw.get("search") or {}
         for key in search:
             resolve_key(key)

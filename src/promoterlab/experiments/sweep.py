@@ -10,21 +10,20 @@ run twice.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import multiprocessing
-import os
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from filelock import FileLock, Timeout
 
 from promoterlab.config import RunConfig
 from promoterlab.experiments.spec import HeldOutSet, Spec
+from promoterlab.experiments.workers import worker_pool
 from promoterlab.files import write_text_atomic
 from promoterlab.training.run import saved_config_matches
 
@@ -105,10 +104,7 @@ def run_sweep(spec: Spec, out_dir: str | Path, workers: int = 1, progress: bool 
         for name, values, config in todo:
             record(run_one(out / name, values, config, spec.test))
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
-                                 initargs=(threads,)) as pool:
+        with worker_pool(workers) as pool:
             futures = {pool.submit(run_one, out / name, values, config, spec.test): name
                        for name, values, config in todo}
             for future in as_completed(futures):
@@ -167,17 +163,23 @@ def write_test_evaluation(run_dir: Path, test: HeldOutSet, batch_size: int = 128
 
 @contextmanager
 def _locked(run_dir: Path) -> Iterator[bool]:
-    """An exclusive, non-blocking lock on ``run_dir/.lock``; released when the process dies."""
-    with open(run_dir / ".lock", "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    """An exclusive, non-blocking lock on ``run_dir/.lock``; released when the process dies.
+
+    The lock file is kept on release: removing it would let a process that opened it before the
+    removal and one that creates it anew both hold "the" lock. Keeping it also makes filelock
+    refuse rather than fall back to a soft lock (which ``kill -9`` would leave behind) on a
+    file system without ``flock``.
+    """
+    lock = FileLock(run_dir / ".lock", preserve_lock_file=True)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def _eval_device(config: RunConfig) -> str:
@@ -186,9 +188,3 @@ def _eval_device(config: RunConfig) -> str:
 
     on_gpu = config.train.accelerator in ("auto", "gpu", "cuda") and torch.cuda.is_available()
     return "cuda" if on_gpu else "cpu"
-
-
-def _limit_threads(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)

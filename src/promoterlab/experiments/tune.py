@@ -9,9 +9,9 @@ so rerunning ``tune`` continues an interrupted search and several workers split 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import warnings
+from concurrent.futures import wait
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +19,8 @@ import lightning as L
 import optuna
 
 from promoterlab.experiments.spec import Spec
+from promoterlab.experiments.workers import limit_threads, worker_pool
 from promoterlab.files import write_text_atomic
-
-optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 class ReportValPearson(L.Callback):
@@ -64,7 +63,8 @@ def fixed_values(spec: Spec) -> dict[str, Any]:
 
 
 def open_study(spec: Spec, out_dir: Path, storage: str | None = None, sampler_seed: int = 0) -> optuna.Study:
-    """Create or load the spec's study (maximising validation Pearson)."""
+    """Create or load the spec's study (maximising validation Pearson); quiets Optuna's per-trial log."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     out_dir.mkdir(parents=True, exist_ok=True)
     url = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     # A worker killed mid-trial stops its heartbeat; the next trial start marks that trial failed
@@ -90,9 +90,7 @@ def run_worker(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | No
     from promoterlab import api
 
     if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+        limit_threads(threads)
     out = Path(out_dir)
     fixed = fixed_values(spec)
     study = open_study(spec, out, storage, sampler_seed)
@@ -143,17 +141,12 @@ def tune(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | None = N
     if workers <= 1:
         run_worker(spec, out, n_trials, storage, seed)
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
-        context = multiprocessing.get_context("spawn")
-        processes = [context.Process(target=run_worker, args=(spec, out, n_trials, storage, seed + i, threads))
-                     for i in range(workers)]
-        for process in processes:
-            process.start()
-        for process in processes:
-            process.join()
-        failed = [p.exitcode for p in processes if p.exitcode]
+        with worker_pool(workers) as pool:
+            futures = [pool.submit(run_worker, spec, out, n_trials, storage, seed + i) for i in range(workers)]
+            wait(futures)
+        failed = [future.exception() for future in futures if future.exception() is not None]
         if failed:
-            raise RuntimeError(f"{len(failed)} tune worker(s) failed (exit codes {failed})")
+            raise RuntimeError(f"{len(failed)} tune worker(s) failed: {failed[0]!r}")
     return write_best(spec, out, open_study(spec, out, storage, seed))
 
 

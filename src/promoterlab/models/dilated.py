@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from promoterlab.models import register
+from promoterlab.models.grouped_conv import BlockGroupedConv1d
 from promoterlab.models.legnet import LegNet, LegNetConfig
 
 
@@ -36,6 +37,7 @@ class DilatedConfig(LegNetConfig):
     dilations: list[int] = field(default_factory=lambda: [4, 3, 2, 2, 1, 1])
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0.0 <= self.rho <= 1.0:
             raise ValueError(f"rho must lie in [0, 1], not {self.rho}")
         n_blocks = len(self.block_channels) - 1
@@ -44,7 +46,7 @@ class DilatedConfig(LegNetConfig):
                              f"not {self.dilations}")
 
 
-class DilatedMixConv(nn.Conv1d):
+class DilatedMixConv(BlockGroupedConv1d):
     """A grouped convolution mixed with a dilated twin: ``(1 - rho) * conv(x) + rho * dilated(x)``.
 
     The undilated weights are this module's own ``weight``, so a LegNet state dict loads
@@ -66,8 +68,8 @@ class DilatedMixConv(nn.Conv1d):
 
     def __init__(self, channels: int, kernel_size: int, groups: int, dilation: int, rho: float):
         super().__init__(channels, channels, kernel_size, padding="same", groups=groups, bias=False)
-        self.dilated = nn.Conv1d(channels, channels, kernel_size, padding="same", dilation=dilation,
-                                 groups=groups, bias=False)
+        self.dilated = BlockGroupedConv1d(channels, channels, kernel_size, padding="same", dilation=dilation,
+                                          groups=groups, bias=False)
         self.rho = rho
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,7 @@ class EmbedConfig(LegNetConfig):
     embed_len: int = 70
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.embed_len < 1:
             raise ValueError(f"embed_len must be positive, not {self.embed_len}")
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from promoterlab.models.grouped_conv import BlockGroupedConv1d
+
 
 @dataclass
 class LegNetConfig:
@@ -43,7 +45,7 @@ class LegNetConfig:
     channels_per_group : int
         Channels per group in the grouped convolution.
     n_bins : int
-        Output bins for the KL loss.
+        Bins of the head (the KL objective's labels; ``Objective.of(config)`` reads them here).
     """
 
     name: str = "legnet"
@@ -56,6 +58,20 @@ class LegNetConfig:
     se_reduction: int = 4
     channels_per_group: int = 2
     n_bins: int = 18
+
+    def __post_init__(self) -> None:
+        width_ok = isinstance(self.width, (int, float)) and not isinstance(self.width, bool) and \
+            math.isfinite(self.width) and self.width > 0
+        if not width_ok:
+            raise ValueError(f"width must be a number > 0, got {self.width!r}")
+        for name in ("in_channels", "seq_len", "kernel_size", "expansion", "se_reduction", "channels_per_group",
+                     "n_bins"):
+            value, low = getattr(self, name), 2 if name == "n_bins" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if len(self.block_channels) < 2 or any(isinstance(c, bool) or not isinstance(c, int) or c < 1
+                                               for c in self.block_channels):
+            raise ValueError(f"block_channels must be two or more positive integers, got {self.block_channels!r}")
 
     def channels(self) -> list[int]:
         """Channel counts after applying ``width`` (kept even for grouped convolutions)."""
@@ -104,17 +120,21 @@ class LegNetBlock(nn.Module):
 
 
 class LegNetHead(nn.Module):
-    """1x1 conv to the bins -> SiLU -> mean over length; one extra linear for a scalar output."""
+    """1x1 conv to the bins -> SiLU -> mean over length; a linear map on top when the objective
+    wants other outputs than the bins (one value for MSE)."""
 
     def __init__(self, channels: int, n_bins: int, n_outputs: int):
         super().__init__()
         self.bins = nn.Conv1d(channels, n_bins, 1)
         self.act = nn.SiLU()
-        self.value = nn.Linear(n_bins, 1) if n_outputs == 1 else None
+        self.value = None if n_outputs == n_bins else nn.Linear(n_bins, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.act(self.bins(x)).mean(dim=2)
-        return out if self.value is None else self.value(out).squeeze(1)
+        if self.value is None:
+            return out
+        out = self.value(out)
+        return out.squeeze(1) if out.shape[1] == 1 else out
 
 
 class LegNet(nn.Module):
@@ -125,7 +145,8 @@ class LegNet(nn.Module):
     cfg : LegNetConfig
         Architecture hyperparameters.
     n_outputs : int
-        ``cfg.n_bins`` for bin logits (KL loss) or 1 for a scalar (MSE loss).
+        Output size, ``Objective.n_outputs``: ``cfg.n_bins`` bin logits (KL loss) or 1 value
+        (MSE loss, returned as shape ``(batch,)``).
     """
 
     def __init__(self, cfg: LegNetConfig, n_outputs: int):
@@ -152,7 +173,8 @@ class LegNet(nn.Module):
     def spatial_conv(self, block_index: int, channels: int) -> nn.Module:
         """The grouped convolution inside block ``block_index`` (no BN, no activation)."""
         groups = channels // self.cfg.channels_per_group
-        return nn.Conv1d(channels, channels, self.cfg.kernel_size, padding="same", groups=groups, bias=False)
+        return BlockGroupedConv1d(channels, channels, self.cfg.kernel_size, padding="same", groups=groups,
+                                  bias=False)
 
     def make_neck(self, channels: int) -> nn.Module:
         return nn.Identity()

@@ -41,6 +41,7 @@ class LSTMConfig(LegNetConfig):
     dropout: float = 0.3
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.hidden < 1 or not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"need hidden >= 1 and 0 <= dropout < 1, got {self.hidden} and {self.dropout}")
 

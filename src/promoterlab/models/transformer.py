@@ -49,6 +49,7 @@ class TransformerConfig(LegNetConfig):
     positional: str = "sinusoidal"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.positional not in POSITIONAL:
             raise ValueError(f"positional must be one of {', '.join(POSITIONAL)}, not {self.positional!r}")
         if self.d_model % self.nhead or self.d_model % 2:

@@ -12,54 +12,66 @@ import torch
 from torch import nn
 
 from promoterlab.evaluation.metrics import pearson, spearman
-from promoterlab.training.objective import averaged_output, loss_fn, to_value
+from promoterlab.training.objective import Objective
 
 
 class PromoterRegressor(L.LightningModule):
-    """Trains any ``nn.Module`` mapping (batch, 6, L) inputs to bin logits or values.
+    """Trains any ``nn.Module`` mapping (batch, 6, L) inputs to the objective's outputs.
+
+    Per-step outputs stay on the device and are reduced once per epoch, so a step never waits
+    for the host.
 
     Parameters
     ----------
     model : nn.Module
         The network.
+    objective : Objective
+        Loss, labels and output-to-value mapping.
     train_cfg : TrainConfig
-        Loss and optimiser settings.
+        Optimiser settings (resolved: no ``"auto"`` left that the optimiser reads).
+    metrics_path : Path, optional
+        ``metrics.csv`` to append one row per epoch to (rank 0 only).
     """
 
-    def __init__(self, model: nn.Module, train_cfg, metrics_path: Path | None = None):
+    def __init__(self, model: nn.Module, objective: Objective, train_cfg, metrics_path: Path | None = None):
         super().__init__()
         self.model = model
+        self.objective = objective
         self.cfg = train_cfg
         self.metrics_path = metrics_path
-        self._epoch_start = time.perf_counter()
         self.history: list[dict[str, float]] = []
+        self._epoch_start = time.perf_counter()
         self._train_out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
         self._val_out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._lrs: list[float] = []
+        self._last_val: dict[str, float] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
     def training_step(self, batch, batch_idx):
         x, y = batch
+        self._lrs.append(self.optimizers().param_groups[0]["lr"])
         out = self.model(x)
-        loss = loss_fn(self.cfg.loss, out, y)
-        self._train_out.append((to_value(out).detach().float().cpu(), y.cpu(), loss.detach().float().cpu() * len(y)))
+        loss = self.objective.loss_value(out, y)
+        self._train_out.append((self.objective.value(out.detach()), y, loss.detach() * len(y)))
         return loss
 
     def validation_step(self, batch, batch_idx):
         x_fwd, x_rc, y = batch
-        out = averaged_output(self.model(x_fwd), self.model(x_rc))
-        loss = loss_fn(self.cfg.loss, out, y)
-        self._val_out.append((to_value(out).float().cpu(), y.cpu(), loss.float().cpu() * len(y)))
+        out = self.objective.average(self.model(x_fwd), self.model(x_rc))
+        loss = self.objective.loss_value(out, y)
+        self._val_out.append((self.objective.value(out), y, loss * len(y)))
 
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
+        self._lrs.clear()
 
     @staticmethod
     def _summarise(outputs) -> tuple[float, np.ndarray, np.ndarray]:
-        pred = torch.cat([o[0] for o in outputs]).numpy()
-        target = torch.cat([o[1] for o in outputs]).numpy()
-        loss = float(sum(o[2] for o in outputs) / max(len(pred), 1))
+        pred = torch.cat([o[0] for o in outputs]).float().cpu().numpy()
+        target = torch.cat([o[1] for o in outputs]).float().cpu().numpy()
+        loss = float(torch.stack([o[2] for o in outputs]).sum()) / max(len(pred), 1)
         return loss, pred, target
 
     def on_validation_epoch_end(self) -> None:
@@ -69,13 +81,16 @@ class PromoterRegressor(L.LightningModule):
         self._val_out.clear()
         self._last_val = {"val_loss": loss, "val_pearson": pearson(pred, target),
                           "val_spearman": spearman(pred, target)}
-        self.log_dict(self._last_val, sync_dist=True)
+        self.log_dict(self._last_val, sync_dist=True, prog_bar=True)
 
     def on_train_epoch_end(self) -> None:
         loss, pred, target = self._summarise(self._train_out)
         self._train_out.clear()
+        nan = float("nan")
+        val = self._last_val or {"val_loss": nan, "val_pearson": nan, "val_spearman": nan}
+        self._last_val = {}  # an epoch without validation gets NaN, not the previous epoch's values
         row = {"epoch": self.current_epoch + 1, "train_loss": loss, "train_pearson": pearson(pred, target),
-               **getattr(self, "_last_val", {}), "lr": self.optimizers().param_groups[0]["lr"],
+               **val, "lr": float(np.mean(self._lrs)) if self._lrs else nan,
                "seconds": time.perf_counter() - self._epoch_start}
         self.history.append(row)
         if self.metrics_path is not None and self.trainer.is_global_zero:
@@ -92,10 +107,10 @@ class PromoterRegressor(L.LightningModule):
 
 
 def append_csv_row(path: Path, row: dict[str, float]) -> None:
-    """Append ``row`` to a CSV file, writing the header first if the file is new."""
+    """Append ``row`` to a CSV file (``\\n`` line endings), writing the header first if the file is new."""
     new = not path.exists() or path.stat().st_size == 0
     with open(path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
+        writer = csv.DictWriter(handle, fieldnames=list(row), lineterminator="\n")
         if new:
             writer.writeheader()
         writer.writerow(row)

@@ -1,17 +1,18 @@
-"""Train a model from a :class:`RunConfig` into a run directory, and load it back.
+"""Train a model from a :class:`RunConfig` into a run directory.
 
 A run directory holds ``config.yaml`` (full resolved config), ``metrics.csv`` (one row per
-epoch), ``best.ckpt`` (Lightning checkpoint of the best validation Pearson), ``model.pt``
-(plain state dict + config, loadable without Lightning), ``curves.png`` and
-``summary.json``.
+epoch), ``best.ckpt`` / ``last.ckpt`` (Lightning checkpoints), ``curves.png``,
+``val_scatter.png``, ``summary.json`` and, written last and only when training succeeded,
+``model.pt`` (plain state dict + config, loadable without Lightning).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import signal
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,37 +21,47 @@ import pandas as pd
 import torch
 import yaml
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from torch import nn
 
 from promoterlab import __version__
 from promoterlab.config import RunConfig
-from promoterlab.data.dataset import EvalBatches, TrainBatches, batch_loader, load_split
-from promoterlab.evaluation.plots import plot_curves
-from promoterlab.files import atomic_path, write_text_atomic
+from promoterlab.data.dataset import EncodedSet, EvalBatches, TrainBatches, batch_loader, load_split
+from promoterlab.evaluation.plots import plot_curves, plot_val_scatter
+from promoterlab.evaluation.predict import predict
+from promoterlab.files import write_text_atomic
 from promoterlab.models import build_model, count_parameters
+from promoterlab.training.budget import BudgetPlan, plan_budget, time_steps
+from promoterlab.training.hardware import DEFAULT_EPOCHS, accelerator_kind, resolve_train_config
 from promoterlab.training.module import PromoterRegressor
-from promoterlab.training.objective import check_targets, n_outputs
+from promoterlab.training.objective import Objective
+from promoterlab.training.saved import load_run, save_model
 
-warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+log = logging.getLogger("promoterlab")
+RUN_FILES = ("config.yaml", "metrics.csv", "best.ckpt", "last.ckpt", "model.pt", "summary.json", "budget.json",
+             "curves.png", "val_scatter.png")
 
 
-def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume: bool = False,
-          callbacks: Sequence[Callback] = ()) -> dict:
+class TrainingInterrupted(Exception):
+    """Training stopped by Ctrl-C; the message says what was kept and how to resume."""
+
+
+def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume: bool = True,
+          overwrite: bool = False, callbacks: Sequence[Callback] = ()) -> dict:
     """Train ``config`` and write a run directory; return the summary.
 
     Parameters
     ----------
     config : RunConfig
-        Fully specified run (data path, model, recipe, seed).
+        The run (data path, model, recipe, seed); ``"auto"`` settings are resolved for this
+        machine and saved resolved in ``config.yaml``.
     out_dir : str or Path
-        Run directory (created; ``metrics.csv`` of an earlier run there is replaced).
+        Run directory, created once the data has been read and checked.
     progress : bool
         Show Lightning's progress bar.
     resume : bool
-        Continue from ``last.ckpt`` (written after every epoch) when the run directory holds
-        one for the same config, e.g. after the process was killed; else start afresh.
+        Continue from ``last.ckpt`` (written after every epoch) when the directory holds a run
+        of the same config, e.g. after Ctrl-C or a killed process; else start afresh.
+    overwrite : bool
+        Replace a run of another config in ``out_dir`` (refused otherwise).
     callbacks : sequence of lightning Callback
         Extra callbacks (e.g. a pruning callback of a hyperparameter search).
 
@@ -59,26 +70,29 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     dict
         The contents of ``summary.json``.
     """
+    start = time.perf_counter()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(config.seed, workers=True, verbose=False)
     train_set, val_set = load_split(config.data, config.seed)
-    check_targets(config.train.loss, train_set.targets, str(config.data.path))
-    config = resolve_config(config)
-    resume_from = _resumable_checkpoint(out, config) if resume else None
+    objective = Objective.of(config)
+    objective.check_targets(train_set.targets, str(config.data.path))
+    config = resolve_config(config, len(train_set))
+    resume_from = _prepare_directory(out, config, resume, overwrite)
     config.save(out / "config.yaml")
-    (out / "summary.json").unlink(missing_ok=True)
 
-    model = build_model(config.model, n_outputs(config.train.loss))
+    model = build_model(config.model, objective.n_outputs)
     train_batches = TrainBatches(train_set, rc_augment=config.train.rc_augment)
     batch_size = min(config.train.batch_size, len(train_batches))
     train_loader = batch_loader(train_batches, batch_size, shuffle=True, seed=config.seed)
-    val_singleton = val_set.singleton if config.data.val_singleton else None
-    val_loader = batch_loader(EvalBatches(val_set.codes, val_set.targets, val_singleton),
+    val_flags = val_set.singleton if config.data.val_singleton else None
+    val_loader = batch_loader(EvalBatches(val_set.codes, val_set.targets, val_flags),
                               config.train.eval_batch_size, False)
+    plan = _budget_plan(out, config, model, objective, train_loader, val_loader, start, resume_from)
+    epochs = plan.epochs if plan else (DEFAULT_EPOCHS if config.train.epochs == "auto" else config.train.epochs)
+    log.info(_plan_line(config, train_set, val_set, model, batch_size, epochs, plan, resume_from, out))
 
     metrics_path = out / "metrics.csv"
-    module = PromoterRegressor(model, config.train, metrics_path)
+    module = PromoterRegressor(model, objective, config.train, metrics_path)
     restored = _restore_history(metrics_path, resume_from)
     module.history = list(restored)
     # Saved after the module's on_train_epoch_end, so last.ckpt never runs ahead of metrics.csv.
@@ -87,25 +101,28 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     callbacks = [checkpoint, *callbacks]
     if config.train.patience:
         callbacks.append(EarlyStopping(monitor="val_pearson", mode="max", patience=config.train.patience))
+    hard_stop = config.train.max_time * 60 - (time.perf_counter() - start) if config.train.max_time else None
     trainer = L.Trainer(
-        max_epochs=config.train.epochs,
-        max_time={"minutes": config.train.max_time} if config.train.max_time else None,
+        max_epochs=epochs, max_time={"seconds": max(1.0, hard_stop)} if hard_stop else None,
+        limit_train_batches=plan.limit_train_batches if plan and plan.limit_train_batches else None,
+        check_val_every_n_epoch=plan.check_val_every_n_epoch if plan else 1,
         accelerator=config.train.accelerator, devices=_devices(config.train.devices),
         strategy=config.train.strategy, num_nodes=config.train.num_nodes,
         precision=config.train.precision, callbacks=callbacks, logger=False,
         deterministic="warn", num_sanity_val_steps=0, enable_progress_bar=progress,
         enable_model_summary=False, default_root_dir=out)
-    start = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
+    _fit(trainer, module, train_loader, val_loader, resume_from, out)
     seconds = time.perf_counter() - start + sum(row["seconds"] for row in restored)
     if not trainer.is_global_zero:
         return {}
 
     best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
     model.load_state_dict({k.removeprefix("model."): v for k, v in best["state_dict"].items()})
-    save_model(model, config, out / "model.pt")
     history = pd.DataFrame(module.history)
     plot_curves(history, out / "curves.png")
+    val_pred = predict(model.eval(), val_set.codes, batch_size=config.train.eval_batch_size, singleton=val_flags)
+    plot_val_scatter(val_pred, val_set.targets.numpy(), out / "val_scatter.png",
+                     title=f"validation ({config.model.name})")
     best_row = history.loc[history["val_pearson"].idxmax()]
     summary = {
         "best_val_pearson": float(best_row["val_pearson"]),
@@ -117,40 +134,116 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
         "train_size": len(train_set),
         "val_size": len(val_set),
         "batch_size": batch_size,
-        "stopped_early": bool(len(history) < config.train.epochs),
+        "precision": config.train.precision,
+        "steps": int(trainer.global_step),
+        "stopped_early": bool(len(history) < epochs),
         "seed": config.seed,
     }
+    if plan:
+        summary["budget"] = plan.to_dict()
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    save_model(model, config, out / "model.pt")
+    log.info(f"best val Pearson {summary['best_val_pearson']:.4f} (epoch {summary['best_epoch']}); "
+             f"run directory: {out}")
     return summary
 
 
-def resolve_config(config: RunConfig) -> RunConfig:
-    """``config`` as training saves it: package version set, model length from the data layout."""
-    return dataclasses.replace(
-        config, version=__version__, model=dataclasses.replace(config.model, seq_len=config.data.seq_len))
+def resolve_config(config: RunConfig, n_train: int | None = None) -> RunConfig:
+    """``config`` as training saves it: package version set, model length from the data layout,
+    precision and batch size chosen for this machine (``n_train`` sequences) where ``"auto"``."""
+    train_cfg = resolve_train_config(config.train, n_train or 0)
+    return dataclasses.replace(config, version=__version__, train=train_cfg,
+                               model=dataclasses.replace(config.model, seq_len=config.data.seq_len))
 
 
 def saved_config_matches(run_dir: str | Path, config: RunConfig) -> bool:
-    """Whether ``run_dir/config.yaml`` is missing or was written for ``config`` (package version aside)."""
+    """Whether ``run_dir/config.yaml`` is missing or was written for ``config``.
+
+    The package version is ignored, and a setting left ``"auto"`` in ``config`` matches the
+    value the saved run resolved it to.
+    """
     saved = Path(run_dir) / "config.yaml"
     if not saved.exists():
         return True
     # Loaded through RunConfig so that fields added since the run was saved take their defaults.
     old = yaml.safe_load(yaml.safe_dump(RunConfig.load(saved).to_dict()))
-    new = yaml.safe_load(yaml.safe_dump(resolve_config(config).to_dict()))
+    new = yaml.safe_load(yaml.safe_dump(config.to_dict()))
+    new["model"]["seq_len"] = new["data"]["seq_len"]
+    for key, value in new["train"].items():
+        if value == "auto":
+            new["train"][key] = old["train"].get(key)
     old.pop("version", None)
     new.pop("version", None)
     return old == new
 
 
-def _resumable_checkpoint(out: Path, config: RunConfig) -> Path | None:
-    """``last.ckpt`` of ``out`` if it was written for this very config."""
+def _prepare_directory(out: Path, config: RunConfig, resume: bool, overwrite: bool) -> Path | None:
+    """Create ``out``; return ``last.ckpt`` to resume from, or clear the files of an earlier run."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: exists and is not a directory")
+    same = saved_config_matches(out, config)
+    if not same and not overwrite:
+        raise ValueError(f"{out}: holds a run with a different config; choose another --out, or pass "
+                         "--overwrite to replace it")
+    out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "last.ckpt"
-    if not (checkpoint.exists() and (out / "config.yaml").exists()):
+    if same and resume and checkpoint.exists() and (out / "config.yaml").exists():
+        (out / "model.pt").unlink(missing_ok=True)
+        return checkpoint
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    return None
+
+
+def _budget_plan(out: Path, config: RunConfig, model, objective: Objective, train_loader, val_loader,
+                 start: float, resume_from: Path | None) -> BudgetPlan | None:
+    """The plan of a ``max_time`` run whose epochs are not given (a resumed run keeps its plan)."""
+    if not config.train.max_time or config.train.epochs != "auto":
         return None
-    if not saved_config_matches(out, config):
-        raise ValueError(f"{out}: holds a run with a different config; remove it or choose another directory")
-    return checkpoint
+    saved = out / "budget.json"
+    if resume_from is not None and saved.exists():
+        return BudgetPlan(**json.loads(saved.read_text()))
+    device = torch.device("cuda" if accelerator_kind(config.train.accelerator) == "gpu" else "cpu")
+    step_s, val_s = time_steps(model, objective, train_loader, val_loader, config.train.precision, device,
+                               config.train.max_lr / config.train.div_factor)
+    plan = plan_budget(config.train.max_time * 60, time.perf_counter() - start, step_s, val_s,
+                       len(train_loader), reserve_seconds=val_s + 2.0)
+    write_text_atomic(saved, json.dumps(dataclasses.asdict(plan), indent=2))
+    return plan
+
+
+def _plan_line(config: RunConfig, train_set: EncodedSet, val_set: EncodedSet, model, batch_size: int,
+               epochs: int, plan: BudgetPlan | None, resume_from: Path | None, out: Path) -> str:
+    """One line that says what will run."""
+    schedule = f"{epochs} epochs"
+    if plan:
+        schedule = (f"budget {config.train.max_time:g} min -> {plan.steps} steps ({schedule}, "
+                    f"{plan.step_seconds:.2f} s/step measured)")
+    start = f"resuming {out} from epoch {_checkpoint_epoch(resume_from)}" if resume_from else f"training into {out}"
+    return (f"{start}: {config.data.path}: {len(train_set):,} train / {len(val_set):,} val sequences; "
+            f"{config.model.name} (width {config.model.width:g}, {count_parameters(model):,} parameters), "
+            f"loss {config.train.loss}, {config.train.precision}, batch {batch_size}, {schedule}, seed {config.seed}")
+
+
+def _fit(trainer: L.Trainer, module, train_loader, val_loader, resume_from: Path | None, out: Path) -> None:
+    """``trainer.fit``, turning Lightning's exit on Ctrl-C into :class:`TrainingInterrupted`."""
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
+    except SystemExit:
+        if not trainer.interrupted:
+            raise
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning leaves Ctrl-C ignored
+        done = _checkpoint_epoch(out / "last.ckpt")
+        kept = f"last.ckpt and metrics.csv after epoch {done}" if done else "no finished epoch"
+        raise TrainingInterrupted(f"interrupted; kept {kept} in {out}; run the same command again to "
+                                  f"resume") from None
+
+
+def _checkpoint_epoch(checkpoint: Path | None) -> int:
+    """Epochs finished in a Lightning checkpoint (0 when there is none)."""
+    if checkpoint is None or not checkpoint.exists():
+        return 0
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"]) + 1
 
 
 def _restore_history(metrics_path: Path, checkpoint: Path | None) -> list[dict]:
@@ -158,10 +251,9 @@ def _restore_history(metrics_path: Path, checkpoint: Path | None) -> list[dict]:
     if checkpoint is None or not metrics_path.exists():
         metrics_path.unlink(missing_ok=True)
         return []
-    done = torch.load(checkpoint, map_location="cpu", weights_only=False)["epoch"] + 1
     rows = pd.read_csv(metrics_path)
-    rows = rows[rows["epoch"] <= done]
-    write_text_atomic(metrics_path, rows.to_csv(index=False))
+    rows = rows[rows["epoch"] <= _checkpoint_epoch(checkpoint)]
+    write_text_atomic(metrics_path, rows.to_csv(index=False, lineterminator="\n"))
     return rows.to_dict("records")
 
 
@@ -169,20 +261,4 @@ def _devices(devices: str) -> str | int:
     return int(devices) if str(devices).isdigit() else devices
 
 
-def save_model(model: nn.Module, config: RunConfig, path: Path) -> None:
-    """Plain ``{'config', 'state_dict'}`` file, written atomically."""
-    with atomic_path(path) as tmp:
-        torch.save({"config": config.to_dict(), "state_dict": model.state_dict()}, tmp)
-
-
-def load_run(run_dir: str | Path, device: str = "cpu") -> tuple[nn.Module, RunConfig]:
-    """Load the best model of a run directory (or a ``model.pt`` path) in eval mode."""
-    path = Path(run_dir)
-    path = path / "model.pt" if path.is_dir() else path
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no trained model here (expected a run directory with model.pt)")
-    saved = torch.load(path, map_location=device, weights_only=False)
-    config = RunConfig.from_dict(saved["config"])
-    model = build_model(config.model, n_outputs(config.train.loss))
-    model.load_state_dict(saved["state_dict"])
-    return model.to(device).eval(), config
+__all__ = ["TrainingInterrupted", "load_run", "resolve_config", "save_model", "saved_config_matches", "train"]

@@ -12,7 +12,7 @@ import torch
 
 from promoterlab.data.encoding import model_input
 from promoterlab.models import build_model, count_parameters, model_config, model_names
-from promoterlab.training.objective import loss_fn
+from promoterlab.training.objective import Objective
 
 
 def step_time_per_1000(model_name: str, width: float, n_outputs: int = 18, batch_size: int = 128,
@@ -26,7 +26,7 @@ def step_time_per_1000(model_name: str, width: float, n_outputs: int = 18, batch
     width : float
         Channel width multiplier.
     n_outputs : int
-        18 bin logits (KL loss) or 1 value (MSE loss).
+        Bin logits (KL loss, e.g. 18) or 1 value (MSE loss).
     batch_size : int
         Sequences per step (random one-hot inputs of length ``seq_len``).
     repeats : int
@@ -48,14 +48,14 @@ def step_time_per_1000(model_name: str, width: float, n_outputs: int = 18, batch
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     codes = torch.randint(0, 4, (batch_size, seq_len), generator=generator, dtype=torch.uint8)
     x = model_input(codes, False).to(device)
-    y = (torch.rand(batch_size, generator=generator) * 17).to(device)
-    loss = "kl" if n_outputs > 1 else "mse"
+    objective = Objective("kl", n_outputs) if n_outputs > 1 else Objective("mse")
+    y = (torch.rand(batch_size, generator=generator) * (max(n_outputs, 2) - 1)).to(device)
 
     def step() -> float:
         _sync(device)
         start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss_fn(loss, model(x), y).backward()
+        objective.loss_value(model(x), y).backward()
         optimizer.step()
         _sync(device)
         return time.perf_counter() - start

@@ -1,0 +1,247 @@
+"""CPU speed of promoterlab against a plain eager fp32 PyTorch loop over the same network.
+
+Parts (``--parts``, default all), each printed as a table and saved to ``--out/speed.json``:
+
+- ``throughput``: in one process, interleaved rounds for ``legnet`` (width 1) and ``legnet-s``:
+  training sequences/s of (a) a plain eager fp32 loop (``nn.Conv1d(groups=...)``, AdamW +
+  OneCycle, KL loss, RC-augmented batches of 128, the batch at which that loop is fastest on
+  a CPU) and (b) ``promoterlab.train`` with its defaults (whole epochs, validation included);
+  inference sequences/s, RC-averaged, of (a) the plain loop in fp32 and (b) ``predict`` with
+  its defaults; the ratios; and the largest |bf16 - fp32| difference of the predictions.
+- ``accuracy``: the same seed on DREAM-5120 (``legnet-s``, 4 epochs, batch 128, flag 0) with
+  the old path (fp32, plain grouped convolution) and the new defaults: val Pearson and time.
+- ``time_to_accuracy``: seconds from the start of ``train`` until validation Pearson (flag 0)
+  first reaches 0.60 on DREAM-5120 (``legnet-s``, seed 0, defaults; the run stops there).
+- ``max_time``: ``--max-time 5`` with no other option on DREAM-5120: best val Pearson (flag 0),
+  the public test-set Pearson, and what the budget chose.
+- ``memory``: peak resident memory of ``train`` with defaults on 10,240 sequences
+  (``legnet-s``), and the resident memory after every epoch.
+
+Run it alone on an idle machine: ``python benchmarks/speed.py --out bench_out/speed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from promoterlab import api
+from promoterlab.config import DataConfig, RunConfig, TrainConfig
+from promoterlab.data.dataset import TrainBatches, load_split
+from promoterlab.data.encoding import model_input, reverse_complement_codes
+from promoterlab.evaluation.predict import predict
+from promoterlab.models import build_model, grouped_conv, model_config
+from promoterlab.training.objective import Objective
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dream2022"
+TRAIN_FILE = DATA / "train" / "train_sequences_7369.txt"
+TEST_FILE = DATA / "test" / "public_test_data_with_MAUDE_expression.txt"
+MODELS = {"legnet": 1.0, "legnet-s": 0.5}
+
+
+def plain_model(name: str, objective: Objective) -> torch.nn.Module:
+    """The network with the stock ``nn.Conv1d(groups=...)`` kernel (no block-diagonal merge)."""
+    saved, grouped_conv.BLOCK_CHANNELS = grouped_conv.BLOCK_CHANNELS, 1
+    try:
+        return build_model(model_config(name), objective.n_outputs)
+    finally:
+        grouped_conv.BLOCK_CHANNELS = saved
+
+
+def plain_train_rate(name: str, codes: torch.Tensor, targets: torch.Tensor, batch: int = 128) -> float:
+    """Sequences/s of one epoch of the reference way: eager fp32, RC-augmented batches, KL loss."""
+    objective = Objective("kl")
+    torch.manual_seed(0)
+    model = plain_model(name, objective).train()
+    steps = 2 * len(codes) // batch
+    optimizer = torch.optim.AdamW(model.parameters(), lr=0.005 / 25, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.005, total_steps=steps)
+    order = torch.randperm(2 * len(codes))
+    start = time.perf_counter()
+    for step in range(steps):
+        index = order[step * batch:(step + 1) * batch]
+        reverse, rows = index >= len(codes), index % len(codes)
+        batch_codes = codes[rows]
+        batch_codes[reverse] = reverse_complement_codes(batch_codes[reverse]).to(batch_codes.dtype)
+        loss = objective.loss_value(model(model_input(batch_codes, reverse)), targets[rows])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    return steps * batch / (time.perf_counter() - start)
+
+
+@torch.no_grad()
+def plain_predict_rate(name: str, codes: torch.Tensor, batch: int = 128) -> tuple[float, np.ndarray]:
+    """Sequences/s (and the values) of an eager fp32 RC-averaged inference loop."""
+    objective = Objective("kl")
+    torch.manual_seed(0)
+    model = plain_model(name, objective).eval()
+    start, values = time.perf_counter(), []
+    for i in range(0, len(codes), batch):
+        chunk = codes[i:i + batch]
+        out = objective.average(model(model_input(chunk, False)), model(model_input(reverse_complement_codes(chunk), True)))
+        values.append(objective.value(out))
+    return len(codes) / (time.perf_counter() - start), torch.cat(values).numpy()
+
+
+def dream_config(name: str, train_size: int, val_size: int, seed: int = 0, **train) -> RunConfig:
+    return RunConfig(data=DataConfig(path=str(TRAIN_FILE), train_size=train_size, val_size=val_size,
+                                     val_singleton=False),
+                     model=model_config(name), train=TrainConfig(**train), seed=seed)
+
+
+def real_train_rate(name: str, out: Path) -> float:
+    """Training sequences/s of ``promoterlab.train`` with its defaults: one epoch of 2,048
+    sequences, RC-augmented, timed from its first batch to the end of its validation (on 256
+    sequences, included in the time)."""
+    api.train(dream_config(name, 2048, 256, epochs=1), out, overwrite=True)
+    epoch_seconds = float(np.loadtxt(out / "metrics.csv", delimiter=",", skiprows=1, ndmin=2)[0, -1])
+    return 2 * 2048 / epoch_seconds
+
+
+def throughput(args, out: Path) -> dict:
+    train_set, _ = load_split(dream_config("legnet", 2048, 256).data, 0)
+    codes = train_set.codes
+    infer_codes = codes.repeat(2, 1)  # 4,096 sequences
+    rows = {}
+    for name in MODELS:
+        rates = {"plain_train": [], "real_train": [], "plain_predict": [], "real_predict": []}
+        for _ in range(args.rounds):  # interleaved: a drift of the machine hits both sides alike
+            rates["plain_train"].append(plain_train_rate(name, codes[:1024], train_set.targets[:1024]))
+            rates["real_train"].append(real_train_rate(name, out / f"throughput_{name}"))
+            rate, plain_values = plain_predict_rate(name, infer_codes)
+            rates["plain_predict"].append(rate)
+            model = plain_model(name, Objective("kl")).eval()
+            start = time.perf_counter()
+            predict(model, infer_codes)
+            rates["real_predict"].append(len(infer_codes) / (time.perf_counter() - start))
+        fp32 = predict(model, infer_codes, precision="32")
+        bf16 = predict(model, infer_codes, precision="bf16")
+        row = {k: statistics.median(v) for k, v in rates.items()}
+        row.update(train_ratio=row["real_train"] / row["plain_train"],
+                   predict_ratio=row["real_predict"] / row["plain_predict"],
+                   fold_max_abs_diff_fp32=float(np.abs(fp32 - plain_values).max()),
+                   bf16_max_abs_diff=float(np.abs(bf16 - fp32).max()), rounds=rates)
+        rows[name] = row
+        print(f"{name}: train {row['plain_train']:.0f} -> {row['real_train']:.0f} seq/s "
+              f"({row['train_ratio']:.2f}x); predict {row['plain_predict']:.0f} -> {row['real_predict']:.0f} "
+              f"seq/s ({row['predict_ratio']:.2f}x); bf16 max |diff| {row['bf16_max_abs_diff']:.4f}", flush=True)
+    return rows
+
+
+class Clock(Callback):
+    """Seconds since ``start`` and validation Pearson after every validation; stops at ``target``."""
+
+    def __init__(self, start: float, target: float | None = None):
+        self.start, self.target, self.points, self.rss = start, target, [], []
+
+    def on_validation_epoch_end(self, trainer, module):
+        value = float(trainer.callback_metrics.get("val_pearson", float("nan")))
+        self.points.append((round(time.perf_counter() - self.start, 1), round(value, 4)))
+        if self.target is not None and value >= self.target:
+            trainer.should_stop = True
+
+    def on_train_epoch_end(self, trainer, module):
+        self.rss.append(resident_mb())
+
+
+def resident_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def accuracy(args, out: Path) -> dict:
+    rows = {}
+    for label, block, precision in (("old: fp32, plain grouped conv", 1, "32"), ("new: defaults", None, "auto")):
+        saved = grouped_conv.BLOCK_CHANNELS
+        grouped_conv.BLOCK_CHANNELS = block or saved
+        try:
+            config = dream_config("legnet-s", 5120, 2048, epochs=4, batch_size=128, precision=precision)
+            summary = api.train(config, out / f"accuracy_{block or 'new'}", overwrite=True)
+        finally:
+            grouped_conv.BLOCK_CHANNELS = saved
+        rows[label] = {k: summary[k] for k in ("best_val_pearson", "best_epoch", "train_seconds", "precision")}
+        print(label, rows[label], flush=True)
+    return rows
+
+
+def time_to_accuracy(args, out: Path) -> dict:
+    start = time.perf_counter()
+    clock = Clock(start, target=0.60)
+    summary = api.train(dream_config("legnet-s", 5120, 2048), out / "time_to_accuracy", overwrite=True,
+                        callbacks=[clock])
+    reached = next((t for t, r in clock.points if r >= 0.60), None)
+    row = {"seconds_to_0.60": reached, "curve": clock.points, "batch_size": summary["batch_size"],
+           "precision": summary["precision"]}
+    print("time to val Pearson 0.60:", row, flush=True)
+    return row
+
+
+def max_time(args, out: Path) -> dict:
+    start = time.perf_counter()
+    clock = Clock(start)
+    run = out / "max_time_5"
+    summary = api.train(dream_config("legnet-s", 5120, 2048, max_time=5.0), run, overwrite=True, callbacks=[clock])
+    wall = time.perf_counter() - start
+    test = api.evaluate(run, TEST_FILE)
+    row = {"best_val_pearson_flag0": summary["best_val_pearson"], "test_pearson": test["pearson"],
+           "test_spearman": test["spearman"], "wall_seconds": round(wall, 1), "budget": summary["budget"],
+           "batch_size": summary["batch_size"], "precision": summary["precision"], "curve": clock.points}
+    print("--max-time 5:", row, flush=True)
+    return row
+
+
+def memory(args, out: Path) -> dict:
+    clock = Clock(time.perf_counter())
+    # The DREAM slice has 7,369 rows, so 10,240 training sequences come from de Boer's native pool.
+    native = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "deboer2020_native" / "pool.tsv.gz"
+    config = RunConfig(
+        data=DataConfig(path=str(native), seq_col="seq", target_col="el_combined", group_col="group",
+                        drop_missing=True, train_size=10240, val_size=2048, left_adapter="AACTGCATTTTTTTCACATC",
+                        clip_targets=[0, 17]),
+        model=model_config("legnet-s"), train=TrainConfig(epochs=args.memory_epochs), seed=0)
+    api.train(config, out / "memory", overwrite=True, callbacks=[clock])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row = {"peak_rss_mb": round(peak, 1), "rss_after_epoch_mb": [round(r, 1) for r in clock.rss],
+           "epochs": args.memory_epochs}
+    print("memory:", row, flush=True)
+    return row
+
+
+PARTS = {"memory": memory, "throughput": throughput, "accuracy": accuracy, "time_to_accuracy": time_to_accuracy,
+         "max_time": max_time}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="speed_")))
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=list(PARTS))
+    parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds of the throughput part.")
+    parser.add_argument("--memory-epochs", type=int, default=3)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                          f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+               "date": time.strftime("%Y-%m-%d %H:%M")}
+    for part in args.parts:  # memory first: its peak is this process's peak so far
+        results[part] = PARTS[part](args, args.out)
+        (args.out / "speed.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps({k: v for k, v in results.items() if k != "throughput"}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Fit a run into a wall-clock budget (``--max-time``) with a schedule that ends annealed.
+
+Training first times a few steps of a throw-away copy of the model on real batches (and a few
+validation batches), then chooses how many steps fit: whole epochs when at least one fits,
+else part of one. The OneCycle schedule spans exactly those steps, so the run ends on the
+annealed model instead of being cut off in the warm-up. Validation is thinned out when it
+would cost more than a fifth of training, and always runs after the last epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+# Fraction of the budget kept back for what the probe cannot see (Lightning's own work, the
+# operating system, a slower epoch); the final model save and figures get their own reserve.
+SAFETY = 0.08
+VALIDATION_SHARE = 0.2
+
+
+@dataclass
+class BudgetPlan:
+    """What a budget buys, as recorded in ``summary.json`` under ``"budget"``."""
+
+    budget_seconds: float
+    step_seconds: float
+    val_seconds: float
+    steps_per_epoch: int
+    epochs: int
+    steps: int
+    limit_train_batches: int | None
+    check_val_every_n_epoch: int
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def _autocast(precision: str, device: torch.device):
+    enabled = "bf16" in str(precision)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def time_steps(model: nn.Module, objective, train_loader, val_loader, precision: str, device: torch.device,
+               lr: float, min_steps: int = 3, min_seconds: float = 1.5, max_steps: int = 12
+               ) -> tuple[float, float]:
+    """Seconds per training step and per validation batch, measured on a copy of ``model``.
+
+    The copy trains with AdamW on the first batches of ``train_loader`` (two untimed warm-up
+    steps, then at least ``min_steps`` and ``min_seconds``); ``model`` itself is untouched.
+    """
+    probe = copy.deepcopy(model).to(device).train()
+    optimizer = torch.optim.AdamW(probe.parameters(), lr=lr)
+    timed, start, steps = 0.0, 0.0, 0
+    for i, (x, y) in enumerate(train_loader):
+        if i == 2:
+            start = time.perf_counter()
+        with _autocast(precision, device):
+            out = probe(x.to(device))
+        optimizer.zero_grad(set_to_none=True)
+        objective.loss_value(out, y.to(device)).backward()
+        optimizer.step()
+        if i >= 2:
+            steps = i - 1
+            timed = time.perf_counter() - start
+            if (steps >= min_steps and timed >= min_seconds) or steps >= max_steps:
+                break
+    step_seconds = timed / steps if steps else 0.0
+    probe.eval()
+    val_timed, val_batches = 0.0, 0
+    with torch.inference_mode():
+        for i, (x_fwd, x_rc, _) in enumerate(val_loader):
+            begin = time.perf_counter()
+            with _autocast(precision, device):
+                objective.average(probe(x_fwd.to(device)), probe(x_rc.to(device)))
+            if i > 0:  # the first batch pays for allocation
+                val_timed += time.perf_counter() - begin
+                val_batches += 1
+            if i >= 3:
+                break
+    per_val_batch = val_timed / val_batches if val_batches else 0.0
+    return step_seconds, per_val_batch * len(val_loader)
+
+
+def plan_budget(budget_seconds: float, elapsed: float, step_seconds: float, val_seconds: float,
+                steps_per_epoch: int, reserve_seconds: float = 0.0) -> BudgetPlan:
+    """Choose epochs (or a part of one) and the validation interval that fit the budget.
+
+    Parameters
+    ----------
+    budget_seconds : float
+        The whole budget, counted from the start of ``train``.
+    elapsed : float
+        Seconds already spent (reading data, the probe).
+    step_seconds, val_seconds : float
+        Measured cost of a training step and of one validation pass.
+    steps_per_epoch : int
+        Training batches per epoch.
+    reserve_seconds : float
+        Kept for the work after the last epoch (saving, figures).
+    """
+    available = max(0.0, (budget_seconds - elapsed - reserve_seconds) * (1.0 - SAFETY))
+    step_seconds = max(step_seconds, 1e-6)
+    epoch_seconds = steps_per_epoch * step_seconds
+    every = 1 if val_seconds <= VALIDATION_SHARE * epoch_seconds else \
+        math.ceil(val_seconds / (VALIDATION_SHARE * epoch_seconds))
+    epochs = int(available // (epoch_seconds + val_seconds / every))
+    if epochs >= 1:
+        every = min(every, epochs)
+        epochs = max(every, epochs - epochs % every)  # the last epoch validates
+        while epochs > every and epochs * epoch_seconds + (epochs // every) * val_seconds > available:
+            epochs -= every
+        return BudgetPlan(budget_seconds, step_seconds, val_seconds, steps_per_epoch, epochs,
+                          epochs * steps_per_epoch, None, every)
+    steps = max(1, min(steps_per_epoch, int((available - val_seconds) // step_seconds)))
+    return BudgetPlan(budget_seconds, step_seconds, val_seconds, steps_per_epoch, 1, steps, steps, 1)

@@ -1,0 +1,141 @@
+"""A time budget trains an annealed model; the run directory is safe to rerun and to interrupt."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from conftest import tiny_config
+from promoterlab import load_run, train
+from promoterlab.data.simulate import simulate_library
+from promoterlab.training.budget import SAFETY, plan_budget
+from promoterlab.training.objective import Objective
+from promoterlab.training.run import TrainingInterrupted
+
+
+def test_plan_fits_whole_epochs_and_validates_the_last():
+    plan = plan_budget(budget_seconds=100, elapsed=10, step_seconds=0.1, val_seconds=1.0, steps_per_epoch=50)
+    # 90 s * (1 - SAFETY) available; an epoch costs 5 s + 1 s of validation
+    assert plan.epochs == int(90 * (1 - SAFETY) // 6) and plan.steps == plan.epochs * 50
+    assert plan.check_val_every_n_epoch == 1 and plan.limit_train_batches is None
+
+
+def test_plan_validates_less_often_when_validation_is_costly():
+    plan = plan_budget(budget_seconds=300, elapsed=0, step_seconds=0.1, val_seconds=4.0, steps_per_epoch=50)
+    every = plan.check_val_every_n_epoch
+    assert every == 4  # 4 s of validation against 5 s of training: at most a fifth
+    assert plan.epochs % every == 0  # so the last epoch validates
+    cost = plan.epochs * 5.0 + plan.epochs // every * 4.0
+    assert cost <= 300 * (1 - SAFETY) < cost + every * 5.0 + 4.0
+
+
+def test_plan_of_a_budget_shorter_than_an_epoch_trains_part_of_one():
+    plan = plan_budget(budget_seconds=10, elapsed=2, step_seconds=0.5, val_seconds=1.0, steps_per_epoch=100)
+    assert plan.epochs == 1 and plan.limit_train_batches == plan.steps
+    assert plan.steps == int((8 * (1 - SAFETY) - 1.0) // 0.5)
+
+
+def lr_per_step() -> tuple[Callback, list[float]]:
+    seen: list[float] = []
+
+    class Record(Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    return Record(), seen
+
+
+def test_budgeted_schedule_ends_annealed_within_the_budget(sim_library, tmp_path):
+    config = tiny_config(sim_library, train_size=600, val_size=200)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="auto", max_time=0.25))
+    record, lrs = lr_per_step()
+    summary = train(config, tmp_path, callbacks=[record])
+    budget = summary["budget"]
+    assert summary["train_seconds"] <= 15
+    assert budget["epochs"] >= 2 and summary["epochs"] == budget["epochs"] and summary["steps"] == budget["steps"]
+    max_lr = config.train.max_lr
+    assert max(lrs) == pytest.approx(max_lr, rel=0.05)  # the warm-up reached the peak
+    assert lrs[-1] <= 0.01 * max_lr  # and the run ended annealed
+    assert json.loads((tmp_path / "budget.json").read_text())["steps"] == budget["steps"]
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    assert metrics["lr"].iloc[0] < metrics["lr"].max() > metrics["lr"].iloc[-1]  # per-epoch means: up, then down
+
+
+def test_explicit_epochs_win_over_the_budget(sim_library, tmp_path):
+    config = tiny_config(sim_library, epochs=2, train_size=300, val_size=100)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, max_time=5))
+    summary = train(config, tmp_path)
+    assert summary["epochs"] == 2 and "budget" not in summary
+
+
+def test_metrics_csv_has_unix_line_endings_and_the_lr_used(sim_library, tmp_path):
+    record, lrs = lr_per_step()
+    train(tiny_config(sim_library, epochs=2, train_size=300, val_size=100), tmp_path, callbacks=[record])
+    raw = (tmp_path / "metrics.csv").read_bytes()
+    assert b"\r" not in raw and raw.count(b"\n") == 3
+    metrics = pd.read_csv(tmp_path / "metrics.csv")
+    per_epoch = np.array_split(np.array(lrs), 2)
+    np.testing.assert_allclose(metrics["lr"], [chunk.mean() for chunk in per_epoch], rtol=1e-6)
+
+
+def test_non_default_bin_count_trains_end_to_end(tmp_path):
+    frame = simulate_library(900, seed=3)
+    path = tmp_path / "ten_bins.txt"
+    frame.assign(expr=frame["expr"] * 9 / 17)[["seq", "expr"]].to_csv(path, sep="\t", header=False, index=False)
+    config = tiny_config(path, epochs=1, train_size=600, val_size=200, n_bins=10)
+    summary = train(config, tmp_path / "run")
+    model, saved = load_run(tmp_path / "run")
+    assert Objective.of(saved) == Objective("kl", 10)
+    assert model(torch.zeros(3, 6, 150)).shape == (3, 10) and np.isfinite(summary["best_val_pearson"])
+    too_high = dataclasses.replace(config, model=dataclasses.replace(config.model, n_bins=5))
+    with pytest.raises(ValueError, match=r"--loss kl needs targets on the 0..4 bin scale"):
+        train(too_high, tmp_path / "five")
+    with pytest.raises(ValueError, match="n_bins must be an integer >= 2"):
+        Objective("kl", 1)
+
+
+def test_constant_targets_are_refused_before_any_file(tmp_path):
+    path = tmp_path / "flat.txt"
+    path.write_text("".join(f"{s}\t5\n" for s in simulate_library(300, seed=2)["seq"]))
+    with pytest.raises(ValueError, match="every target is 5; a model cannot learn"):
+        train(tiny_config(path, epochs=1, train_size=200, val_size=50), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_another_config_in_the_directory_is_refused_unless_overwrite(sim_library, tmp_path):
+    first = tiny_config(sim_library, epochs=1, train_size=300, val_size=100)
+    train(first, tmp_path)
+    before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    other = dataclasses.replace(first, seed=1)
+    with pytest.raises(ValueError, match="holds a run with a different config; .* --overwrite"):
+        train(other, tmp_path)
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
+    summary = train(other, tmp_path, overwrite=True)
+    assert summary["seed"] == 1 and load_run(tmp_path)[1].seed == 1
+
+
+class StopAfterFirstEpoch(Callback):
+    """Ctrl-C as the second epoch starts (the first is checkpointed by then)."""
+
+    def on_train_epoch_start(self, trainer, module):
+        if trainer.current_epoch == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_keeps_the_epoch_and_the_same_call_resumes(sim_library, tmp_path):
+    config = tiny_config(sim_library, epochs=3, train_size=300, val_size=100)
+    with pytest.raises(TrainingInterrupted, match=r"kept last.ckpt and metrics.csv after epoch 1 .* resume"):
+        train(config, tmp_path, callbacks=[StopAfterFirstEpoch()])
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "summary.json").exists()
+    assert len(pd.read_csv(tmp_path / "metrics.csv")) == 1
+    resumed = train(config, tmp_path)
+    straight = train(config, tmp_path / "straight")
+    assert resumed["epochs"] == 3
+    a, b = pd.read_csv(tmp_path / "metrics.csv"), pd.read_csv(tmp_path / "straight" / "metrics.csv")
+    np.testing.assert_allclose(a[["train_loss", "val_pearson"]], b[["train_loss", "val_pearson"]], rtol=1e-5)
