@@ -41,6 +41,13 @@ def test_plan_of_a_budget_shorter_than_an_epoch_trains_part_of_one():
     assert plan.steps == int((8 * (1 - SAFETY) - 1.0) // 0.5)
 
 
+def test_plan_of_a_short_budget_shortens_epochs_to_fill_it():
+    # whole epochs: 2 of 80 steps (plus validation) would leave 40 s of 100 unused
+    plan = plan_budget(budget_seconds=120, elapsed=6, step_seconds=0.45, val_seconds=5.0, steps_per_epoch=80)
+    assert (plan.epochs, plan.limit_train_batches) == (3, 66) and plan.steps == 198
+    assert plan.steps * 0.45 + plan.epochs * 5.0 <= 114 * (1 - SAFETY)
+
+
 def lr_per_step() -> tuple[Callback, list[float]]:
     seen: list[float] = []
 

@@ -20,7 +20,7 @@ from promoterlab.models.fold import fold_batchnorm
 from promoterlab.training.hardware import native_bf16
 from promoterlab.training.objective import Objective
 
-PREDICT_BATCH_SIZE = 256
+PREDICT_BATCH_SIZE = 128
 INFERENCE_PRECISIONS = ("auto", "32", "bf16")
 
 

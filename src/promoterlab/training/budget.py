@@ -1,10 +1,11 @@
 """Fit a run into a wall-clock budget (``--max-time``) with a schedule that ends annealed.
 
 Training first times a few steps of a throw-away copy of the model on real batches (and a few
-validation batches), then chooses how many steps fit: whole epochs when at least one fits,
-else part of one. The OneCycle schedule spans exactly those steps, so the run ends on the
-annealed model instead of being cut off in the warm-up. Validation is thinned out when it
-would cost more than a fifth of training, and always runs after the last epoch.
+validation batches), then chooses how many steps fit, as epochs of equal length (whole epochs,
+or epochs limited to a share of the batches so that the budget is filled). The OneCycle
+schedule spans exactly those steps, so the run ends on the annealed model instead of being
+cut off in the warm-up. Validation is thinned out when it would cost more than a fifth of
+training, and always runs after the last epoch.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from torch import nn
 # operating system, a slower epoch); the final model save and figures get their own reserve.
 SAFETY = 0.08
 VALIDATION_SHARE = 0.2
+WHOLE_EPOCHS_ENOUGH = 4
 
 
 @dataclass
@@ -46,26 +48,27 @@ def _autocast(precision: str, device: torch.device):
 
 
 def time_steps(model: nn.Module, objective, train_loader, val_loader, precision: str, device: torch.device,
-               lr: float, min_steps: int = 3, min_seconds: float = 1.5, max_steps: int = 12
+               lr: float, min_steps: int = 5, min_seconds: float = 3.0, max_steps: int = 30, warmup: int = 3
                ) -> tuple[float, float]:
-    """Seconds per training step and per validation batch, measured on a copy of ``model``.
+    """Seconds per training step and per validation pass, measured on a copy of ``model``.
 
-    The copy trains with AdamW on the first batches of ``train_loader`` (two untimed warm-up
-    steps, then at least ``min_steps`` and ``min_seconds``); ``model`` itself is untouched.
+    The copy trains with AdamW on the first batches of ``train_loader``: ``warmup`` untimed
+    steps (the first ones pay for memory and kernel set-up, and would make the plan too short),
+    then at least ``min_steps`` and ``min_seconds``; ``model`` itself is untouched.
     """
     probe = copy.deepcopy(model).to(device).train()
     optimizer = torch.optim.AdamW(probe.parameters(), lr=lr)
     timed, start, steps = 0.0, 0.0, 0
     for i, (x, y) in enumerate(train_loader):
-        if i == 2:
+        if i == warmup:
             start = time.perf_counter()
         with _autocast(precision, device):
             out = probe(x.to(device))
         optimizer.zero_grad(set_to_none=True)
         objective.loss_value(out, y.to(device)).backward()
         optimizer.step()
-        if i >= 2:
-            steps = i - 1
+        if i >= warmup:
+            steps = i - warmup + 1
             timed = time.perf_counter() - start
             if (steps >= min_steps and timed >= min_seconds) or steps >= max_steps:
                 break
@@ -88,7 +91,12 @@ def time_steps(model: nn.Module, objective, train_loader, val_loader, precision:
 
 def plan_budget(budget_seconds: float, elapsed: float, step_seconds: float, val_seconds: float,
                 steps_per_epoch: int, reserve_seconds: float = 0.0) -> BudgetPlan:
-    """Choose epochs (or a part of one) and the validation interval that fit the budget.
+    """Choose epochs, steps per epoch and the validation interval that fill the budget.
+
+    Every epoch has the same number of steps: whole epochs when at least
+    :data:`WHOLE_EPOCHS_ENOUGH` fit (at most a fifth of the budget is then left over), else the
+    number of epochs that holds the most steps, each limited to its share of the batches (a
+    random part of the data, reshuffled every epoch), so that a short budget is used in full.
 
     Parameters
     ----------
@@ -108,13 +116,25 @@ def plan_budget(budget_seconds: float, elapsed: float, step_seconds: float, val_
     epoch_seconds = steps_per_epoch * step_seconds
     every = 1 if val_seconds <= VALIDATION_SHARE * epoch_seconds else \
         math.ceil(val_seconds / (VALIDATION_SHARE * epoch_seconds))
-    epochs = int(available // (epoch_seconds + val_seconds / every))
-    if epochs >= 1:
-        every = min(every, epochs)
-        epochs = max(every, epochs - epochs % every)  # the last epoch validates
-        while epochs > every and epochs * epoch_seconds + (epochs // every) * val_seconds > available:
-            epochs -= every
-        return BudgetPlan(budget_seconds, step_seconds, val_seconds, steps_per_epoch, epochs,
-                          epochs * steps_per_epoch, None, every)
-    steps = max(1, min(steps_per_epoch, int((available - val_seconds) // step_seconds)))
-    return BudgetPlan(budget_seconds, step_seconds, val_seconds, steps_per_epoch, 1, steps, steps, 1)
+    best = whole = (1, 1, 1)  # (steps, epochs, steps per epoch): at least one step
+    epochs = 1
+    while True:
+        interval = min(every, epochs)
+        if epochs % interval:
+            epochs += 1
+            continue
+        per_epoch = min(steps_per_epoch,
+                        int((available - (epochs // interval) * val_seconds) // (epochs * step_seconds)))
+        if per_epoch < 1:
+            break
+        if epochs * per_epoch > best[0]:
+            best = (epochs * per_epoch, epochs, per_epoch)
+        if per_epoch == steps_per_epoch:
+            whole = (epochs * per_epoch, epochs, per_epoch)
+        if per_epoch < steps_per_epoch and epochs * per_epoch < best[0] - steps_per_epoch:
+            break  # past the optimum: each further epoch only adds validation
+        epochs += 1
+    # Shortened epochs only where whole ones would leave much of the budget unused.
+    steps, epochs, per_epoch = whole if whole[1] >= WHOLE_EPOCHS_ENOUGH else best
+    return BudgetPlan(budget_seconds, step_seconds, val_seconds, steps_per_epoch, epochs, steps,
+                      per_epoch if per_epoch < steps_per_epoch else None, min(every, epochs))

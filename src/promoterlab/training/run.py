@@ -205,7 +205,8 @@ def _budget_plan(out: Path, config: RunConfig, model, objective: Objective, trai
         return BudgetPlan(**json.loads(saved.read_text()))
     device = torch.device("cuda" if accelerator_kind(config.train.accelerator) == "gpu" else "cpu")
     step_s, val_s = time_steps(model, objective, train_loader, val_loader, config.train.precision, device,
-                               config.train.max_lr / config.train.div_factor)
+                               config.train.max_lr / config.train.div_factor,
+                               min_seconds=min(3.0, config.train.max_time * 60 * 0.01))
     plan = plan_budget(config.train.max_time * 60, time.perf_counter() - start, step_s, val_s,
                        len(train_loader), reserve_seconds=val_s + 2.0)
     write_text_atomic(saved, json.dumps(dataclasses.asdict(plan), indent=2))
