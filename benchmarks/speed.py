@@ -15,8 +15,8 @@ Parts (``--parts``, default all), each printed as a table and saved to ``--out/s
   run stops there) and with ``--max-time 2``.
 - ``max_time``: ``--max-time 5`` with no other option on DREAM-5120: best val Pearson (flag 0),
   the public test-set Pearson, and what the budget chose.
-- ``precision``: bf16 against fp32 predictions of the trained ``max_time`` model on the 71,103
-  DREAM test sequences (largest difference, test Pearson of each, speed).
+- ``precision``: bf16 against fp32 predictions of the trained ``max_time`` model on the 9,045
+  measured public-leaderboard sequences (largest difference, test Pearson of each, speed).
 - ``memory``: peak resident memory of ``train`` with defaults on 10,240 sequences
   (``legnet-s``), and the resident memory after every epoch.
 
@@ -112,7 +112,7 @@ def real_train_rate(name: str, out: Path) -> float:
     """Training sequences/s of ``promoterlab.train`` with its defaults, in steady state: the
     second of two epochs of 2,048 sequences (RC-augmented), timed from its first batch to the
     end of its validation (on 256 sequences, included in the time)."""
-    api.train(dream_config(name, 2048, 256, epochs=2), out, overwrite=True)
+    api.train(dream_config(name, 2048, 256, epochs=2), out, overwrite=True, resume=False)
     epoch_seconds = float(np.loadtxt(out / "metrics.csv", delimiter=",", skiprows=1, ndmin=2)[1, -1])
     return 2 * 2048 / epoch_seconds
 
@@ -180,7 +180,7 @@ def accuracy(args, out: Path) -> dict:
             grouped_conv.BLOCK_CHANNELS = block or saved
             try:
                 config = dream_config("legnet-s", 5120, 2048, seed=seed, epochs=4, batch_size=128, precision=precision)
-                summary = api.train(config, out / f"accuracy_{block or 'new'}_seed{seed}", overwrite=True)
+                summary = api.train(config, out / f"accuracy_{block or 'new'}_seed{seed}", overwrite=True, resume=False)
             finally:
                 grouped_conv.BLOCK_CHANNELS = saved
             rows[f"{label}, seed {seed}"] = {k: summary[k] for k in ("best_val_pearson", "best_epoch",
@@ -196,7 +196,7 @@ def time_to_accuracy(args, out: Path) -> dict:
         start = time.perf_counter()
         clock = Clock(start, target=target)
         summary = api.train(dream_config("legnet-s", 5120, 2048, **train_opts), out / f"tta_{len(rows)}",
-                            overwrite=True, callbacks=[clock])
+                            overwrite=True, resume=False, callbacks=[clock])
         reached = next((t for t, r in clock.points if r >= 0.60), None)
         rows[label] = {"seconds_to_0.60": reached, "curve": clock.points, "batch_size": summary["batch_size"],
                        "precision": summary["precision"], "best_val_pearson": summary["best_val_pearson"],
@@ -209,7 +209,7 @@ def max_time(args, out: Path) -> dict:
     start = time.perf_counter()
     clock = Clock(start)
     run = out / "max_time_5"
-    summary = api.train(dream_config("legnet-s", 5120, 2048, max_time=5.0), run, overwrite=True, callbacks=[clock])
+    summary = api.train(dream_config("legnet-s", 5120, 2048, max_time=5.0), run, overwrite=True, resume=False, callbacks=[clock])
     wall = time.perf_counter() - start
     test = api.evaluate(run, TEST_FILE)
     row = {"best_val_pearson_flag0": summary["best_val_pearson"], "test_pearson": test["pearson"],
@@ -228,7 +228,7 @@ def memory(args, out: Path) -> dict:
                         drop_missing=True, train_size=10240, val_size=2048, left_adapter="AACTGCATTTTTTTCACATC",
                         clip_targets=[0, 17]),
         model=model_config("legnet-s"), train=TrainConfig(epochs=args.memory_epochs), seed=0)
-    api.train(config, out / "memory", overwrite=True, callbacks=[clock])
+    api.train(config, out / "memory", overwrite=True, resume=False, callbacks=[clock])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {"peak_rss_mb": round(peak, 1), "rss_after_epoch_mb": [round(r, 1) for r in clock.rss],
            "epochs": args.memory_epochs}
@@ -237,26 +237,24 @@ def memory(args, out: Path) -> dict:
 
 
 def precision(args, out: Path) -> dict:
-    """bf16 against fp32 inference of the trained ``--max-time 5`` model on all 71,103 DREAM
-    test sequences: largest and mean |difference|, public test Pearson of each, and speed."""
-    run = out / "max_time_5"
-    model, config = api.load_run(run)
+    """bf16 against fp32 inference of the trained ``--max-time 5`` model on the 9,045 measured
+    public-leaderboard sequences: largest and mean |difference|, Pearson of each, and speed."""
+    from promoterlab.data.dataset import encode_frame
     from promoterlab.data.readers import read_table
+    from promoterlab.evaluation.metrics import pearson
 
-    frame = read_table(TEST_FILE, drop_missing=False, require_target=False, read_target=False)
-    from promoterlab.data.dataset import encode_sequences
-
-    codes = encode_sequences(frame["seq"], config.data.layout)
+    model, config = api.load_run(out / "max_time_5")
+    measured = encode_frame(read_table(TEST_FILE, drop_missing=True), config.data.layout, False, TEST_FILE)
     values, rates = {}, {}
     for name in ("32", "bf16"):
-        predict(model, codes[:256], precision=name)
+        predict(model, measured.codes[:256], precision=name)
         start = time.perf_counter()
-        values[name] = predict(model, codes, precision=name)
-        rates[name] = len(codes) / (time.perf_counter() - start)
+        values[name] = predict(model, measured.codes, precision=name)
+        rates[name] = round(len(measured) / (time.perf_counter() - start), 1)
     diff = np.abs(values["bf16"] - values["32"])
-    tests = {name: api.evaluate(run, TEST_FILE, precision=name)["pearson"] for name in values}
-    row = {"n": len(codes), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
-           "test_pearson": tests, "seq_per_s": rates}
+    row = {"n": len(measured), "max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+           "test_pearson": {k: pearson(v, measured.targets.numpy()) for k, v in values.items()},
+           "seq_per_s": rates}
     print("bf16 vs fp32 inference:", row, flush=True)
     return row
 
