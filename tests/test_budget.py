@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 import numpy as np
 import pandas as pd
@@ -79,6 +80,20 @@ def test_explicit_epochs_win_over_the_budget(sim_library, tmp_path):
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, max_time=5))
     summary = train(config, tmp_path)
     assert summary["epochs"] == 2 and "budget" not in summary
+
+
+def test_deadline_counts_validation_time(sim_library, tmp_path):
+    """The hard stop of an explicit --epochs run under --max-time counts validation too: a run
+    whose validation alone outlasts the budget stops after its first epoch."""
+
+    class SlowValidation(Callback):
+        def on_validation_end(self, trainer, module):
+            time.sleep(2.0)
+
+    config = tiny_config(sim_library, epochs=20, train_size=200, val_size=100)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, max_time=1.5 / 60))
+    summary = train(config, tmp_path, callbacks=[SlowValidation()])
+    assert summary["epochs"] == 1 and summary["stopped_early"]
 
 
 def test_metrics_csv_has_unix_line_endings_and_the_lr_used(sim_library, tmp_path):

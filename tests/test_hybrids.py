@@ -144,7 +144,7 @@ def test_embed_blocks_run_on_the_compressed_length():
     model.blocks.register_forward_hook(lambda module, args, out: seen.append((args[0].shape, out.shape)))
     with torch.no_grad():
         model(inputs(2))
-    assert seen[0][0][2] == 70 and seen[0][1][2] == 70
+    assert seen[0][0][-1] == 70 and seen[0][1][-1] == 70  # length is the last dim, planar or not
     weight = model.stem[-1].proj.weight
     assert weight.shape == (70, 150)
     torch.testing.assert_close(weight.sum(dim=1), torch.ones(70))  # starts as average pooling

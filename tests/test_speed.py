@@ -1,5 +1,5 @@
-"""The fast paths compute what the plain ones do: block-diagonal grouped convolution, folded
-BatchNorm, bf16 inference and streamed prediction."""
+"""The fast paths compute what the plain ones do: block-diagonal grouped convolution, planar
+channels-last layers, folded BatchNorm, bf16 inference and streamed prediction."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from promoterlab.data.simulate import simulate_library
 from promoterlab.models import build_model, model_config
 from promoterlab.models.fold import fold_batchnorm
 from promoterlab.models.grouped_conv import BlockGroupedConv1d
+from promoterlab.models.layers import SeqBatchNorm1d, to_planar
 
 
 @pytest.mark.parametrize("channels, per_group, dilation, block", [
@@ -51,6 +52,42 @@ def test_block_grouped_conv_falls_back_when_groups_do_not_merge():
     assert prime.merged == 1
     x = torch.randn(2, 14, 20)
     torch.testing.assert_close(prime(x), nn.functional.conv1d(x, prime.weight, prime.bias, 1, "same", 1, 7))
+
+
+@pytest.mark.parametrize("kernel, groups, dilation, block", [(7, 32, 1, 32), (7, 32, 3, 32), (1, 1, 1, 1), (7, 1, 1, 1)])
+def test_planar_conv_and_batchnorm_equal_their_1d_versions(kernel, groups, dilation, block):
+    torch.manual_seed(0)
+    plain = nn.Conv1d(64, 64, kernel, padding="same", groups=groups, dilation=dilation, bias=True).double()
+    fast = BlockGroupedConv1d(64, 64, kernel, padding="same", groups=groups, dilation=dilation, bias=True,
+                              block=block).double()
+    fast.load_state_dict(plain.state_dict())
+    norm, planar_norm = nn.BatchNorm1d(64).double(), SeqBatchNorm1d(64).double()
+    x = torch.randn(5, 64, 150, dtype=torch.float64, requires_grad=True)
+    y_plain = norm(plain(x))
+    y_planar = planar_norm(fast(to_planar(x)))
+    assert y_planar.shape == (5, 64, 1, 150) and y_planar.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(y_planar.squeeze(2), y_plain, rtol=0, atol=1e-10)
+    torch.testing.assert_close(planar_norm.running_mean, norm.running_mean, rtol=0, atol=1e-12)
+    upstream = torch.randn_like(y_plain)
+    grads_plain = torch.autograd.grad(y_plain, (x, plain.weight, plain.bias), upstream)
+    grads_planar = torch.autograd.grad(y_planar.squeeze(2), (x, fast.weight, fast.bias), upstream)
+    for a, b in zip(grads_planar, grads_plain):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["legnet", "legnet-dilated", "legnet-embed", "legnet-lstm", "legnet-transformer"])
+def test_planar_models_compute_the_1d_function(name):
+    torch.manual_seed(0)
+    model = build_model(model_config(name, width=0.125), 18).double()
+    x = model_input(torch.randint(0, 4, (8, 150), dtype=torch.uint8), False).double()
+    for mode in ("train", "eval"):
+        getattr(model, mode)()
+        outputs = []
+        for planar in (True, False):
+            model.planar_on_cpu = planar
+            torch.manual_seed(1)  # the same dropout masks
+            outputs.append(model(x))
+        torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-9)
 
 
 def trained_in_train_mode(name: str, **opts) -> nn.Module:

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import typer
 
-from promoterlab import __version__, cli_experiments
+from promoterlab import __version__, cli_experiments, cli_interpret
 from promoterlab.cli_data import (
     LazyHelpCommand,
     _check_device,
@@ -62,9 +62,11 @@ def _option_error(err: Exception) -> str:
 
     text = str(err)
     field, _, rest = text.partition(" ")
+    if field.endswith(":"):  # "augment: unknown ..." -> "--augment: unknown ..."
+        field, rest = field[:-1], ": " + rest
     names = {f.name for f in dataclasses.fields(DataConfig)} | {f.name for f in dataclasses.fields(TrainConfig)}
     if rest and field in names:
-        return f"{_OPTION_OF_FIELD.get(field, '--' + field.replace('_', '-'))} {rest}"
+        return f"{_OPTION_OF_FIELD.get(field, '--' + field.replace('_', '-'))}{'' if rest[0] == ':' else ' '}{rest}"
     return text
 
 
@@ -173,6 +175,14 @@ def train(
     devices: Optional[str] = typer.Option(None, help="Lightning devices (default {train.devices})."),
     strategy: Optional[str] = typer.Option(None, help="Lightning strategy, e.g. ddp (default {train.strategy})."),
     num_nodes: Optional[int] = typer.Option(None, help="Lightning nodes (default {train.num_nodes})."),
+    augment: Optional[str] = typer.Option(None, help="evoaug[:KEY=VALUE,...]: EvoAug on the training inserts "
+                                                     "(e.g. evoaug:mutation=0.1,max_augs=1), or none "
+                                                     "(default {train.augment})."),
+    finetune_epochs: Optional[int] = typer.Option(None, help="Epochs after --epochs on unaugmented data at a "
+                                                             "constant lr/10 (default {train.finetune_epochs})."),
+    averaging: Optional[str] = typer.Option(None, help="Weight averaging: ema[:DECAY], swa[:EPOCHS] or none; the "
+                                                       "saved model is the final average (default "
+                                                       "{train.averaging})."),
     overwrite: bool = typer.Option(False, help="Replace a run of another config in --out (else refused; a run "
                                                "of the same config is resumed)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -204,7 +214,8 @@ def train(
         train_cfg = replace_fields(base.train, loss=loss, epochs=epochs, batch_size=batch_size, max_lr=lr,
                                    weight_decay=weight_decay, max_time=max_time, patience=patience,
                                    precision=precision, accelerator=accelerator, devices=devices,
-                                   strategy=strategy, num_nodes=num_nodes)
+                                   strategy=strategy, num_nodes=num_nodes, augment=augment,
+                                   finetune_epochs=finetune_epochs, averaging=averaging)
     except ValueError as err:
         _fail(_option_error(err))
     name = model or base.model.name
@@ -263,49 +274,64 @@ def _train(run_cfg: Any, out: Path, progress: bool, quiet: bool, overwrite: bool
 
 @app.command()
 def predict(
-    run_dir: Path = typer.Argument(..., help="Run directory (or model.pt)."),
+    run_dir: list[Path] = typer.Argument(..., help="Run directory (or model.pt); several, a folder of runs or a "
+                                                   "glob: an ensemble.", metavar="RUN"),
     input: Path = typer.Argument(..., help="FASTA, TSV/CSV or DREAM text file of sequences."),
     output: Path = typer.Option(..., "-o", "--output",
-                                help="Output TSV: id, seq, prediction ('-': standard output)."),
+                                help="Output TSV: id, seq, prediction (ensembles add sd, n_models; "
+                                     "'-': standard output)."),
     seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
     id_col: Optional[str] = typer.Option(None, help="Id column of a table with a header (default: row index)."),
-    batch_size: int = typer.Option(128, min=1, help="Sequences per forward pass (cache-sized for CPUs)."),
+    batch_size: int = typer.Option(64, min=1, help="Sequences per forward pass (64 is fastest on a CPU)."),
     precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively), bf16 or 32."),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Predict expression for new sequences (forward and reverse complement averaged), streamed:
-    a file of any size is read and written in chunks."""
-    inputs = [*_run_inputs(run_dir), input]
+    a file of any size is read and written in chunks. Several models predict their mean, with the
+    standard deviation across them."""
+    inputs = [*(path for run in run_dir for path in _run_inputs(run)), input]
     _check_output(output, inputs)  # before the predictions, not after
     _check_device(device)
     from promoterlab import api
 
     try:
-        n = api.write_predictions(run_dir, input, output, seq_col, id_col, batch_size, device, progress,
+        n = api.write_predictions(_runs(run_dir), input, output, seq_col, id_col, batch_size, device, progress,
                                   precision, inputs=inputs)
     except (ValueError, OSError) as err:
         _fail(err)
     typer.echo(f"wrote {n} predictions to {'standard output' if str(output) == '-' else output}", err=True)
 
 
+def _runs(run_dirs: list[Path]) -> Path | list[Path]:
+    """One run as itself, several as a list (an ensemble)."""
+    return run_dirs[0] if len(run_dirs) == 1 else run_dirs
+
+
 @app.command()
 def evaluate(
-    run_dir: Path = typer.Argument(..., help="Run directory (or model.pt)."),
+    run_dir: list[Path] = typer.Argument(..., help="Run directory (or model.pt); several, a folder of runs or a "
+                                                   "glob: an ensemble.", metavar="RUN"),
     data: Path = typer.Argument(..., help="Measured file (DREAM text, CSV/TSV); rows without a value are skipped."),
     seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
     target_col: Optional[str] = typer.Option(None, help="Target column of a table with a header."),
-    batch_size: int = typer.Option(128, min=1, help="Sequences per forward pass (cache-sized for CPUs)."),
+    batch_size: int = typer.Option(64, min=1, help="Sequences per forward pass (64 is fastest on a CPU)."),
     precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively), bf16 or 32."),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (notices go to stderr)."),
+    calibration_plot: Optional[Path] = typer.Option(None, help="Ensembles: save the calibration figure (±k sd "
+                                                               "coverage, |error| against sd) here (.png, .pdf)."),
 ) -> None:
-    """Pearson, Spearman, MSE and n of a trained model on measured data."""
+    """Pearson, Spearman, MSE and n of a trained model on measured data; for an ensemble, of its
+    mean, with the calibration of its sd (fraction inside ±1 and ±2 sd, Spearman |error| vs sd)."""
     _check_device(device)
+    if calibration_plot is not None:
+        _check_output(calibration_plot, [data, *(path for run in run_dir for path in _run_inputs(run))])
     from promoterlab import api
 
     try:
-        metrics = api.evaluate(run_dir, data, seq_col, target_col, batch_size, device, precision=precision)
+        metrics = api.evaluate(_runs(run_dir), data, seq_col, target_col, batch_size, device, precision=precision,
+                               calibration_plot=calibration_plot)
     except (ValueError, OSError) as err:
         _fail(err)
     if not metrics.get("n"):
@@ -382,6 +408,10 @@ app.command()(cli_experiments.sweep)
 app.command()(cli_experiments.tune)
 app.command()(cli_experiments.results)
 app.command()(cli_experiments.report)
+app.command()(cli_interpret.explain)
+app.command()(cli_interpret.variants)
+app.command()(cli_interpret.motifs)
+app.command()(cli_interpret.marginalize)
 
 
 def main() -> None:  # pragma: no cover

@@ -81,6 +81,8 @@ def tune(
     workers: int = typer.Option(1, min=1, help="Worker processes on this machine."),
     seed: int = typer.Option(0, help="Seed of the TPE sampler (worker i uses seed + i); give each machine "
                                      "sharing a --storage its own, e.g. 0, 100, 200."),
+    heartbeat: int = typer.Option(60, min=1, help="Seconds between a worker's heartbeats; a trial silent for 3 "
+                                                  "heartbeats (its worker died) is marked failed and run again."),
 ) -> None:
     """Search hyperparameters with Optuna (TPE, median pruning on per-epoch val Pearson)."""
     if out is not None:
@@ -95,7 +97,7 @@ def tune(
     with _terminal(quiet=False):
         _quiet_lightning()
         try:
-            best = run_tune(spec, folder, trials, storage=storage, workers=workers, seed=seed)
+            best = run_tune(spec, folder, trials, storage=storage, workers=workers, seed=seed, heartbeat=heartbeat)
         except (ValueError, RuntimeError) as err:
             _fail(str(err))
     typer.echo(json.dumps(best, indent=2))

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from promoterlab.data.augment import parse_augment
 from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, Layout
 from promoterlab.files import write_text_atomic
 from promoterlab.models import LegNetConfig, model_config
@@ -95,6 +96,13 @@ class TrainConfig:
     on a CPU (cache-sized; the recipe's 1,024 runs at half the speed there) and 1,024 on a GPU
     for large data; ``precision`` is ``bf16-mixed`` where the hardware computes bf16 natively
     (AVX512-BF16/AMX CPUs, Ampere+ GPUs), else ``32``.
+
+    ``augment`` (``"evoaug[:KEY=VALUE,...]"``, :func:`promoterlab.data.augment.parse_augment`)
+    augments the training inserts for ``epochs`` epochs; ``finetune_epochs`` more epochs then
+    train on unaugmented data at a constant ``max_lr / 10`` (EvoAug's fine-tuning step, at
+    the authors' 10x lower learning rate). ``averaging`` (``"ema[:DECAY]"`` or
+    ``"swa[:EPOCHS]"``) makes the saved model the final weight average instead of the best
+    validation epoch.
     """
 
     loss: str = "kl"
@@ -113,7 +121,10 @@ class TrainConfig:
     devices: str = "auto"
     strategy: str = "auto"
     num_nodes: int = 1
-    eval_batch_size: int = 128
+    eval_batch_size: int | str = "auto"
+    augment: str = "none"
+    finetune_epochs: int = 0
+    averaging: str = "none"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -121,7 +132,7 @@ class TrainConfig:
         # Every message starts with the field name (the command line turns it into its option).
         _check_count("epochs", self.epochs, 1, auto=True)
         _check_count("batch_size", self.batch_size, 1, auto=True)
-        _check_count("eval_batch_size", self.eval_batch_size, 1)
+        _check_count("eval_batch_size", self.eval_batch_size, 1, auto=True)
         _check_number("max_lr", self.max_lr, low=0.0)
         _check_number("weight_decay", self.weight_decay, low=0.0, inclusive=True)
         _check_number("pct_start", self.pct_start, low=0.0, high=1.0)
@@ -139,6 +150,22 @@ class TrainConfig:
         if not (devices == "auto" or re.fullmatch(r"-1|[1-9][0-9]*", devices) or ids):
             raise ValueError(f"devices must be auto, a count >= 1, -1 (all) or device ids like 0,1; "
                              f"got {self.devices!r}")
+        if not isinstance(self.augment, str):
+            raise ValueError(f"augment must be evoaug[:KEY=VALUE,...] or none, got {self.augment!r}")
+        parse_augment(self.augment)  # its messages start with "augment:"
+        _check_count("finetune_epochs", self.finetune_epochs, 0)
+        if self.finetune_epochs and self.max_time:
+            raise ValueError("finetune_epochs cannot be combined with max_time (the budget plans the epochs "
+                             "of one schedule); give --epochs and --finetune-epochs without --max-time")
+        if not isinstance(self.averaging, str):
+            raise ValueError(f"averaging must be none, ema[:DECAY] or swa[:EPOCHS], got {self.averaging!r}")
+        if self.averaging.strip().lower() not in ("", "none"):
+            from promoterlab.training.averaging import parse_averaging  # imports Lightning
+
+            try:
+                parse_averaging(self.averaging)
+            except ValueError as err:
+                raise ValueError("averaging:" + str(err).removeprefix("average:")) from None
 
 
 @dataclass

@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
+from promoterlab.data.augment import EvoAugConfig, common_suffix, evoaug, insert_windows, random_noise
 from promoterlab.data.encoding import encode, is_integer, model_input, reverse_complement_codes
 from promoterlab.data.layout import Layout, layout_all
 from promoterlab.data.readers import DataError, read_table
@@ -22,18 +23,21 @@ from promoterlab.data.splits import split_indices
 
 @dataclass
 class EncodedSet:
-    """Encoded sequences with their targets and singleton flags."""
+    """Encoded sequences with their targets and singleton flags, and optionally each sequence's
+    insert window (``(n, 2)`` start, stop; :func:`~promoterlab.data.augment.insert_windows`)."""
 
     codes: torch.Tensor
     targets: torch.Tensor
     singleton: torch.Tensor
+    windows: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.codes)
 
     def subset(self, index: np.ndarray) -> "EncodedSet":
         index = torch.as_tensor(index, dtype=torch.long)
-        return EncodedSet(self.codes[index], self.targets[index], self.singleton[index])
+        windows = None if self.windows is None else self.windows[index]
+        return EncodedSet(self.codes[index], self.targets[index], self.singleton[index], windows)
 
 
 def encode_sequences(seqs: pd.Series | list[str], layout: Layout, path: str | Path = "<sequences>",
@@ -66,8 +70,12 @@ def encode_frame(frame: pd.DataFrame, layout: Layout, singleton_channel: bool = 
     return EncodedSet(codes, torch.from_numpy(targets), torch.from_numpy(singleton))
 
 
-def load_split(cfg, seed: int) -> tuple[EncodedSet, EncodedSet]:
-    """Read ``cfg.path`` and return the seeded (train, validation) sets of a :class:`DataConfig`."""
+def load_split(cfg, seed: int, windows: bool = False) -> tuple[EncodedSet, EncodedSet]:
+    """Read ``cfg.path`` and return the seeded (train, validation) sets of a :class:`DataConfig`.
+
+    With ``windows``, both sets carry each sequence's insert window, without the right flank
+    that all training sequences share (:func:`~promoterlab.data.augment.common_suffix`).
+    """
     frame = read_table(cfg.path, cfg.seq_col, cfg.target_col, cfg.group_col, drop_missing=cfg.drop_missing)
     groups = frame["group"].to_numpy() if cfg.group_col else None
     try:
@@ -76,6 +84,9 @@ def load_split(cfg, seed: int) -> tuple[EncodedSet, EncodedSet]:
         raise DataError(cfg.path, None, str(err)) from None
     chosen = np.concatenate([train_idx, val_idx])
     encoded = encode_frame(frame.iloc[chosen], cfg.layout, cfg.singleton_channel, cfg.path)
+    if windows:
+        right_flank = common_suffix(frame["seq"].iloc[train_idx])
+        encoded.windows = insert_windows(frame["seq"].iloc[chosen], cfg.layout, right_flank=right_flank)
     n_train = len(train_idx)
     train_set = encoded.subset(np.arange(n_train))
     if cfg.clip_targets:
@@ -86,10 +97,23 @@ def load_split(cfg, seed: int) -> tuple[EncodedSet, EncodedSet]:
 
 class TrainBatches(Dataset):
     """Index ``i < n`` is sequence ``i``; with ``rc_augment``, ``i >= n`` is the reverse complement
-    of sequence ``i - n``, doubling the training set. Items are whole batches of indices."""
+    of sequence ``i - n``, doubling the training set. Items are whole batches of indices.
 
-    def __init__(self, data: EncodedSet, rc_augment: bool = True):
-        self.data, self.rc_augment = data, rc_augment
+    With ``augment`` (and ``augmenting`` True, the default), each sequence's insert is augmented
+    with :func:`~promoterlab.data.augment.evoaug` before the reverse complement is taken, and
+    rows that draw noise get :func:`~promoterlab.data.augment.random_noise` on the float input.
+    A batch's randomness comes from a generator seeded with ``seed`` and the batch's indices, so a
+    batch is the same whenever it is built (a resumed run sees the batches of an uninterrupted one).
+    Set ``augmenting`` to False for unaugmented batches (fine-tuning epochs).
+    """
+
+    def __init__(self, data: EncodedSet, rc_augment: bool = True, augment: EvoAugConfig | None = None,
+                 seed: int = 0):
+        if augment is not None and data.windows is None:
+            raise ValueError("augmentation needs the insert windows of the training sequences "
+                             "(load_split(..., windows=True))")
+        self.data, self.rc_augment, self.augment, self.seed = data, rc_augment, augment, seed
+        self.augmenting = augment is not None
 
     def __len__(self) -> int:
         return len(self.data) * (2 if self.rc_augment else 1)
@@ -100,9 +124,23 @@ class TrainBatches(Dataset):
         reverse = indices >= n
         rows = indices % n
         codes = self.data.codes[rows]
+        augment = self.augment if self.augmenting else None
+        if augment is not None:
+            generator = batch_generator(self.seed, indices)
+            windows = self.data.windows[rows]
+            codes, noise_rows = evoaug(codes, windows, augment, generator)
         if reverse.any():
             codes[reverse] = reverse_complement_codes(codes[reverse]).to(codes.dtype)
-        return model_input(codes, reverse, self.data.singleton[rows]), self.data.targets[rows]
+        x = model_input(codes, reverse, self.data.singleton[rows])
+        if augment is not None and noise_rows.any():
+            x = random_noise(x, windows, augment.noise, generator, rows=noise_rows, reverse=reverse)
+        return x, self.data.targets[rows]
+
+
+def batch_generator(seed: int, indices: torch.Tensor) -> torch.Generator:
+    """A ``torch.Generator`` seeded from ``seed`` and a batch's indices (in order)."""
+    state = np.random.SeedSequence([int(seed) % 2**63, *indices.tolist()]).generate_state(1, np.uint64)
+    return torch.Generator().manual_seed(int(state[0]) % 2**63)
 
 
 class EvalBatches(Dataset):

@@ -17,10 +17,10 @@ from tqdm.auto import tqdm
 from promoterlab.data.dataset import EvalBatches, batch_loader, encode_sequences
 from promoterlab.data.layout import Layout
 from promoterlab.models.fold import fold_batchnorm
-from promoterlab.training.hardware import native_bf16
+from promoterlab.training.hardware import CPU_EVAL_BATCH_SIZE, native_bf16
 from promoterlab.training.objective import Objective
 
-PREDICT_BATCH_SIZE = 128
+PREDICT_BATCH_SIZE = CPU_EVAL_BATCH_SIZE
 INFERENCE_PRECISIONS = ("auto", "32", "bf16")
 
 

@@ -25,6 +25,7 @@ from promoterlab.config import RunConfig
 from promoterlab.experiments.spec import HeldOutSet, Spec
 from promoterlab.experiments.workers import worker_pool
 from promoterlab.files import write_text_atomic
+from promoterlab.training.hardware import resolve_train_config
 from promoterlab.training.run import saved_config_matches
 
 
@@ -142,7 +143,8 @@ def run_one(run_dir: Path, values: dict[str, Any], config: RunConfig, test: Held
             if not (run_dir / "summary.json").exists():
                 api.train(config, run_dir, resume=True)
             if test is not None:
-                write_test_evaluation(run_dir, test, config.train.eval_batch_size, _eval_device(config))
+                eval_batch_size = resolve_train_config(config.train, 0).eval_batch_size
+                write_test_evaluation(run_dir, test, eval_batch_size, _eval_device(config))
         except Exception as err:
             return RunOutcome(name, "failed", f"{type(err).__name__}: {err}")
     return RunOutcome(name, "trained")

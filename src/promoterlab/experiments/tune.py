@@ -8,8 +8,10 @@ so rerunning ``tune`` continues an interrupted search and several workers split 
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import time
 import warnings
 from concurrent.futures import wait
 from pathlib import Path
@@ -21,6 +23,8 @@ import optuna
 from promoterlab.experiments.spec import Spec
 from promoterlab.experiments.workers import limit_threads, worker_pool
 from promoterlab.files import write_text_atomic
+
+HEARTBEAT_SECONDS = 60
 
 
 class ReportValPearson(L.Callback):
@@ -62,38 +66,88 @@ def fixed_values(spec: Spec) -> dict[str, Any]:
     return {key: values[0] for key, values in spec.axes.items()}
 
 
-def open_study(spec: Spec, out_dir: Path, storage: str | None = None, sampler_seed: int = 0) -> optuna.Study:
-    """Create or load the spec's study (maximising validation Pearson); quiets Optuna's per-trial log."""
+def storage_url(url: str) -> str:
+    """The SQLAlchemy URL of an Optuna storage: ``postgresql://`` and ``postgres://`` name the
+    psycopg 3 driver (``pip install 'promoterlab[postgres]'``), which SQLAlchemy spells
+    ``postgresql+psycopg://``; any other URL (e.g. ``postgresql+psycopg2://``) is kept."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme):]
+    return url
+
+
+def _shown(url: str) -> str:
+    """``url`` with its password hidden, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: it has no password field to hide either
+        return url
+
+
+def open_study(spec: Spec, out_dir: Path, storage: str | None = None, sampler_seed: int = 0,
+               heartbeat: int = HEARTBEAT_SECONDS) -> optuna.Study:
+    """Create or load the spec's study (maximising validation Pearson); quiets Optuna's per-trial log.
+
+    Workers record a heartbeat every ``heartbeat`` seconds while a trial runs; a trial whose
+    worker has been silent for ``3 * heartbeat`` seconds (killed, its machine lost) is marked
+    FAILED by the next worker that looks, and its parameters are queued to be tried once more.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out_dir.mkdir(parents=True, exist_ok=True)
-    url = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
-    # A worker killed mid-trial stops its heartbeat; the next trial start marks that trial failed
-    # and queues its parameters once more, so a dead machine does not leave a trial RUNNING forever.
+    url = storage_url(storage) if storage else f"sqlite:///{(out_dir / 'study.db').resolve()}"
+    if url.startswith("postgresql+psycopg://") and importlib.util.find_spec("psycopg") is None:
+        raise ValueError(f"storage {_shown(url)!r}: the PostgreSQL driver is not installed; "
+                         f"pip install 'promoterlab[postgres]' (psycopg 3)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
             rdb = optuna.storages.RDBStorage(
                 url, engine_kwargs={"connect_args": {"timeout": 120}} if url.startswith("sqlite") else None,
-                heartbeat_interval=60, grace_period=180,
+                heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
                 heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1))
     except Exception as err:  # SQLAlchemy raises its own types for a bad URL or a missing driver
-        raise ValueError(f"storage {url!r}: cannot open it: {type(err).__name__}: {err}") from None
+        raise ValueError(f"storage {_shown(url)!r}: cannot open it: {type(err).__name__}: {err}") from None
     return optuna.create_study(
         study_name=spec.name, storage=rdb, direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=5),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
 
 
+def trial_counts(study: optuna.Study) -> tuple[int, int, int]:
+    """``(finished, running, waiting)`` trials of the study. A failed trial that was queued again
+    (its worker died) is not counted: its retry is."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
+    finished = sum(trial.state.is_finished() and trial.number not in retried for trial in trials)
+    running = sum(trial.state == optuna.trial.TrialState.RUNNING for trial in trials)
+    waiting = sum(trial.state == optuna.trial.TrialState.WAITING for trial in trials)
+    return finished, running, waiting
+
+
+def _fail_stale_trials(study: optuna.Study) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def run_worker(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | None = None,
-               sampler_seed: int = 0, threads: int | None = None) -> None:
-    """Run trials in this process until the study holds ``n_trials`` trials."""
+               sampler_seed: int = 0, threads: int | None = None, heartbeat: int = HEARTBEAT_SECONDS) -> None:
+    """Run trials in this process until the study holds ``n_trials`` finished trials.
+
+    A trial starts only while finished + running trials (of every worker) are fewer than
+    ``n_trials``, or when a retry is queued. When the budget is taken but other workers' trials
+    still run, the worker waits for them: if one of them dies, its retry is run here, so a dead
+    worker's trial is never left RUNNING when the last worker ends.
+    """
     from promoterlab import api
 
     if threads:
         limit_threads(threads)
     out = Path(out_dir)
     fixed = fixed_values(spec)
-    study = open_study(spec, out, storage, sampler_seed)
+    study = open_study(spec, out, storage, sampler_seed, heartbeat)
 
     def objective(trial: optuna.Trial) -> float:
         params = {key: suggest(trial, key, space) for key, space in spec.search.items()}
@@ -103,15 +157,20 @@ def run_worker(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | No
         summary = api.train(spec.config({**fixed, **params}), run_dir, callbacks=[ReportValPearson(trial)])
         return summary["best_val_pearson"]
 
-    already = len(study.get_trials(deepcopy=False))
-    if already < n_trials:
-        stop = optuna.study.MaxTrialsCallback(n_trials, states=None)
-        # A failing trial (e.g. diverged training) is recorded as FAILED and the search goes on.
-        study.optimize(objective, n_trials=n_trials - already, callbacks=[stop], catch=(Exception,))
+    while True:
+        _fail_stale_trials(study)
+        finished, running, waiting = trial_counts(study)
+        if waiting or finished + running < n_trials:
+            # A failing trial (e.g. diverged training) is recorded as FAILED and the search goes on.
+            study.optimize(objective, n_trials=1, catch=(Exception,))
+        elif running:
+            time.sleep(heartbeat)
+        else:
+            return
 
 
 def tune(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | None = None, workers: int = 1,
-         seed: int = 0) -> dict[str, Any]:
+         seed: int = 0, heartbeat: int = HEARTBEAT_SECONDS) -> dict[str, Any]:
     """Search ``spec.search`` with ``workers`` processes; write and return the best trial.
 
     Parameters
@@ -129,6 +188,9 @@ def tune(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | None = N
         ``seed + i``; workers elsewhere join by running ``tune`` with the same storage.
     seed : int
         Seed of the first worker's sampler.
+    heartbeat : int
+        Seconds between a worker's heartbeats; a trial silent for three of them is failed and
+        retried once (see :func:`open_study`).
 
     Returns
     -------
@@ -137,17 +199,18 @@ def tune(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | None = N
     """
     out = Path(out_dir)
     fixed_values(spec)
-    open_study(spec, out, storage, seed)  # create the study once before workers race to
+    open_study(spec, out, storage, seed, heartbeat)  # create the study once before workers race to
     if workers <= 1:
-        run_worker(spec, out, n_trials, storage, seed)
+        run_worker(spec, out, n_trials, storage, seed, heartbeat=heartbeat)
     else:
         with worker_pool(workers) as pool:
-            futures = [pool.submit(run_worker, spec, out, n_trials, storage, seed + i) for i in range(workers)]
+            futures = [pool.submit(run_worker, spec, out, n_trials, storage, seed + i, heartbeat=heartbeat)
+                       for i in range(workers)]
             wait(futures)
         failed = [future.exception() for future in futures if future.exception() is not None]
         if failed:
             raise RuntimeError(f"{len(failed)} tune worker(s) failed: {failed[0]!r}")
-    return write_best(spec, out, open_study(spec, out, storage, seed))
+    return write_best(spec, out, open_study(spec, out, storage, seed, heartbeat))
 
 
 def write_best(spec: Spec, out: Path, study: optuna.Study) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from promoterlab.models import register
+from promoterlab.models.layers import SeqBatchNorm1d
 from promoterlab.models.legnet import LegNet, LegNetConfig, conv_bn_silu
 
 
@@ -54,7 +55,7 @@ class LengthEmbedding(nn.Module):
         super().__init__()
         self.seq_len = seq_len
         self.proj = nn.Linear(seq_len, embed_len)
-        self.norm = nn.BatchNorm1d(channels)
+        self.norm = SeqBatchNorm1d(channels)
         self.act = nn.SiLU()
         self.init_as_pooling()
 
@@ -66,9 +67,12 @@ class LengthEmbedding(nn.Module):
             self.proj.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[2] != self.seq_len:
-            raise ValueError(f"legnet-embed was built for length {self.seq_len}, got {x.shape[2]}")
-        return self.act(self.norm(self.proj(x)))
+        if x.shape[-1] != self.seq_len:
+            raise ValueError(f"legnet-embed was built for length {self.seq_len}, got {x.shape[-1]}")
+        out = self.proj(x)
+        if out.dim() == 4:  # planar input: back to the channels-last memory the blocks expect
+            out = out.contiguous(memory_format=torch.channels_last)
+        return self.act(self.norm(out))
 
 
 class LegNetEmbed(LegNet):

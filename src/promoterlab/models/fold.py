@@ -8,9 +8,10 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from promoterlab.models.grouped_conv import BlockGroupedConv1d
+from promoterlab.models.layers import SeqConv1d
 
 # Only convolutions whose output is exactly conv(x): a mix like DilatedMixConv is left alone.
-_FOLDABLE = (nn.Conv1d, BlockGroupedConv1d)
+_FOLDABLE = (nn.Conv1d, SeqConv1d, BlockGroupedConv1d)
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

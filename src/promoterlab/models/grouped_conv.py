@@ -12,14 +12,15 @@ CPU for the forward and backward pass together (``benchmarks/speed.py``). The pa
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
-from torch import nn
+
+from promoterlab.models.layers import SeqConv1d
 
 BLOCK_CHANNELS = 32
 
 
-class BlockGroupedConv1d(nn.Conv1d):
-    """``nn.Conv1d`` with ``groups > 1`` evaluated as a block-diagonal convolution.
+class BlockGroupedConv1d(SeqConv1d):
+    """``nn.Conv1d`` with ``groups > 1`` evaluated as a block-diagonal convolution (on 3D or
+    planar input, as :class:`~promoterlab.models.layers.SeqConv1d`).
 
     Parameters
     ----------
@@ -50,11 +51,10 @@ class BlockGroupedConv1d(nn.Conv1d):
         full = weight.unsqueeze(3) * eye.view(1, self.merged, 1, self.merged, 1, 1)
         return full.reshape(self.out_channels, self.merged * in_per_group, k)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def conv_weight(self) -> tuple[torch.Tensor, int]:
         if self.merged == 1:
-            return super().forward(x)
-        return F.conv1d(x, self.block_weight(), self.bias, self.stride, self.padding, self.dilation,
-                        self.groups // self.merged)
+            return self.weight, self.groups
+        return self.block_weight(), self.groups // self.merged
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, merged={self.merged}"

@@ -18,6 +18,11 @@ import torch
 from torch import nn
 
 from promoterlab.models.grouped_conv import BlockGroupedConv1d
+from promoterlab.models.layers import SeqBatchNorm1d, SeqConv1d, length_mean, per_channel, to_planar
+
+# Run stem and blocks on planar channels-last tensors on a CPU (see ``models/layers.py``);
+# read when a model is built, and kept per model in ``LegNet.planar_on_cpu``.
+PLANAR_ON_CPU = True
 
 
 @dataclass
@@ -80,14 +85,14 @@ class LegNetConfig:
 
 def conv_bn_silu(c_in: int, c_out: int, kernel_size: int, groups: int = 1) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv1d(c_in, c_out, kernel_size, padding="same", groups=groups, bias=False),
-        nn.BatchNorm1d(c_out),
+        SeqConv1d(c_in, c_out, kernel_size, padding="same", groups=groups, bias=False),
+        SeqBatchNorm1d(c_out),
         nn.SiLU(),
     )
 
 
 class SqueezeExcitation(nn.Module):
-    """Scale channels by a gate computed from their mean over length."""
+    """Scale channels by a gate computed from their mean over length (3D or planar input)."""
 
     def __init__(self, channels: int, hidden: int):
         super().__init__()
@@ -96,7 +101,7 @@ class SqueezeExcitation(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.gate(x.mean(dim=2)).unsqueeze(2)
+        return x * per_channel(self.gate(length_mean(x)), x)
 
 
 class LegNetBlock(nn.Module):
@@ -108,7 +113,7 @@ class LegNetBlock(nn.Module):
         self.branch = nn.Sequential(
             conv_bn_silu(c_in, inner, 1),
             spatial_conv,
-            nn.BatchNorm1d(inner),
+            SeqBatchNorm1d(inner),
             nn.SiLU(),
             SqueezeExcitation(inner, max(1, c_in // cfg.se_reduction)),
             conv_bn_silu(inner, c_in, 1),
@@ -125,12 +130,12 @@ class LegNetHead(nn.Module):
 
     def __init__(self, channels: int, n_bins: int, n_outputs: int):
         super().__init__()
-        self.bins = nn.Conv1d(channels, n_bins, 1)
+        self.bins = SeqConv1d(channels, n_bins, 1)
         self.act = nn.SiLU()
         self.value = None if n_outputs == n_bins else nn.Linear(n_bins, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.act(self.bins(x)).mean(dim=2)
+        out = length_mean(self.act(self.bins(x)))
         if self.value is None:
             return out
         out = self.value(out)
@@ -165,6 +170,7 @@ class LegNet(nn.Module):
         for module in (self.stem, self.blocks, self.head):
             module.apply(init_legnet_weights)
         self.neck = self.make_neck(ch[-1])
+        self.planar_on_cpu = PLANAR_ON_CPU
 
     # --- hooks for hybrids -------------------------------------------------------------
     def make_stem(self, c_out: int) -> nn.Module:
@@ -184,7 +190,13 @@ class LegNet(nn.Module):
 
     # -----------------------------------------------------------------------------------
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.neck(self.blocks(self.stem(x)))
+        """Output of the neck: ``(batch, C, L')``, or planar ``(batch, C, 1, L')`` when the
+        convolutions run planar and the neck is the identity."""
+        planar = self.planar_on_cpu and x.device.type == "cpu"
+        x = self.blocks(self.stem(to_planar(x) if planar else x))
+        if isinstance(self.neck, nn.Identity):
+            return x
+        return self.neck(x.squeeze(2) if planar else x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))

@@ -16,6 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import torch
+from lightning.pytorch.callbacks import Callback
 from torch import nn
 
 # Fraction of the budget kept back for what the probe cannot see (Lightning's own work, the
@@ -138,3 +139,25 @@ def plan_budget(budget_seconds: float, elapsed: float, step_seconds: float, val_
     steps, epochs, per_epoch = whole if whole[1] >= WHOLE_EPOCHS_ENOUGH else best
     return BudgetPlan(budget_seconds, step_seconds, val_seconds, steps_per_epoch, epochs, steps,
                       per_epoch if per_epoch < steps_per_epoch else None, min(every, epochs))
+
+
+class Deadline(Callback):
+    """Stop training once the wall clock passes ``deadline`` (a ``time.perf_counter()`` value).
+
+    Unlike Lightning's ``max_time``, which counts training batches only, this counts everything
+    since the run started, validation included, so a budget is a budget.
+    """
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+
+    def _check(self, trainer) -> None:
+        late = time.perf_counter() >= self.deadline
+        if trainer.strategy.reduce_boolean_decision(late, all=False):
+            trainer.should_stop = True
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self._check(trainer)
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self._check(trainer)

@@ -9,6 +9,9 @@ import torch
 DEFAULT_EPOCHS = 20
 CPU_BATCH_SIZE = 128
 GPU_BATCH_SIZE = 1024
+# Inference (RC-averaged, BN folded, bf16) is fastest per sequence at 64 on a CPU: 1.3-1.4x
+# the rate at 128 (benchmarks/speed.py).
+CPU_EVAL_BATCH_SIZE = 64
 
 
 def accelerator_kind(accelerator: str) -> str:
@@ -46,7 +49,7 @@ def auto_batch_size(kind: str, n_train: int) -> int:
 
 
 def resolve_train_config(train, n_train: int):
-    """``train`` (a :class:`~promoterlab.config.TrainConfig`) with precision and batch size resolved.
+    """``train`` (a :class:`~promoterlab.config.TrainConfig`) with precision and batch sizes resolved.
 
     ``epochs`` stays ``"auto"`` here: it is :data:`DEFAULT_EPOCHS`, or the budget's choice under
     ``max_time`` (:mod:`promoterlab.training.budget`), recorded in ``summary.json``.
@@ -54,4 +57,7 @@ def resolve_train_config(train, n_train: int):
     kind = accelerator_kind(train.accelerator)
     precision = auto_precision(kind) if train.precision == "auto" else train.precision
     batch_size = auto_batch_size(kind, n_train) if train.batch_size == "auto" else train.batch_size
-    return dataclasses.replace(train, precision=precision, batch_size=batch_size)
+    eval_batch_size = train.eval_batch_size
+    if eval_batch_size == "auto":
+        eval_batch_size = CPU_EVAL_BATCH_SIZE if kind == "cpu" else GPU_BATCH_SIZE
+    return dataclasses.replace(train, precision=precision, batch_size=batch_size, eval_batch_size=eval_batch_size)

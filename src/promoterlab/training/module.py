@@ -1,4 +1,9 @@
-"""Lightning wrapper: one model, one objective, AdamW + OneCycle, per-epoch metrics."""
+"""Lightning wrapper: one model, one objective, AdamW + OneCycle, per-epoch metrics.
+
+With ``finetune_epochs``, OneCycle spans the epochs before them and the last
+``finetune_epochs`` epochs run at a constant ``max_lr / FINETUNE_LR_DIVISOR`` (EvoAug's
+fine-tuning on unaugmented data, Lee et al. 2023: a 10x lower learning rate).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,8 @@ from torch import nn
 
 from promoterlab.evaluation.metrics import pearson, spearman
 from promoterlab.training.objective import Objective
+
+FINETUNE_LR_DIVISOR = 10.0
 
 
 class PromoterRegressor(L.LightningModule):
@@ -63,9 +70,26 @@ class PromoterRegressor(L.LightningModule):
         loss = self.objective.loss_value(out, y)
         self._val_out.append((self.objective.value(out), y, loss * len(y)))
 
+    @property
+    def finetune_start(self) -> int:
+        """The first fine-tuning epoch (0-based; ``max_epochs`` when there is none)."""
+        return max(0, (self.trainer.max_epochs or 0) - getattr(self.cfg, "finetune_epochs", 0))
+
+    @property
+    def finetuning(self) -> bool:
+        """Whether the current epoch is a fine-tuning epoch."""
+        return getattr(self.cfg, "finetune_epochs", 0) > 0 and self.current_epoch >= self.finetune_start
+
     def on_train_epoch_start(self) -> None:
         self._epoch_start = time.perf_counter()
         self._lrs.clear()
+        if self.finetuning:  # set every fine-tuning epoch, so that a resumed run gets it too
+            for group in self.optimizers().param_groups:
+                group["lr"] = self.cfg.max_lr / FINETUNE_LR_DIVISOR
+
+    def lr_scheduler_step(self, scheduler, metric) -> None:
+        if not self.finetuning:  # OneCycle ends with the last step before fine-tuning
+            scheduler.step()
 
     @staticmethod
     def _summarise(outputs) -> tuple[float, np.ndarray, np.ndarray]:
@@ -99,8 +123,11 @@ class PromoterRegressor(L.LightningModule):
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.max_lr / self.cfg.div_factor,
                                       weight_decay=self.cfg.weight_decay)
+        steps = self.trainer.estimated_stepping_batches
+        if self.finetune_start < (self.trainer.max_epochs or 0):
+            steps = steps * self.finetune_start // self.trainer.max_epochs
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=self.cfg.max_lr, total_steps=max(1, self.trainer.estimated_stepping_batches),
+            optimizer, max_lr=self.cfg.max_lr, total_steps=max(1, steps),
             pct_start=self.cfg.pct_start, div_factor=self.cfg.div_factor,
             final_div_factor=self.cfg.final_div_factor, anneal_strategy="cos", three_phase=False)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

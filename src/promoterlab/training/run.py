@@ -24,12 +24,14 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from promoterlab import __version__
 from promoterlab.config import RunConfig
+from promoterlab.data.augment import parse_augment
 from promoterlab.data.dataset import EncodedSet, EvalBatches, TrainBatches, batch_loader, load_split
 from promoterlab.evaluation.plots import plot_curves, plot_val_scatter
 from promoterlab.evaluation.predict import predict
 from promoterlab.files import write_text_atomic
 from promoterlab.models import build_model, count_parameters
-from promoterlab.training.budget import BudgetPlan, plan_budget, time_steps
+from promoterlab.training.averaging import parse_averaging
+from promoterlab.training.budget import BudgetPlan, Deadline, plan_budget, time_steps
 from promoterlab.training.hardware import DEFAULT_EPOCHS, accelerator_kind, resolve_train_config
 from promoterlab.training.module import PromoterRegressor
 from promoterlab.training.objective import Objective
@@ -42,6 +44,16 @@ RUN_FILES = ("config.yaml", "metrics.csv", "best.ckpt", "last.ckpt", "model.pt",
 
 class TrainingInterrupted(Exception):
     """Training stopped by Ctrl-C; the message says what was kept and how to resume."""
+
+
+class FineTuneSwitch(Callback):
+    """Turns the training batches' augmentation off from the module's first fine-tuning epoch."""
+
+    def __init__(self, batches: TrainBatches):
+        self.batches = batches
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: PromoterRegressor) -> None:
+        self.batches.augmenting = self.batches.augment is not None and not pl_module.finetuning
 
 
 def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume: bool = True,
@@ -73,7 +85,8 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     start = time.perf_counter()
     out = Path(out_dir)
     L.seed_everything(config.seed, workers=True, verbose=False)
-    train_set, val_set = load_split(config.data, config.seed)
+    augment = parse_augment(config.train.augment)
+    train_set, val_set = load_split(config.data, config.seed, windows=augment is not None)
     objective = Objective.of(config)
     objective.check_targets(train_set.targets, str(config.data.path))
     config = resolve_config(config, len(train_set))
@@ -81,7 +94,7 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     config.save(out / "config.yaml")
 
     model = build_model(config.model, objective.n_outputs)
-    train_batches = TrainBatches(train_set, rc_augment=config.train.rc_augment)
+    train_batches = TrainBatches(train_set, rc_augment=config.train.rc_augment, augment=augment, seed=config.seed)
     batch_size = min(config.train.batch_size, len(train_batches))
     train_loader = batch_loader(train_batches, batch_size, shuffle=True, seed=config.seed)
     val_flags = val_set.singleton if config.data.val_singleton else None
@@ -89,6 +102,7 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
                               config.train.eval_batch_size, False)
     plan = _budget_plan(out, config, model, objective, train_loader, val_loader, start, resume_from)
     epochs = plan.epochs if plan else (DEFAULT_EPOCHS if config.train.epochs == "auto" else config.train.epochs)
+    epochs += config.train.finetune_epochs
     log.info(_plan_line(config, train_set, val_set, model, batch_size, epochs, plan, resume_from, out))
 
     metrics_path = out / "metrics.csv"
@@ -98,12 +112,15 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     # Saved after the module's on_train_epoch_end, so last.ckpt never runs ahead of metrics.csv.
     checkpoint = ModelCheckpoint(dirpath=out, filename="best", monitor="val_pearson", mode="max",
                                  save_last=True, enable_version_counter=False, save_on_train_epoch_end=True)
-    callbacks = [checkpoint, *callbacks]
+    averaging = parse_averaging(config.train.averaging)
+    callbacks = [checkpoint, FineTuneSwitch(train_batches), *([averaging] if averaging else []), *callbacks]
     if config.train.patience:
         callbacks.append(EarlyStopping(monitor="val_pearson", mode="max", patience=config.train.patience))
-    hard_stop = config.train.max_time * 60 - (time.perf_counter() - start) if config.train.max_time else None
+    if config.train.max_time:  # the plan's reserve is for the model save and figures after training
+        reserve = plan.val_seconds + 2.0 if plan else 0.0
+        callbacks.append(Deadline(start + config.train.max_time * 60 - reserve))
     trainer = L.Trainer(
-        max_epochs=epochs, max_time={"seconds": max(1.0, hard_stop)} if hard_stop else None,
+        max_epochs=epochs,
         limit_train_batches=plan.limit_train_batches if plan and plan.limit_train_batches else None,
         check_val_every_n_epoch=plan.check_val_every_n_epoch if plan else 1,
         accelerator=config.train.accelerator, devices=_devices(config.train.devices),
@@ -116,8 +133,11 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     if not trainer.is_global_zero:
         return {}
 
-    best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
-    model.load_state_dict({k.removeprefix("model."): v for k, v in best["state_dict"].items()})
+    if averaging is None or averaging.updates == 0:
+        # Without an average, the best validation epoch; with one, the averaged final weights
+        # (which the callback copied into the model when training ended) are the model.
+        best = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in best["state_dict"].items()})
     history = pd.DataFrame(module.history)
     plot_curves(history, out / "curves.png")
     val_pred = predict(model.eval(), val_set.codes, batch_size=config.train.eval_batch_size, singleton=val_flags)
@@ -138,6 +158,11 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
         "steps": int(trainer.global_step),
         "stopped_early": bool(len(history) < epochs),
         "seed": config.seed,
+        "augment": config.train.augment,
+        "finetune_epochs": [int(e) for e in history["epoch"] if e > epochs - config.train.finetune_epochs],
+        "averaging": config.train.averaging,
+        "model_weights": (f"final {config.train.averaging} average" if averaging and averaging.updates
+                          else "best validation epoch"),
     }
     if plan:
         summary["budget"] = plan.to_dict()

@@ -1,0 +1,116 @@
+"""Ensembles: runs found by folder or glob, mean and sd of the members, shared layouts, calibration."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from promoterlab.config import DataConfig, RunConfig
+from promoterlab.evaluation.ensemble import (calibration, ensemble_predict, load_ensemble, plot_calibration,
+                                             resolve_runs)
+from promoterlab.evaluation.predict import predict
+from promoterlab.models import build_model, model_config
+from promoterlab.training.saved import save_model
+
+NATIVE_ADAPTER = "AACTGCATTTTTTTCACATC"
+
+
+def save_run(folder, seed: int, **data) -> None:
+    """An untrained tiny LegNet with its config, saved as a run's model.pt."""
+    config = RunConfig(data=DataConfig(**data), model=model_config("legnet", width=0.125), seed=seed)
+    torch.manual_seed(seed)
+    model = build_model(config.model, 18)
+    folder.mkdir(parents=True)
+    save_model(model, config, folder / "model.pt")
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep")
+    for seed in range(3):
+        save_run(root / f"seed={seed}", seed)
+    (root / "notes").mkdir()  # a folder without a model is no run
+    return root
+
+
+def random_dna(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return ["".join(rng.choice(list("ACGT"), size=80)) for _ in range(n)]
+
+
+def test_resolve_runs_from_folders_globs_and_files(sweep):
+    runs = [sweep / f"seed={seed}" for seed in range(3)]
+    assert resolve_runs([sweep]) == runs
+    assert resolve_runs([str(sweep / "seed=*")]) == runs
+    assert resolve_runs([runs[1], sweep / "seed=0" / "model.pt", str(sweep / "seed=[01]")]) == [runs[1], runs[0]]
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{sweep / 'missing'}: no such run directory")):
+        resolve_runs([sweep / "missing"])
+    with pytest.raises(FileNotFoundError, match="matches no run directory"):
+        resolve_runs([str(sweep / "run*")])
+    with pytest.raises(ValueError, match=re.escape(f"{sweep / 'notes'}: no trained model (model.pt) in it")):
+        resolve_runs([sweep / "notes"])
+    with pytest.raises(ValueError, match="no runs given"):
+        resolve_runs([])
+
+
+def test_mean_and_sd_are_numpys_over_the_stacked_member_predictions(sweep):
+    members, names = load_ensemble([sweep])
+    assert names == [str(sweep / f"seed={seed}") for seed in range(3)]
+    seqs = random_dna(40)
+    result = ensemble_predict(members, seqs, names=names, precision="32")
+    stacked = np.stack([predict(model, seqs, layout=config.data.layout, precision="32") for model, config in members])
+    assert result.n_models == 3 and result.members.shape == (3, 40)
+    np.testing.assert_allclose(result.members, stacked, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(result.mean, stacked.astype(np.float64).mean(0), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(result.sd, stacked.astype(np.float64).std(0, ddof=0), rtol=0, atol=1e-6)
+    assert (result.sd > 0).all()  # differently initialised members disagree
+    single = ensemble_predict(members[:1], seqs, precision="32")
+    assert single.n_models == 1 and (single.sd == 0).all()
+
+
+def test_mismatched_layouts_are_refused(sweep, tmp_path):
+    save_run(tmp_path / "native", 0, left_adapter=NATIVE_ADAPTER)
+    with pytest.raises(ValueError, match=re.escape(
+            f"runs {sweep / 'seed=0'} and {tmp_path / 'native'} lay sequences out differently (left_adapter differ)")):
+        load_ensemble([sweep / "seed=0", tmp_path / "native"])
+    members, _ = load_ensemble([sweep / "seed=0"])
+    native, _ = load_ensemble([tmp_path / "native"])
+    with pytest.raises(ValueError, match=r"runs model 1 and model 2 lay sequences out differently \(left_adapter"):
+        ensemble_predict(members + native, random_dna(3))
+
+
+def test_calibration_hand_values():
+    y = np.array([1.0, 2.0, 3.0, 4.0, 0.5, np.nan])
+    mean = np.zeros(6)
+    sd = np.array([2.0, 1.0, 1.0, 1.0, 0.1, 1.0])
+    # |errors| 1, 2, 3, 4, 0.5 (the NaN row is left out): inside ±1 sd only the first, inside ±2 sd the
+    # first two; Spearman of ranks (2, 3, 4, 5, 1) and (5, 3, 3, 3, 1) is 2 / sqrt(10 * 8).
+    result = calibration(y, mean, sd)
+    assert result == pytest.approx({"within_1sd": 0.2, "within_2sd": 0.4, "spearman_error_sd": 2 / np.sqrt(80),
+                                    "n": 5})
+    with pytest.raises(ValueError, match="3 measurements, 2 means and 2 sds"):
+        calibration([1, 2, 3], [1, 2], [1, 1])
+
+
+def test_normal_errors_give_the_normal_coverage_and_the_plot_shows_it(tmp_path):
+    rng = np.random.default_rng(0)
+    sd = rng.uniform(0.2, 2.0, size=20_000)
+    mean = rng.uniform(0, 17, size=20_000)
+    y = mean + rng.normal(size=20_000) * sd
+    result = calibration(y, mean, sd)
+    assert result["within_1sd"] == pytest.approx(0.6827, abs=0.01)
+    assert result["within_2sd"] == pytest.approx(0.9545, abs=0.01)
+    assert result["spearman_error_sd"] > 0.3
+    fig = plot_calibration(y, mean, sd, tmp_path / "calibration.png")
+    cover, error = fig.axes[:2]
+    assert cover.get_title() == f"test: ±1 sd {result['within_1sd']:.2f}, ±2 sd {result['within_2sd']:.2f}"
+    assert error.get_title() == f"test: Spearman {result['spearman_error_sd']:.2f}, n = 20,000"
+    assert (tmp_path / "calibration.png").stat().st_size > 0
+    own = Figure()
+    axes = own.subplots(1, 2)
+    assert plot_calibration(y[:10], mean[:10], sd[:10], ax=axes, title="mine") is own
+    assert axes[0].get_title().startswith("mine: ±1 sd")

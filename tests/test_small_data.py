@@ -1,0 +1,188 @@
+"""Issue 13 wired into training and the CLI: EvoAug batches and fine-tuning, weight averaging,
+ensembles at prediction and evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+from typer.testing import CliRunner
+
+from conftest import tiny_config
+from promoterlab import load_run, train
+from promoterlab.cli import app
+from promoterlab.config import TrainConfig
+from promoterlab.data.augment import parse_augment, window_mask
+from promoterlab.data.dataset import TrainBatches, load_split
+from promoterlab.training.module import FINETUNE_LR_DIVISOR
+from promoterlab.training.saved import save_model
+
+runner = CliRunner()
+
+
+def _with_train(config, **changes):
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **changes))
+
+
+class _AugmentationRecorder(Callback):
+    """Per epoch (1-based): whether the training batches were augmented."""
+
+    def __init__(self):
+        self.augmenting: dict[int, set[bool]] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        dataset = trainer.train_dataloader.dataset
+        self.augmenting.setdefault(trainer.current_epoch + 1, set()).add(dataset.augmenting)
+
+
+@pytest.fixture(scope="module")
+def finetuned_run(sim_library, tmp_path_factory):
+    out = tmp_path_factory.mktemp("evoaug")
+    recorder = _AugmentationRecorder()
+    config = _with_train(tiny_config(sim_library, epochs=2), augment="evoaug", finetune_epochs=1)
+    summary = train(config, out, callbacks=[recorder])
+    return out, summary, recorder
+
+
+class _FinalWeights(Callback):
+    """The averaging callback's average and the raw weights at the end of training (runs after it)."""
+
+    def on_train_end(self, trainer, pl_module):
+        from promoterlab.training.averaging import EMA
+
+        ema = next(c for c in trainer.callbacks if isinstance(c, EMA))
+        self.average = {k.removeprefix("model."): v.clone() for k, v in ema._average_model.module.state_dict().items()}
+        self.steps = int(ema._average_model.n_averaged)
+
+
+@pytest.fixture(scope="module")
+def averaged_run(sim_library, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ema")
+    final = _FinalWeights()
+    summary = train(_with_train(tiny_config(sim_library, seed=1, epochs=2), averaging="ema:0.9"), out,
+                    callbacks=[final])
+    return out, summary, final
+
+
+def test_augmented_batches_differ_from_plain_ones_only_inside_the_insert_windows(sim_library):
+    config = tiny_config(sim_library)
+    train_set, _ = load_split(config.data, config.seed, windows=True)
+    assert train_set.windows is not None and len(train_set.windows) == len(train_set)
+    augment = parse_augment("evoaug")
+    augmented = TrainBatches(train_set, augment=augment, seed=3)
+    plain = TrainBatches(train_set)
+    n = len(train_set)
+    indices = list(range(0, 40)) + list(range(n, n + 40))  # forward rows and their reverse complements
+    x_aug, y_aug = augmented[indices]
+    x_plain, y_plain = plain[indices]
+    assert torch.equal(y_aug, y_plain) and x_aug.shape == x_plain.shape
+    reverse = torch.as_tensor(indices) >= n
+    inside = window_mask(train_set.windows[torch.as_tensor(indices) % n], x_plain.shape[-1], reverse)
+    changed = (x_aug != x_plain).any(dim=1)
+    assert changed.any() and not (changed & ~inside).any()
+    assert torch.equal(x_aug[:, 4:], x_plain[:, 4:])  # strand and singleton channels untouched
+    assert changed.any(dim=1).float().mean() > 0.8  # two augmentations per sequence
+    assert torch.equal(augmented[indices][0], x_aug)  # reproducible from (seed, indices)
+    assert not torch.equal(TrainBatches(train_set, augment=augment, seed=4)[indices][0], x_aug)
+    augmented.augmenting = False
+    assert torch.equal(augmented[indices][0], x_plain)
+
+
+def test_evoaug_run_fine_tunes_unaugmented_at_a_constant_lower_lr(finetuned_run):
+    out, summary, recorder = finetuned_run
+    assert recorder.augmenting == {1: {True}, 2: {True}, 3: {False}}
+    metrics = pd.read_csv(out / "metrics.csv")
+    assert metrics["epoch"].tolist() == [1, 2, 3]
+    assert summary["finetune_epochs"] == [3] and summary["epochs"] == 3 and summary["augment"] == "evoaug"
+    assert metrics["lr"].iloc[2] == pytest.approx(TrainConfig().max_lr / FINETUNE_LR_DIVISOR, rel=1e-9)
+    # OneCycle ends at max_lr / (div_factor * final_div_factor) at the last augmented step
+    assert metrics["lr"].iloc[1] < metrics["lr"].iloc[0]
+    assert json.loads((out / "summary.json").read_text())["finetune_epochs"] == [3]
+
+
+def test_ema_run_saves_the_averaged_final_model(averaged_run):
+    out, summary, final = averaged_run
+    assert summary["averaging"] == "ema:0.9" and summary["model_weights"] == "final ema:0.9 average"
+    assert final.steps == summary["steps"] + 1  # the initial weights and every optimiser step
+    saved = load_run(out)[0].state_dict()
+    assert all(torch.equal(saved[k], final.average[k]) for k in saved)
+    best = torch.load(out / "best.ckpt", map_location="cpu", weights_only=False)  # an earlier epoch's average
+    earlier = {k.removeprefix("model."): v for k, v in best["state_dict"].items()}
+    assert best["epoch"] + 1 < summary["epochs"] or any(not torch.equal(saved[k], earlier[k]) for k in saved)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--augment", "evoaug:mutation=2"], "--augment: mutation must be between 0 and 0.75"),
+    (["--augment", "shuffle"], "--augment: unknown augmentation 'shuffle'"),
+    (["--finetune-epochs", "-1"], "--finetune-epochs must be an integer >= 0"),
+    (["--finetune-epochs", "2", "--max-time", "1"], "--finetune-epochs cannot be combined with max_time"),
+    (["--averaging", "ema:1.5"], "--averaging: ema decay must be in [0, 1)"),
+    (["--averaging", "mean"], "--averaging: unknown weight averaging 'mean'"),
+])
+def test_bad_training_options_are_clear_errors(sim_library, tmp_path, options, message):
+    result = runner.invoke(app, ["train", str(sim_library), "--out", str(tmp_path / "run"), *options])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_ensemble_predict_and_evaluate(finetuned_run, averaged_run, sim_library, tmp_path):
+    runs = [str(finetuned_run[0]), str(averaged_run[0])]
+    frame = pd.read_csv(sim_library, sep="\t", header=None, names=["seq", "target"], nrows=300)
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text("".join(f">s{i}\n{seq}\n" for i, seq in enumerate(frame["seq"])))
+    singles = []
+    for i, run in enumerate(runs):
+        result = runner.invoke(app, ["predict", run, str(fasta), "-o", str(tmp_path / f"{i}.tsv"), "--no-progress",
+                                     "--precision", "32"])
+        assert result.exit_code == 0, result.output
+        singles.append(pd.read_csv(tmp_path / f"{i}.tsv", sep="\t"))
+        assert list(singles[-1].columns) == ["id", "seq", "prediction"]
+    result = runner.invoke(app, ["predict", *runs, str(fasta), "-o", str(tmp_path / "ens.tsv"), "--no-progress",
+                                 "--precision", "32"])
+    assert result.exit_code == 0, result.output
+    ensemble = pd.read_csv(tmp_path / "ens.tsv", sep="\t")
+    assert list(ensemble.columns) == ["id", "seq", "prediction", "sd", "n_models"]
+    stacked = np.stack([s["prediction"].to_numpy() for s in singles])
+    np.testing.assert_allclose(ensemble["prediction"], stacked.mean(0), atol=1e-5)
+    np.testing.assert_allclose(ensemble["sd"], stacked.std(0), atol=1e-5)
+    assert (ensemble["n_models"] == 2).all()
+
+    # a glob naming the same two runs ("evoaug0", "ema0") predicts the same
+    pattern = str(finetuned_run[0].parent / "e[vm]*")
+    result = runner.invoke(app, ["predict", pattern, str(fasta), "-o", str(tmp_path / "glob.tsv"), "--no-progress",
+                                 "--precision", "32"])
+    assert result.exit_code == 0, result.output
+    by_glob = pd.read_csv(tmp_path / "glob.tsv", sep="\t")
+    np.testing.assert_allclose(by_glob["prediction"], ensemble["prediction"], atol=1e-6)
+    np.testing.assert_allclose(by_glob["sd"], ensemble["sd"], atol=1e-6)
+
+    measured = tmp_path / "measured.txt"
+    frame.to_csv(measured, sep="\t", header=False, index=False)
+    plot = tmp_path / "calibration.png"
+    result = runner.invoke(app, ["evaluate", *runs, str(measured), "--json", "--precision", "32",
+                                 "--calibration-plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads(result.stdout)
+    error = np.abs(frame["target"].to_numpy() - ensemble["prediction"].to_numpy())
+    assert metrics["n_models"] == 2 and metrics["n"] == 300
+    assert metrics["within_1sd"] == pytest.approx(np.mean(error <= ensemble["sd"].to_numpy()), abs=0.01)
+    assert metrics["pearson"] == pytest.approx(np.corrcoef(ensemble["prediction"], frame["target"])[0, 1], abs=1e-4)
+    assert plot.stat().st_size > 0
+
+
+def test_ensemble_of_mismatched_layouts_is_refused(finetuned_run, averaged_run, tmp_path):
+    model, config = load_run(averaged_run[0])
+    other = dataclasses.replace(config, data=dataclasses.replace(config.data, upstream="A" * 200))
+    (tmp_path / "other").mkdir()
+    save_model(model, other, tmp_path / "other" / "model.pt")
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(">a\nACGTACGTACGT\n")
+    result = runner.invoke(app, ["predict", str(finetuned_run[0]), str(tmp_path / "other"), str(fasta),
+                                 "-o", str(tmp_path / "out.tsv")])
+    assert result.exit_code == 2 and "lay sequences out differently (upstream differ)" in result.output
+    assert not (tmp_path / "out.tsv").exists()
