@@ -46,7 +46,7 @@ def fasta(tmp_path):
 
 def test_explain_writes_attributions_per_insert_and_pictures(run, fasta, tmp_path):
     out = tmp_path / "explained"
-    result = invoke("explain", run, fasta, "-o", out, "--max-plots", "2")
+    result = invoke("explain", run, fasta, "-o", out, "--max-plots", "2", "--precision", "32")
     assert result.exit_code == 0, result.output
     assert "explain (ism)" in result.stderr  # the progress bar
     saved = np.load(out / "attributions.npz")

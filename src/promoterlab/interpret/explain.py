@@ -54,7 +54,7 @@ class WindowAttributions:
 
 
 def attribute(model: nn.Module, codes: torch.Tensor, starts: Sequence[int], method: str = "ism",
-              ism_rows: Sequence[int] = (), n_shuffles: int = N_SHUFFLES, seed: int = 0, precision: str = "32",
+              ism_rows: Sequence[int] = (), n_shuffles: int = N_SHUFFLES, seed: int = 0, precision: str = "auto",
               device: str = "cpu", progress: bool = False, fold: bool = True) -> WindowAttributions:
     """ISM or DeepLIFT/SHAP attributions of the inserts of laid-out sequences.
 
@@ -189,7 +189,7 @@ def plot_name(index: int, name: str) -> str:
 
 def explain_file(run_dir: str | Path, path: str | Path, out_dir: str | Path, method: str = "ism",
                  ids: Sequence[str] | None = None, seq_col: str | None = None, id_col: str | None = None,
-                 max_plots: int = MAX_PLOTS, n_shuffles: int = N_SHUFFLES, seed: int = 0, precision: str = "32",
+                 max_plots: int = MAX_PLOTS, n_shuffles: int = N_SHUFFLES, seed: int = 0, precision: str = "auto",
                  device: str = "cpu", progress: bool = False) -> Explanation:
     """Explain the sequences of a file with a trained run and write ``out_dir``.
 

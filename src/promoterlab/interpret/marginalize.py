@@ -112,7 +112,7 @@ def motif_bases(text: str) -> str:
 
 def marginalize_run(run_dir: str | Path, motif: str, out_dir: str | Path, background: str | Path | None = None,
                     n_background: int = N_BACKGROUND, seed: int = 0, seq_col: str | None = None,
-                    id_col: str | None = None, precision: str = "32", device: str = "cpu", progress: bool = False
+                    id_col: str | None = None, precision: str = "auto", device: str = "cpu", progress: bool = False
                     ) -> pd.DataFrame:
     """Insert a motif at every position of background sequences with a trained run.
 

@@ -2,9 +2,10 @@
 
 1. Seqlets: spans of high attribution, called by tangermeme's recursive seqlet caller on the
    per-position attributions of the inserts, for positive and (negated) negative attributions.
-2. Clusters: every pair of seqlets is compared with Tomtom (memelite) on their one-hot
-   sequences; average-linkage clustering of the pairs' Tomtom p-values (scipy), cut at
-   ``max_p``, groups seqlets of the same motif whatever their strand or offset.
+2. Clusters: every pair of seqlets is compared with Tomtom (memelite) on their bases weighted
+   by attribution (bases the model ignores count as uniform); average-linkage clustering of the
+   pairs' Tomtom p-values (scipy), cut at ``max_p``, groups seqlets of the same motif whatever
+   their strand or offset.
 3. Motifs: the members of a cluster are aligned on its medoid with Tomtom's offset and strand;
    the motif is their base frequencies (PFM) and mean attribution (CWM), trimmed to the
    columns that carry attribution.
@@ -109,12 +110,19 @@ class DiscoveredMotif:
         return "".join(BASES[b] if self.pfm[b, i] >= 0.5 else BASES[b].lower() for i, b in enumerate(best))
 
 
-def _pseudo_one_hot(window: np.ndarray) -> np.ndarray:
-    """One-hot columns as probabilities Tomtom can score (no zeros); empty columns uniform."""
-    window = window.astype(np.float64)
-    empty = window.sum(axis=0) == 0
-    window[:, empty] = 0.25
-    return 0.94 * window + 0.015
+def _weighted_window(one_hot: np.ndarray, attributions: np.ndarray) -> np.ndarray:
+    """A seqlet's bases as probabilities for Tomtom, weighted by attribution.
+
+    A column is its one-hot base (with a small pseudocount) in proportion to the column's share
+    of the seqlet's largest attribution, and uniform for the rest: bases the model ignores carry
+    no information, so two seqlets are similar where their important bases agree. Columns
+    outside the sequence are uniform.
+    """
+    weight = np.abs(attributions.sum(axis=0))
+    weight = weight / weight.max() if weight.max() > 0 else np.ones_like(weight)
+    base = 0.94 * one_hot.astype(np.float64) + 0.015
+    base[:, one_hot.sum(axis=0) == 0] = 0.25
+    return weight * base + (1 - weight) * 0.25
 
 
 def _tomtom(queries: Sequence[np.ndarray], targets: Sequence[np.ndarray]) -> tuple[np.ndarray, ...]:
@@ -184,7 +192,8 @@ def cluster_seqlets(one_hot: np.ndarray, attributions: np.ndarray, seqlets: pd.D
     rows = list(seqlets[["example_idx", "start", "end"]].itertuples(index=False))
     starts = [pad + int(s) - flank for _, s, _ in rows]
     widths = [int(e) - int(s) + 2 * flank for _, s, e in rows]
-    windows = [_pseudo_one_hot(padded_x[int(i), :, st:st + w]) for (i, _, _), st, w in zip(rows, starts, widths)]
+    windows = [_weighted_window(padded_x[int(i), :, st:st + w], padded_a[int(i), :, st:st + w])
+               for (i, _, _), st, w in zip(rows, starts, widths)]
     p_values, _, offsets, _, strands = _tomtom(windows, windows)
     distance = np.maximum(p_values, p_values.T)
     np.fill_diagonal(distance, 0.0)
@@ -213,10 +222,14 @@ def cluster_seqlets(one_hot: np.ndarray, attributions: np.ndarray, seqlets: pd.D
 
 
 def _similarity(query: np.ndarray, target: np.ndarray, offset: int, strand: int) -> float:
-    """Mean Pearson correlation of the columns that Tomtom's alignment overlaps."""
+    """Mean Pearson correlation of the columns that Tomtom's alignment overlaps (constant columns,
+    which have none, left out)."""
     if strand == 1:
         target = target[::-1, ::-1]
     pairs = [(i, i + offset) for i in range(query.shape[1]) if 0 <= i + offset < target.shape[1]]
+    if not pairs:
+        return float("nan")
+    pairs = [(i, j) for i, j in pairs if np.ptp(query[:, i]) > 0 and np.ptp(target[:, j]) > 0]
     if not pairs:
         return float("nan")
     return float(np.mean([np.corrcoef(query[:, i], target[:, j])[0, 1] for i, j in pairs]))
@@ -285,7 +298,7 @@ def discover_motifs(one_hot: np.ndarray, attributions: np.ndarray, mask: np.ndar
 def find_motifs(run_dir: str | Path, path: str | Path, out_dir: str | Path, method: str = "deepliftshap", seq_col: str | None = None,
                 id_col: str | None = None, threshold: float = SEQLET_THRESHOLD, max_seqlets: int = MAX_SEQLETS,
                 max_p: float = CLUSTER_MAX_P, min_size: int = MIN_CLUSTER_SIZE, n_shuffles: int = N_SHUFFLES,
-                seed: int = 0, precision: str = "32", device: str = "cpu", progress: bool = False
+                seed: int = 0, precision: str = "auto", device: str = "cpu", progress: bool = False
                 ) -> tuple[pd.DataFrame, list[DiscoveredMotif], pd.DataFrame]:
     """Motifs a trained run learned, from the attributions of the sequences of a file.
 
