@@ -186,3 +186,73 @@ def test_ensemble_of_mismatched_layouts_is_refused(finetuned_run, averaged_run, 
                                  "-o", str(tmp_path / "out.tsv")])
     assert result.exit_code == 2 and "lay sequences out differently (upstream differ)" in result.output
     assert not (tmp_path / "out.tsv").exists()
+
+
+def test_train_ensemble_shares_one_split_and_writes_ensemble_metrics(sim_library, tmp_path):
+    from promoterlab.evaluation.ensemble import ensemble_predict, load_ensemble
+    from promoterlab.evaluation.metrics import pearson
+
+    out = tmp_path / "ens"
+    result = runner.invoke(app, ["train", str(sim_library), "--out", str(out), "--ensemble", "3", "--seed", "4",
+                                 "--width", "0.125", "--epochs", "1", "--train-size", "600", "--val-size", "300",
+                                 "--batch-size", "64", "--accelerator", "cpu", "--devices", "1", "--quiet"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["seeds"] == [4, 5, 6] and summary["split_seed"] == 4 and summary["n_models"] == 3
+    runs = [out / f"seed={seed}" for seed in (4, 5, 6)]
+    configs = [load_run(run)[1] for run in runs]
+    assert [c.seed for c in configs] == [4, 5, 6] and {c.data.split_seed for c in configs} == {4}
+    # every member validated on the same sequences, and the summary's numbers are those of their mean
+    _, val = load_split(configs[0].data, 4)
+    for config in configs[1:]:
+        assert torch.equal(load_split(config.data, config.seed)[1].codes, val.codes)
+    members, names = load_ensemble(runs)
+    ens = ensemble_predict(members, val.codes, names)
+    y = val.targets.numpy()
+    assert summary["val_pearson"] == pytest.approx(pearson(ens.mean, y), abs=1e-6)
+    assert summary["members_val_pearson"] == pytest.approx([pearson(v, y) for v in ens.members], abs=1e-6)
+    assert len({round(r, 6) for r in summary["members_val_pearson"]}) == 3  # seeds differ
+    assert set(summary["val_calibration"]) >= {"within_1sd", "within_2sd", "spearman_error_sd"}
+
+    fasta = tmp_path / "seqs.fa"
+    fasta.write_text(">a\nACGTACGTTTGACCATGACA\n>b\nTTTTTTTTTTGGGGCCCAAA\n")
+    result = runner.invoke(app, ["predict", str(out), str(fasta), "-o", str(tmp_path / "p.tsv"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert (pd.read_csv(tmp_path / "p.tsv", sep="\t")["n_models"] == 3).all()
+
+
+def test_variants_and_dream_predict_take_an_ensemble(finetuned_run, averaged_run, tmp_path):
+    runs = [str(finetuned_run[0]), str(averaged_run[0])]
+    rng = np.random.default_rng(0)
+    refs = ["".join(rng.choice(list("ACGT"), size=80)) for _ in range(6)]
+    alts = [ref[:40] + ("A" if ref[40] != "A" else "C") + ref[41:] for ref in refs]
+    pairs = tmp_path / "pairs.tsv"
+    pd.DataFrame({"id": [f"v{i}" for i in range(6)], "ref": refs, "alt": alts}).to_csv(pairs, sep="\t", index=False)
+    singles = []
+    for i, run in enumerate(runs):
+        result = runner.invoke(app, ["variants", run, str(pairs), "-o", str(tmp_path / f"v{i}.tsv"),
+                                     "--no-progress", "--precision", "32"])
+        assert result.exit_code == 0, result.output
+        singles.append(pd.read_csv(tmp_path / f"v{i}.tsv", sep="\t"))
+    result = runner.invoke(app, ["variants", *runs, str(pairs), "-o", str(tmp_path / "ens.tsv"), "--no-progress",
+                                 "--precision", "32"])
+    assert result.exit_code == 0, result.output
+    ens = pd.read_csv(tmp_path / "ens.tsv", sep="\t")
+    assert list(ens.columns) == ["id", "ref_pred", "alt_pred", "delta", "delta_sd", "n_models"]
+    deltas = np.stack([s["delta"].to_numpy() for s in singles])
+    np.testing.assert_allclose(ens["delta"], deltas.mean(0), atol=1e-5)
+    np.testing.assert_allclose(ens["delta_sd"], deltas.std(0), atol=1e-5)
+    assert (ens["n_models"] == 2).all()
+
+    test = tmp_path / "test_sequences.txt"
+    test.write_text("".join(f"{ref}\t0\n" for ref in refs))
+    table = tmp_path / "dream.tsv"
+    result = runner.invoke(app, ["dream", "predict", *runs, "--test", str(test), "-o", str(tmp_path / "sub.json"),
+                                 "--table", str(table), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    submission = json.loads((tmp_path / "sub.json").read_text())
+    details = pd.read_csv(table, sep="\t")
+    assert list(details.columns) == ["id", "seq", "prediction", "sd", "n_models"]
+    assert list(submission) == [str(i) for i in range(6)]
+    np.testing.assert_allclose(list(submission.values()), details["prediction"], atol=1e-5)
+    assert (details["sd"] > 0).all() and (details["n_models"] == 2).all()

@@ -80,9 +80,12 @@ def test_store_holds_the_table(table, tmp_path):
     np.testing.assert_array_equal(store.singleton, targets == np.round(targets))
     np.testing.assert_array_equal(store.lines, np.arange(1, len(rows) + 1))
     assert store.groups is None and store.codes.dtype == np.uint8 and isinstance(store.codes, np.memmap)
-    # bytes per sequence: 150 codes + 4 target + 1 flag + 4 line
+    seqs = [r[0].upper() for r in rows]
+    np.testing.assert_array_equal(store.adapter, [s.startswith(LEFT_ADAPTER) for s in seqs])
+    np.testing.assert_array_equal(store.inserts, [Layout().insert_length(s) for s in seqs])
+    # bytes per sequence: 150 codes + 4 target + 1 flag + 4 line + 2 insert length + 1 adapter flag
     size = sum(p.stat().st_size for p in store.path.iterdir() if p.name != HEADER)
-    assert size == 159 * len(store)
+    assert size == 162 * len(store)
     assert store.header["source"]["bytes"] == table.stat().st_size
     one_chunk = build_store(table, tmp_path / "one", chunk_rows=10_000)
     assert one_chunk.header["arrays"] == store.header["arrays"]  # the same bytes (CRC-32s)
@@ -92,8 +95,10 @@ def test_store_holds_the_table(table, tmp_path):
 def test_store_batches_equal_in_memory_batches(table, tmp_path, singleton_channel, clip):
     cfg = DataConfig(path=str(table), train_size=700, val_size=300, singleton_channel=singleton_channel,
                      clip_targets=list(clip) if clip else None)
-    train_mem, val_mem = load_split(cfg, seed=5)
+    train_mem, val_mem = load_split(cfg, seed=5)  # a small table: in memory
+    assert isinstance(train_mem.codes, torch.Tensor)
     train_store, val_store = load_store_split(cfg, seed=5, cache_root=tmp_path)
+    assert isinstance(train_store, StoreSet)
     assert (len(train_store), len(val_store)) == (700, 300)
     rng = np.random.default_rng(0)
     for _ in range(3):  # random batches over the RC-doubled index space, as the shuffled sampler draws
@@ -104,9 +109,9 @@ def test_store_batches_equal_in_memory_batches(table, tmp_path, singleton_channe
     mem = EvalBatches(val_mem.codes, val_mem.targets, val_mem.singleton)[batch]
     lazy = EvalBatches(val_store.codes, val_store.targets, val_store.singleton)[batch]
     assert all(torch.equal(a, b) for a, b in zip(mem, lazy))
-    loaded = val_store.load()
-    assert torch.equal(loaded.codes, val_mem.codes) and torch.equal(loaded.singleton, val_mem.singleton)
-    assert torch.equal(torch.from_numpy(train_store.targets.numpy()), train_mem.targets)  # clipped too
+    assert torch.equal(val_store.codes, val_mem.codes) and torch.equal(val_store.singleton, val_mem.singleton)
+    assert torch.equal(val_store.targets, val_mem.targets)  # not clipped
+    assert torch.equal(train_store.targets, train_mem.targets)  # clipped
     sub = train_store.subset(np.array([5, 1, 5]))
     assert torch.equal(sub.codes[[0, 1, 2]], train_mem.codes[[5, 1, 5]])
 
@@ -117,7 +122,7 @@ def test_group_split_equals_the_table_split(tmp_path):
     train_mem, val_mem = load_split(cfg, seed=3)
     train_store, val_store = load_store_split(cfg, seed=3, cache_root=tmp_path / "cache")
     assert torch.equal(train_store.load().codes, train_mem.codes)
-    assert torch.equal(val_store.load().targets, val_mem.targets)
+    assert torch.equal(val_store.targets, val_mem.targets)
     store = train_store.codes.store
     labels = np.asarray(store.group_labels)[np.asarray(store.groups)]
     train_idx, val_idx = split_store(store, 300, 150, seed=3)
@@ -241,7 +246,7 @@ def test_cli_encode(table, tmp_path):
     out = tmp_path / "store"
     result = runner.invoke(app, ["data", "encode", str(table), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "encoded 1,200 sequences" in result.output and "159 B/sequence" in result.output
+    assert "encoded 1,200 sequences" in result.output and "162 B/sequence" in result.output
     header = json.loads((out / HEADER).read_text())
     assert header["rows"] == 1200 and header["layout"]["left_adapter"] == LEFT_ADAPTER
     result = runner.invoke(app, ["data", "encode", str(table), "-o", str(out)])

@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from promoterlab.data.dataset import encode_frame, encode_sequences
-from promoterlab.data.readers import iter_sequences, read_table
+from promoterlab.data.dataset import encode_sequences
+from promoterlab.data.readers import iter_sequences, iter_table
 from promoterlab.evaluation.ensemble import calibration, ensemble_predict, load_ensemble, plot_calibration
 from promoterlab.evaluation.metrics import regression_metrics
 from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, predict, predict_sequences
 from promoterlab.files import check_output, output_stream
 from promoterlab.models.fold import fold_batchnorm
+from promoterlab.training.ensemble_train import train_ensemble
 from promoterlab.training.run import load_run, train
 
 CHUNK_ROWS = 50_000
@@ -74,8 +75,12 @@ def evaluate(run_dir: Runs, data_path: str | Path, seq_col: str | None = None,
 
 def measured_predictions(run_dir: Runs, data_path: str | Path, seq_col: str | None = None,
                          target_col: str | None = None, batch_size: int = PREDICT_BATCH_SIZE,
-                         device: str = "cpu", progress: bool = False, precision: str = "auto") -> pd.DataFrame:
+                         device: str = "cpu", progress: bool = False, precision: str = "auto",
+                         chunk_rows: int = CHUNK_ROWS) -> pd.DataFrame:
     """Predictions of a trained run next to the measured values of a file.
+
+    The file is read, encoded and predicted ``chunk_rows`` rows at a time; only the targets and
+    predictions of all rows are kept, so files of any size stream through.
 
     Returns
     -------
@@ -84,14 +89,24 @@ def measured_predictions(run_dir: Runs, data_path: str | Path, seq_col: str | No
         ensemble, the mean, with ``sd`` and ``n_models``).
     """
     members, names = load_models(run_dir, device)
-    frame = read_table(data_path, seq_col=seq_col, target_col=target_col, drop_missing=True)
-    if frame.empty:
+    members = [(fold_batchnorm(model), config) for model, config in members]
+    layout = members[0][1].data.layout
+    parts = []
+    bar = tqdm(disable=not progress, desc="predict", unit=" seq")
+    for chunk in iter_table(data_path, seq_col, target_col, drop_missing=True, chunk_rows=chunk_rows):
+        if chunk.empty:
+            continue
+        codes = encode_sequences(chunk["seq"], layout, data_path, chunk["line"].to_numpy())
+        prediction, extra = _predict_codes(members, names, codes, batch_size, device, precision, fold=False)
+        parts.append(pd.DataFrame({"target": chunk["target"].to_numpy(dtype=np.float32), "prediction": prediction,
+                                   **extra}))
+        bar.update(len(chunk))
+    bar.close()
+    if not parts:
         raise ValueError(f"{data_path}: no row has a measured value")
-    encoded = encode_frame(frame, members[0][1].data.layout, False, data_path)
-    result = pd.DataFrame({"index": range(len(encoded)), "target": encoded.targets.numpy()})
-    result["prediction"], extra = _predict_codes(members, names, encoded.codes, batch_size, device, precision,
-                                                 progress=progress)
-    return result.assign(**extra)
+    result = pd.concat(parts, ignore_index=True)
+    result.insert(0, "index", range(len(result)))
+    return result
 
 
 def _predict_codes(members: list[tuple], names: list[str], codes, batch_size: int, device: str, precision: str,
@@ -157,4 +172,4 @@ def write_predictions(run_dir: Runs, path: str | Path, output: str | Path, seq_c
 
 
 __all__ = ["evaluate", "iter_predictions", "load_models", "load_run", "measured_predictions", "predict", "predict_file",
-           "predict_sequences", "train", "write_predictions"]
+           "predict_sequences", "train", "train_ensemble", "write_predictions"]

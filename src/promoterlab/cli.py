@@ -76,6 +76,10 @@ def train(
     val_singleton: Optional[bool] = typer.Option(None, "--val-singleton/--no-val-singleton",
                                                  help="Validation inputs carry the data's is_singleton flags "
                                                       "(default, as LegNet's DREAM code) or 0, as at prediction."),
+    store: Optional[str] = typer.Option(None, help="Read the data through a memory-mapped sequence store: auto "
+                                                   "(cached for tables of 32 MB or more), on (always cached), "
+                                                   "off (in memory), or a store folder from 'promoterlab data "
+                                                   "encode' (default {data.store})."),
     seed: Optional[int] = typer.Option(None, help="Seed of split, initialisation and batch order "
                                                   "(default {run.seed})."),
     epochs: Optional[int] = typer.Option(None, help="Maximum epochs (default {train.epochs})."),
@@ -101,6 +105,9 @@ def train(
     averaging: Optional[str] = typer.Option(None, help="Weight averaging: ema[:DECAY], swa[:EPOCHS] or none; the "
                                                        "saved model is the final average (default "
                                                        "{train.averaging})."),
+    ensemble: int = typer.Option(1, min=1, help="Train this many seeds (--seed, --seed + 1, ...) on one split into "
+                                                "OUT/seed=*/, with the ensemble's validation metrics in "
+                                                "OUT/summary.json; predict and evaluate take OUT as an ensemble."),
     overwrite: bool = typer.Option(False, help="Replace a run of another config in --out (else refused; a run "
                                                "of the same config is resumed)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -128,7 +135,8 @@ def train(
         data_cfg = replace_fields(base.data, path=str(data) if data else None, seq_col=seq_col,
                                   target_col=target_col, group_col=group_col, drop_missing=drop_missing or None,
                                   train_size=train_size, val_size=val_size, seq_len=seq_len,
-                                  left_adapter=left_adapter, clip_targets=clip, val_singleton=val_singleton)
+                                  left_adapter=left_adapter, clip_targets=clip, val_singleton=val_singleton,
+                                  store=store)
         train_cfg = replace_fields(base.train, loss=loss, epochs=epochs, batch_size=batch_size, max_lr=lr,
                                    weight_decay=weight_decay, max_time=max_time, patience=patience,
                                    precision=precision, accelerator=accelerator, devices=devices,
@@ -153,8 +161,9 @@ def train(
     _check_accelerator(str(train_cfg.accelerator))
     run_cfg = RunConfig(data=data_cfg, model=model_cfg, train=train_cfg,
                         seed=seed if seed is not None else base.seed)
-    summary = _train(run_cfg, out, progress and not quiet, quiet, overwrite)
-    typer.echo(json.dumps(summary, indent=2))
+    summary = _train(run_cfg, out, progress and not quiet, quiet, overwrite, ensemble)
+    if summary:  # empty on the ranks other than 0 of a multi-process (ddp) run
+        typer.echo(json.dumps(summary, indent=2))
 
 
 def _check_accelerator(accelerator: str) -> None:
@@ -169,9 +178,10 @@ def _check_accelerator(accelerator: str) -> None:
         _fail(f"--accelerator {accelerator}: CUDA is not available on this machine (use --accelerator cpu)")
 
 
-def _train(run_cfg: Any, out: Path, progress: bool, quiet: bool, overwrite: bool = False) -> dict:
-    """``api.train`` with Lightning quiet and errors as one line; an ``out`` that this call
-    created and left empty is removed on failure. Ctrl-C says what was kept (exit 130)."""
+def _train(run_cfg: Any, out: Path, progress: bool, quiet: bool, overwrite: bool = False, ensemble: int = 1) -> dict:
+    """``api.train`` (``api.train_ensemble`` for ``ensemble`` > 1) with Lightning quiet and errors as
+    one line; an ``out`` that this call created and left empty is removed on failure. Ctrl-C says
+    what was kept (exit 130)."""
     with _terminal(quiet):
         _quiet_lightning()
         from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -181,6 +191,8 @@ def _train(run_cfg: Any, out: Path, progress: bool, quiet: bool, overwrite: bool
 
         created = not out.exists()
         try:
+            if ensemble > 1:
+                return api.train_ensemble(run_cfg, out, ensemble, progress=progress, overwrite=overwrite)
             return api.train(run_cfg, out, progress=progress, overwrite=overwrite)
         except TrainingInterrupted as err:
             _fail(err, code=130)

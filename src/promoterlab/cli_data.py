@@ -295,8 +295,12 @@ def dream_score(
 
 @dream_app.command("predict", cls=LazyHelpCommand)
 def dream_predict(
-    run_dir: Path = typer.Argument(..., help="Run directory of a trained model (or its model.pt)."),
+    run_dir: list[Path] = typer.Argument(..., help="Run directory of a trained model (or its model.pt); several, a "
+                                                   "folder of runs or a glob: an ensemble (its mean is submitted).",
+                                         metavar="RUN"),
     output: Path = typer.Option(..., "-o", "--output", help="Submission JSON to write ('-': standard output)."),
+    table: Optional[Path] = typer.Option(None, "--table", help="Also write a TSV: id (test position), seq, "
+                                                               "prediction, and sd, n_models for an ensemble."),
     test: Optional[Path] = typer.Option(
         None, "--test", help="DREAM test file (default: DATA_DIR/dream2022/test/test_sequences.txt)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
@@ -312,14 +316,17 @@ def dream_predict(
     if not test.is_file():
         _fail(f"{test}: test file not found; pass --test FILE or run "
               f"'promoterlab data fetch dream2022 --only test/test_sequences.txt'")
-    inputs = [*_run_inputs(run_dir), test]
+    inputs = [*(path for run in run_dir for path in _run_inputs(run)), test]
     _check_output(output, inputs)  # before the predictions, not after
+    if table is not None:
+        _check_output(table, [*inputs, output])
     _check_device(device)
     from promoterlab.api import predict_file
     from promoterlab.evaluation.dream import DREAM_TEST_SIZE
 
     try:
-        frame = predict_file(run_dir, test, batch_size=batch_size, device=device, progress=progress)
+        frame = predict_file(run_dir[0] if len(run_dir) == 1 else run_dir, test, batch_size=batch_size,
+                             device=device, progress=progress)
         positions = [int(i) for i in frame["id"]]
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
         _fail(exc)
@@ -333,6 +340,9 @@ def dream_predict(
     try:
         with output_stream(output, inputs) as handle:
             json.dump(submission, handle)
+        if table is not None:
+            with output_stream(table, inputs) as handle:
+                frame.to_csv(handle, sep="\t", index=False, lineterminator="\n", float_format="%.6g")
     except (OSError, ValueError) as exc:
-        _fail(f"{output}: {exc}" if not isinstance(exc, OutputError) else exc)
+        _fail(f"{exc}" if isinstance(exc, OutputError) else f"{output}: {exc}")
     typer.echo(f"wrote {len(positions)} predictions to {output}", err=True)

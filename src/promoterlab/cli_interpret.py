@@ -97,7 +97,9 @@ def explain(
 
 
 def variants(
-    run_dir: Path = typer.Argument(..., help="Run directory (or model.pt)."),
+    run_dir: list[Path] = typer.Argument(..., help="Run directory (or model.pt); several, a folder of runs or a "
+                                                   "glob: an ensemble (mean effects, delta_sd, n_models).",
+                                         metavar="RUN"),
     pairs: Path = typer.Argument(..., help="TSV with a header: id, ref, alt (two sequences) or id, seq, pos, alt "
                                            "(pos 1-based; alt replaces the bases from pos on)."),
     output: Path = typer.Option(..., "-o", "--output", help="Output TSV: id, ref_pred, alt_pred, delta "
@@ -110,19 +112,21 @@ def variants(
 ) -> None:
     """What a mutation does: predicted expression of reference and alternative (RC-averaged), streamed."""
     _check_choice(precision, PRECISIONS, "--precision")
-    inputs = [*_run_inputs(run_dir), pairs]
+    inputs = [*(path for run in run_dir for path in _run_inputs(run)), pairs]
     _check_output(output, inputs)
     if plot is not None:
         _check_output(plot, [*inputs, output])
         if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
             _fail(f"--plot {plot}: give a .png, .svg or .pdf file")
-    _check_run(run_dir)
+    if len(run_dir) == 1:
+        _check_run(run_dir[0])
     _check_inputs(pairs)
     _check_device(device)
     from promoterlab.interpret.variants import write_variant_effects
 
     try:
-        n = write_variant_effects(run_dir, pairs, output, plot, batch_size, device, precision, progress,
+        n = write_variant_effects(run_dir[0] if len(run_dir) == 1 else run_dir, pairs, output, plot, batch_size,
+                                  device, precision, progress,
                                   inputs=inputs)
     except (ValueError, OSError) as err:
         _fail(err)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,6 +68,14 @@ class DataConfig:
     # [low, high]: clip training targets (not validation ones) into this range, e.g. [0, 17]
     # for libraries whose normalised values slightly overshoot the sort-seq bin scale.
     clip_targets: list[float] | None = None
+    # Where training reads the encoded sequences: "auto" (the cached sequence store for tables of
+    # STORE_AUTO_BYTES or more, else in memory), "on" (always the cached store), "off" (in
+    # memory), or the folder of a store made by `promoterlab data encode`. Batches are the same.
+    store: str = "auto"
+    # Seed of the train/validation split; None: the run's seed. The members of an ensemble
+    # (`train --ensemble K`) share the first member's split, so the ensemble is validated on
+    # sequences that none of its members trained on.
+    split_seed: int | None = None
 
     @property
     def layout(self) -> Layout:
@@ -79,6 +88,12 @@ class DataConfig:
             _check_count("train_size", self.train_size, 1)
         _check_count("val_size", self.val_size, 1)
         _check_count("seq_len", self.seq_len, 1)
+        if isinstance(self.store, bool):  # YAML 1.1 reads a bare on/off as a boolean
+            self.store = "on" if self.store else "off"
+        if isinstance(self.store, os.PathLike):
+            self.store = os.fspath(self.store)
+        if not isinstance(self.store, str) or not self.store.strip():
+            raise ValueError(f"store must be auto, on, off or the folder of a sequence store, got {self.store!r}")
         if self.clip_targets is not None:
             bounds = list(self.clip_targets) if isinstance(self.clip_targets, (list, tuple)) else []
             if (len(bounds) != 2 or not all(_is_number(b) and math.isfinite(b) for b in bounds)

@@ -71,11 +71,30 @@ def encode_frame(frame: pd.DataFrame, layout: Layout, singleton_channel: bool = 
 
 
 def load_split(cfg, seed: int, windows: bool = False) -> tuple[EncodedSet, EncodedSet]:
-    """Read ``cfg.path`` and return the seeded (train, validation) sets of a :class:`DataConfig`.
+    """The seeded (train, validation) sets of a :class:`~promoterlab.config.DataConfig`
+    (split by ``cfg.split_seed`` when it is set, else by ``seed``).
+
+    ``cfg.store`` says where they are read from
+    (:func:`~promoterlab.data.store_batches.config_store`): from a memory-mapped sequence store,
+    the training set is a :class:`~promoterlab.data.store_batches.StoreSet` that reads its codes
+    batch by batch; else ``cfg.path`` is read into memory. Either way a seed gives the same rows
+    in the same order, so the same batches.
 
     With ``windows``, both sets carry each sequence's insert window, without the right flank
     that all training sequences share (:func:`~promoterlab.data.augment.common_suffix`).
     """
+    from promoterlab.data.store_batches import config_store, load_store_split
+
+    seed = seed if getattr(cfg, "split_seed", None) is None else cfg.split_seed
+    store = config_store(cfg)
+    if store is not None:
+        return load_store_split(cfg, seed, windows=windows, store=store)
+    return load_table_split(cfg, seed, windows)
+
+
+def load_table_split(cfg, seed: int, windows: bool = False) -> tuple[EncodedSet, EncodedSet]:
+    """:func:`load_split` in memory: read and validate the whole of ``cfg.path``, then encode the
+    chosen rows."""
     frame = read_table(cfg.path, cfg.seq_col, cfg.target_col, cfg.group_col, drop_missing=cfg.drop_missing)
     groups = frame["group"].to_numpy() if cfg.group_col else None
     try:
@@ -168,28 +187,64 @@ class ShuffledBatches(Sampler[list[int]]):
 
     Lightning calls :meth:`set_epoch` before every epoch, so a run resumed from a checkpoint
     sees the same batches as one that was never interrupted.
+
+    With ``num_replicas`` > 1 (data-parallel training) every rank computes the same order, cut
+    into batches by :meth:`cut` (the single-process batches, except that the last one or two
+    rounds are spread evenly so that each rank gets the same number of non-empty batches), and
+    rank ``rank`` takes batches ``rank``, ``rank + num_replicas``, ...: step ``s`` of rank ``r``
+    is batch ``s * num_replicas + r``. The ranks' batches together hold every index of the
+    epoch exactly once; nothing is padded or dropped.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int = 0):
+    def __init__(self, n: int, batch_size: int, seed: int = 0, num_replicas: int = 1, rank: int = 0):
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"rank must be in 0..{num_replicas - 1} for {num_replicas} replicas, got {rank}")
         self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+        self.num_replicas, self.rank = num_replicas, rank
+        if n < len(self) * num_replicas:
+            raise ValueError(f"{n} training samples cannot fill {len(self)} batches on each of {num_replicas} "
+                             "ranks; train on fewer devices")
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
+        return -(-(-(-self.n // self.batch_size)) // self.num_replicas)
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(self.n, generator=generator)
-        for start in range(0, self.n, self.batch_size):
-            yield order[start:start + self.batch_size].tolist()
+        for batch in self.cut(order, self.batch_size, len(self) * self.num_replicas)[self.rank::self.num_replicas]:
+            yield batch.tolist()
+
+    @staticmethod
+    def cut(order: torch.Tensor, batch_size: int, count: int) -> list[torch.Tensor]:
+        """``order`` as ``count`` consecutive batches of at most ``batch_size`` (``count * batch_size``
+        must hold it): full batches while the rest still has a row for every remaining batch, then
+        the rest spread evenly (batches differ by at most one row; empty only when ``order`` is
+        shorter than ``count``). With ``count = ceil(len(order) / batch_size)`` these are the full
+        batches and the remainder."""
+        n = len(order)
+        if n > count * batch_size:
+            raise ValueError(f"{n} indices do not fit {count} batches of {batch_size}")
+        full = min(n // batch_size, count)
+        if batch_size > 1:
+            full = min(full, max(0, n - count) // (batch_size - 1))
+        batches = list(order[:full * batch_size].split(batch_size)) if full else []
+        if count > full:
+            batches += list(order[full * batch_size:].tensor_split(count - full))
+        return batches
 
 
-def batch_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
-    """A loader whose dataset builds each batch in one vectorised call."""
+def batch_loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int = 0, num_replicas: int = 1,
+                 rank: int = 0) -> DataLoader:
+    """A loader whose dataset builds each batch in one vectorised call; shuffled batches are split
+    across ``num_replicas`` data-parallel ranks (:class:`ShuffledBatches`)."""
     if shuffle:
-        sampler = ShuffledBatches(len(dataset), batch_size, seed)
+        sampler = ShuffledBatches(len(dataset), batch_size, seed, num_replicas, rank)
+    elif num_replicas > 1:
+        raise ValueError("sequential batches are not split across ranks here; see "
+                         "promoterlab.training.distributed.ValidationShards")
     else:
         sampler = BatchSampler(SequentialSampler(dataset), batch_size, drop_last=False)
     return DataLoader(dataset, sampler=sampler, batch_size=None)

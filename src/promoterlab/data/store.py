@@ -11,8 +11,13 @@ file               array                   per sequence
 ``targets.f32``    ``(n,)`` float32        measured value (4 B)
 ``singleton.b1``   ``(n,)`` bool           integer target (DREAM's singleton flag) (1 B)
 ``lines.u32``      ``(n,)`` uint32         line of the row in the source, for messages (4 B)
+``inserts.u16``    ``(n,)`` uint16         insert length: bases after a leading adapter (2 B)
+``adapter.b1``     ``(n,)`` bool           the row began with the left adapter (1 B)
 ``groups.i32``     ``(n,)`` int32          group id, only with a group column (4 B)
 =================  ======================  ==============================================
+
+The insert lengths and adapter flags give each row's EvoAug insert window without the source
+(:func:`~promoterlab.data.store_windows.store_windows`).
 
 Group ids index ``group_labels.json``, sorted as strings, so that a split by id equals a split
 by label (:func:`split_store`).
@@ -36,11 +41,12 @@ import numpy as np
 
 from promoterlab.data.layout import Layout
 
-FORMAT, VERSION = "promoterlab-sequence-store", 1
+FORMAT, VERSION = "promoterlab-sequence-store", 2  # 2: inserts, adapter
 HEADER = "header.json"
 GROUP_LABELS = "group_labels.json"
 _ARRAYS = {"codes": ("codes.u8", "uint8"), "targets": ("targets.f32", "float32"),
            "singleton": ("singleton.b1", "bool"), "lines": ("lines.u32", "uint32"),
+           "inserts": ("inserts.u16", "uint16"), "adapter": ("adapter.b1", "bool"),
            "groups": ("groups.i32", "int32")}
 _BLOCK = 1 << 24  # bytes read at a time when checksumming
 
@@ -70,8 +76,9 @@ def file_sha256(path: str | Path) -> str:
 
 
 class SequenceStore:
-    """An opened store: ``codes``, ``targets``, ``singleton``, ``lines`` and ``groups`` (or
-    ``None``) are read-only :class:`numpy.memmap` views; ``group_labels`` names the group ids.
+    """An opened store: ``codes``, ``targets``, ``singleton``, ``lines``, ``inserts``, ``adapter``
+    and ``groups`` (or ``None``) are read-only :class:`numpy.memmap` views; ``group_labels``
+    names the group ids.
 
     Pickled as its path, so that DataLoader workers and spawned processes map the files
     themselves instead of receiving a copy of the arrays.
@@ -85,6 +92,7 @@ class SequenceStore:
                   for name, spec in header["arrays"].items()}
         self.codes, self.targets, self.singleton = arrays["codes"], arrays["targets"], arrays["singleton"]
         self.lines, self.groups = arrays["lines"], arrays.get("groups")
+        self.inserts, self.adapter = arrays["inserts"], arrays["adapter"]
         labels = header.get("group_labels")
         self.group_labels = json.loads((self.path / labels).read_text()) if labels else None
 

@@ -1,17 +1,20 @@
 """Training and validation sets read from a :mod:`sequence store <promoterlab.data.store>` batch by batch.
 
 A :class:`StoreSet` has the interface of :class:`~promoterlab.data.dataset.EncodedSet`
-(``codes``, ``targets``, ``singleton``, ``len``, ``subset``), but its columns read only the
-rows a batch asks for from the memory-mapped arrays. So
-:class:`~promoterlab.data.dataset.TrainBatches` (reverse-complement augmentation included) and
-:class:`~promoterlab.data.dataset.EvalBatches` build the same batches from it as from the
-in-memory set, without the data ever being loaded whole.
+(``codes``, ``targets``, ``singleton``, ``windows``, ``len``, ``subset``), but its codes read
+only the rows a batch asks for from the memory-mapped arrays. So
+:class:`~promoterlab.data.dataset.TrainBatches` (reverse-complement and EvoAug augmentation
+included) and :class:`~promoterlab.data.dataset.EvalBatches` build the same batches from it as
+from the in-memory set, without the data ever being loaded whole. :func:`config_store` finds
+the store that a :class:`~promoterlab.config.DataConfig` asks for, and :func:`load_store_split`
+is ``load_split`` from it.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +22,16 @@ import torch
 
 from promoterlab.data.dataset import EncodedSet
 from promoterlab.data.readers import DataError
-from promoterlab.data.store import ReadOptions, SequenceStore, split_store
+from promoterlab.data.store import ReadOptions, SequenceStore, StoreError, open_store, split_store
 from promoterlab.data.store_build import store_for
+from promoterlab.data.store_windows import store_common_suffix, store_windows
+
+log = logging.getLogger("promoterlab")
+
+# store="auto" uses the cached store for files of this size or more (on disk, gzipped or not):
+# below it, reading the table into memory takes under 5 s and 400 MB (1 M DREAM rows of text in
+# 13.7 s and 1.15 GB, docs/scaling.md), and the store would only add a folder next to the data.
+STORE_AUTO_BYTES = 32 * 2**20
 
 
 def _as_index(indices) -> np.ndarray:
@@ -91,11 +102,14 @@ class StoreColumn:
 
 @dataclass
 class StoreSet:
-    """Store rows as a lazy :class:`~promoterlab.data.dataset.EncodedSet`."""
+    """Store rows as a lazy :class:`~promoterlab.data.dataset.EncodedSet`: ``codes`` read from
+    the store per batch; ``targets`` and ``singleton`` are store columns or, as
+    :func:`load_store_split` returns them, tensors in memory (5 bytes per sequence)."""
 
     codes: StoreColumn
-    targets: StoreColumn
-    singleton: StoreColumn
+    targets: StoreColumn | torch.Tensor
+    singleton: StoreColumn | torch.Tensor
+    windows: torch.Tensor | None = None
 
     @classmethod
     def of(cls, store: SequenceStore, rows: np.ndarray | None = None, singleton_channel: bool = True,
@@ -110,23 +124,98 @@ class StoreSet:
         return len(self.codes)
 
     def subset(self, index: np.ndarray) -> "StoreSet":
-        return StoreSet(self.codes.select(index), self.targets.select(index), self.singleton.select(index))
+        def part(column):
+            if isinstance(column, StoreColumn):
+                return column.select(index)
+            return None if column is None else column[torch.as_tensor(_as_index(index))]
+
+        return StoreSet(part(self.codes), part(self.targets), part(self.singleton), part(self.windows))
 
     def load(self) -> EncodedSet:
         """The rows in memory, as the :class:`~promoterlab.data.dataset.EncodedSet` ``load_split`` returns."""
-        return EncodedSet(torch.from_numpy(self.codes.numpy()), torch.from_numpy(self.targets.numpy()),
-                          torch.from_numpy(self.singleton.numpy()))
+        def tensor(column):
+            return torch.from_numpy(column.numpy()) if isinstance(column, StoreColumn) else column
+
+        return EncodedSet(tensor(self.codes), tensor(self.targets), tensor(self.singleton), self.windows)
 
 
-def load_store_split(cfg, seed: int, cache_root: str | Path | None = None) -> tuple[StoreSet, StoreSet]:
-    """:func:`~promoterlab.data.dataset.load_split` from the store of ``cfg.path`` (built on first
-    use by :func:`~promoterlab.data.store.store_for`): the same rows, targets and flags, read
-    batch by batch. Training targets are clipped to ``cfg.clip_targets`` as in ``load_split``."""
+def config_store(cfg, cache_root: str | Path | None = None) -> SequenceStore | None:
+    """The store that ``cfg.store`` of a :class:`~promoterlab.config.DataConfig` asks for, or
+    ``None`` to read ``cfg.path`` into memory.
+
+    ``"auto"`` is the cached store of ``cfg.path`` (:func:`~promoterlab.data.store_build.store_for`)
+    when the file has at least :data:`STORE_AUTO_BYTES` and the cache can be written; ``"on"``
+    is that store always; ``"off"`` is ``None``; anything else is the folder of a store made
+    by ``promoterlab data encode``, which must hold ``cfg.path`` as it is now, encoded with the
+    run's layout and read options.
+
+    Raises
+    ------
+    StoreError
+        An explicit store that is missing, damaged, stale or encoded with other options.
+    DataError
+        Invalid source data, found while building the cached store.
+    """
     read = ReadOptions(cfg.seq_col, cfg.target_col, cfg.group_col, cfg.drop_missing)
-    store = store_for(cfg.path, cfg.layout, read, cache_root=cache_root)
+    if cfg.store == "off":
+        return None
+    if cfg.store == "auto":
+        if cfg.path is None or not Path(cfg.path).is_file() or Path(cfg.path).stat().st_size < STORE_AUTO_BYTES:
+            return None  # a missing file is reported by the in-memory reader
+        try:
+            return store_for(cfg.path, cfg.layout, read, cache_root=cache_root)
+        except OSError as err:  # e.g. no writable cache: the in-memory path still works
+            log.warning("not using a sequence store for %s (%s); reading it into memory", cfg.path, err)
+            return None
+    if cfg.store == "on":
+        return store_for(cfg.path, cfg.layout, read, cache_root=cache_root)
+    store = open_store(cfg.store, verify=True, source=cfg.path)
+    _check_options(store, cfg.layout, read)
+    return store
+
+
+def _check_options(store: SequenceStore, layout, read: ReadOptions) -> None:
+    """Refuse a store encoded with another layout or other read options than the run's."""
+    built = {**asdict(store.layout), **asdict(store.read)}
+    wanted = {**asdict(layout), **asdict(read)}
+    differ = [name for name in wanted if built[name] != wanted[name]]
+    if differ:
+        shown = ", ".join(f"{name} {_short(built[name])} (the run: {_short(wanted[name])})" for name in differ)
+        raise StoreError(f"{store.path}: encoded with {shown}; encode it again with the run's options "
+                         f"('promoterlab data encode'), or train with --store auto")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 30 else text[:24] + "...'"
+
+
+def load_store_split(cfg, seed: int, windows: bool = False, cache_root: str | Path | None = None,
+                     store: SequenceStore | None = None) -> tuple[StoreSet, EncodedSet]:
+    """:func:`~promoterlab.data.dataset.load_split` from a store: the same rows, targets, flags
+    and (with ``windows``) insert windows, in the same order.
+
+    The training set is a :class:`StoreSet` whose codes are read batch by batch; its targets
+    (clipped to ``cfg.clip_targets``), flags and windows, and the whole validation set, are in
+    memory. ``store`` defaults to the cached store of ``cfg.path``
+    (:func:`~promoterlab.data.store_build.store_for`, built on first use).
+    """
+    if store is None:
+        read = ReadOptions(cfg.seq_col, cfg.target_col, cfg.group_col, cfg.drop_missing)
+        store = store_for(cfg.path, cfg.layout, read, cache_root=cache_root)
     try:
         train_idx, val_idx = split_store(store, cfg.train_size, cfg.val_size, seed)
     except ValueError as err:
-        raise DataError(cfg.path, None, str(err)) from None
-    return (StoreSet.of(store, train_idx, cfg.singleton_channel, cfg.clip_targets),
-            StoreSet.of(store, val_idx, cfg.singleton_channel))
+        raise DataError(cfg.path or store.path, None, str(err)) from None
+    train_set = StoreSet.of(store, train_idx, cfg.singleton_channel)
+    train_set.targets = torch.from_numpy(train_set.targets.numpy())
+    train_set.singleton = torch.from_numpy(train_set.singleton.numpy())
+    if cfg.clip_targets:
+        low, high = cfg.clip_targets
+        train_set.targets = train_set.targets.clamp(float(low), float(high))
+    val_set = StoreSet.of(store, val_idx, cfg.singleton_channel).load()
+    if windows:
+        right_flank = store_common_suffix(store, train_idx)
+        train_set.windows = store_windows(store, train_idx, right_flank)
+        val_set.windows = store_windows(store, val_idx, right_flank)
+    return train_set, val_set

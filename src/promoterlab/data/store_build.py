@@ -9,6 +9,7 @@ per source file and options in a cache, as ``train`` uses it.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import hashlib
@@ -35,6 +36,7 @@ from promoterlab.data.store import (_ARRAYS, FORMAT, GROUP_LABELS, HEADER, VERSI
 log = logging.getLogger("promoterlab")
 
 STORE_DIR_ENV = "PROMOTERLAB_STORE_DIR"
+MAX_SEQ_LEN = np.iinfo(np.uint16).max  # insert lengths are stored as uint16
 
 
 _TRANSLATE = bytes(_CODE_OF_BYTE.tolist())  # bytes.translate table: ACGTN (any case) -> 0..4, else 255
@@ -65,9 +67,22 @@ def layout_codes(seqs: Sequence[str], layout: Layout, path: str | Path = "<seque
     numpy.ndarray
         ``(n, layout.seq_len)`` uint8 codes.
     """
+    return layout_inserts(seqs, layout, path, lines)[0]
+
+
+def layout_inserts(seqs: Sequence[str], layout: Layout, path: str | Path = "<sequences>",
+                   lines: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`layout_codes` with each sequence's insert length (bases after a stripped leading
+    adapter; the insert fills the window's last positions) and whether it had that adapter.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(n, layout.seq_len)`` uint8 codes, ``(n,)`` int64 insert lengths, ``(n,)`` bool flags.
+    """
     n, length = len(seqs), layout.seq_len
     if n == 0:
-        return np.zeros((0, length), dtype=np.uint8)
+        return np.zeros((0, length), dtype=np.uint8), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
     lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=n)
     data = np.frombuffer("".join(seqs).encode("ascii", "replace").translate(_TRANSLATE), dtype=np.uint8)
     if len(data) != lengths.sum() or (data == 255).any():
@@ -98,7 +113,7 @@ def layout_codes(seqs: Sequence[str], layout: Layout, path: str | Path = "<seque
     codes[insert_mask[left]] = data  # C order: row by row, the inserts one after another
     if (codes == 255).any():
         raise ValueError(f"layout upstream {layout.upstream[:20]!r}...: characters other than ACGTN")
-    return codes
+    return codes, inserts, has_adapter
 
 
 def _options_key(layout: Layout, read: ReadOptions) -> dict[str, Any]:
@@ -119,9 +134,9 @@ def _build(source: Path, folder: Path, layout: Layout, read: ReadOptions, chunk_
                                 drop_missing=read.drop_missing, chunk_rows=chunk_rows):
             lines = frame["line"].to_numpy()
             targets = frame["target"].to_numpy(dtype=np.float32)
-            arrays = {"codes": layout_codes(frame["seq"].tolist(), layout, source, lines),
-                      "targets": targets, "singleton": is_integer(targets),
-                      "lines": lines.astype(np.uint32)}
+            codes, inserts, has_adapter = layout_inserts(frame["seq"].tolist(), layout, source, lines)
+            arrays = {"codes": codes, "targets": targets, "singleton": is_integer(targets),
+                      "lines": lines.astype(np.uint32), "inserts": inserts.astype(np.uint16), "adapter": has_adapter}
             if read.group_col:
                 codes, labels = pd.factorize(frame["group"].to_numpy().astype(str))
                 ids = np.array([group_ids.setdefault(label, len(group_ids)) for label in labels], dtype=np.int32)
@@ -202,6 +217,8 @@ def build_store(source: str | Path, store: str | Path, layout: Layout = Layout()
         ``store`` exists and is neither a store nor an empty folder.
     """
     source, store = Path(source), Path(store)
+    if layout.seq_len > MAX_SEQ_LEN:
+        raise StoreError(f"{store}: a store holds windows of up to {MAX_SEQ_LEN:,} bp, not {layout.seq_len:,}")
     if store.exists() and not (store / HEADER).is_file() and (not store.is_dir() or any(store.iterdir())):
         raise StoreError(f"{store}: exists and is not a sequence store; choose another folder")
     tmp = store.with_name(f".{store.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
@@ -246,14 +263,25 @@ def _replace_folder(new: Path, target: Path) -> None:
 def default_cache_root(source: Path) -> Path:
     """Where :func:`store_for` keeps stores: ``$PROMOTERLAB_STORE_DIR``, else a
     ``.promoterlab-stores`` folder next to the data, else (a read-only data folder)
-    ``~/.cache/promoterlab/stores``."""
+    ``$XDG_CACHE_HOME/promoterlab/stores`` (``~/.cache/promoterlab/stores``)."""
     if os.environ.get(STORE_DIR_ENV):
         return Path(os.environ[STORE_DIR_ENV])
     beside = source.resolve().parent
-    if os.access(beside, os.W_OK | os.X_OK):
+    if _writable(beside / ".promoterlab-stores") or (not (beside / ".promoterlab-stores").exists()
+                                                     and _writable(beside)):
         return beside / ".promoterlab-stores"
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return cache / "promoterlab" / "stores"
+
+
+def _writable(folder: Path) -> bool:
+    """Whether this user may add files to ``folder`` and its permissions allow writing at all:
+    a data folder made read-only (``r-x``) is left alone even by root, who may write anywhere."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK) and bool(mode & 0o222)
 
 
 def store_for(source: str | Path, layout: Layout = Layout(), read: ReadOptions = ReadOptions(),
@@ -264,24 +292,39 @@ def store_for(source: str | Path, layout: Layout = Layout(), read: ReadOptions =
 
     Stores live in ``cache_root`` (default :func:`default_cache_root`) as
     ``<file name>.<source SHA-256[:16]>.<options digest>``; a damaged one is rebuilt, and stores of
-    an earlier version of the same file with the same options are removed.
+    earlier contents of the same file, or of an earlier store format, with the same layout and read
+    options are removed. A failed first build leaves no cache folder behind.
 
     Raises
     ------
     DataError
         Invalid source data (file, line and problem).
     """
-    from filelock import FileLock
-
     source = Path(source)
     if not source.is_file():
         raise DataError(source, None, "file not found")
     root = Path(cache_root) if cache_root is not None else default_cache_root(source)
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     options = hashlib.sha256(json.dumps(_options_key(layout, read), sort_keys=True).encode()).hexdigest()[:10]
+    lock = root / f"{source.name}.{options}.lock"
+    try:
+        return _cached_store(source, root, lock, options, layout, read, chunk_rows)
+    except BaseException:
+        if created:  # a first build that failed (e.g. bad data) leaves no empty cache behind
+            lock.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                root.rmdir()
+        raise
+
+
+def _cached_store(source: Path, root: Path, lock: Path, options: str, layout: Layout, read: ReadOptions,
+                  chunk_rows: int) -> SequenceStore:
+    from filelock import FileLock
+
     sha256 = file_sha256(source)
     folder = root / f"{source.name}.{sha256[:16]}.{options}"
-    with FileLock(root / f"{source.name}.{options}.lock"):
+    with FileLock(lock):
         if folder.exists():
             try:
                 store = open_store(folder, verify=True)
@@ -294,20 +337,23 @@ def store_for(source: str | Path, layout: Layout = Layout(), read: ReadOptions =
             shutil.rmtree(folder)
         log.info("encoding %s into the sequence store %s", source, folder)
         store = build_store(source, folder, layout, read, chunk_rows)
-        _remove_stale(root, source, options, keep=folder)
+        _remove_stale(root, source, layout, read, keep=folder)
         return store
 
 
-def _remove_stale(root: Path, source: Path, options: str, keep: Path) -> None:
-    """Remove stores of earlier contents of ``source`` built with the same options."""
-    for other in root.glob(f"{glob.escape(source.name)}.*.{options}"):
+def _remove_stale(root: Path, source: Path, layout: Layout, read: ReadOptions, keep: Path) -> None:
+    """Remove stores of ``source`` built with the same layout and read options from earlier
+    contents of the file or by an earlier store format version."""
+    for other in root.glob(f"{glob.escape(source.name)}.*.*"):
         if other == keep or not other.is_dir():
             continue
         try:
-            built_from = json.loads((other / HEADER).read_text())["source"]["path"]
+            header = json.loads((other / HEADER).read_text())
+            same = (header["source"]["path"] == str(source.resolve()) and header["layout"] == asdict(layout)
+                    and header["read"] == asdict(read))
         except (OSError, ValueError, KeyError, TypeError):
             continue
-        if built_from == str(source.resolve()):
+        if same:
             shutil.rmtree(other, ignore_errors=True)
 
 

@@ -166,15 +166,31 @@ def iter_variant_pairs(path: str | Path, layout: Layout | None = None, chunk_row
         yield pd.DataFrame(rows, columns=["id", "ref", "alt", "line"])
 
 
-def iter_variant_effects(model: nn.Module, layout: Layout, path: str | Path, batch_size: int = PREDICT_BATCH_SIZE,
-                         device: str = "cpu", precision: str = "auto", chunk_rows: int = CHUNK_ROWS
-                         ) -> Iterator[pd.DataFrame]:
-    """:func:`variant_effects` of every pair in a variant TSV, chunk by chunk: columns ``id``,
-    ``ref_pred``, ``alt_pred``, ``delta`` in file order (``model`` should be BatchNorm-folded,
-    see :func:`promoterlab.models.fold.fold_batchnorm`: it is used as it is)."""
+def ensemble_variant_effects(models: Sequence[nn.Module], refs: Sequence[str], alts: Sequence[str], layout: Layout,
+                             batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu", precision: str = "auto",
+                             fold: bool = True) -> pd.DataFrame:
+    """:func:`variant_effects` of an ensemble: the members' mean ``ref_pred``, ``alt_pred`` and
+    ``delta``, with ``delta_sd`` (the members' standard deviation of ``delta``, ``ddof=0``) and
+    ``n_models``. One model gives :func:`variant_effects`'s columns only."""
+    effects = [variant_effects(model, refs, alts, layout, batch_size, device, precision, fold) for model in models]
+    if len(effects) == 1:
+        return effects[0]
+    stacked = np.stack([e.to_numpy(np.float64) for e in effects])  # (models, pairs, 3)
+    mean = pd.DataFrame(stacked.mean(axis=0), columns=effects[0].columns)
+    return mean.assign(delta_sd=stacked[:, :, 2].std(axis=0), n_models=len(effects))
+
+
+def iter_variant_effects(model: nn.Module | Sequence[nn.Module], layout: Layout, path: str | Path,
+                         batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu", precision: str = "auto",
+                         chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+    """:func:`variant_effects` (for several models, :func:`ensemble_variant_effects`) of every pair
+    in a variant TSV, chunk by chunk: columns ``id``, ``ref_pred``, ``alt_pred``, ``delta`` (and
+    ``delta_sd``, ``n_models``) in file order (models should be BatchNorm-folded, see
+    :func:`promoterlab.models.fold.fold_batchnorm`: they are used as they are)."""
+    models = [model] if isinstance(model, nn.Module) else list(model)
     for chunk in iter_variant_pairs(path, layout, chunk_rows):
-        effects = variant_effects(model, chunk["ref"].tolist(), chunk["alt"].tolist(), layout, batch_size,
-                                  device, precision, fold=False)
+        effects = ensemble_variant_effects(models, chunk["ref"].tolist(), chunk["alt"].tolist(), layout, batch_size,
+                                           device, precision, fold=False)
         effects.insert(0, "id", chunk["id"].to_numpy())
         yield effects
 
@@ -187,13 +203,16 @@ def ranked(effects: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_variant_effects(run_dir: str | Path, path: str | Path, output: str | Path, plot: str | Path | None = None,
+def write_variant_effects(run_dir: str | Path | Sequence[str | Path], path: str | Path, output: str | Path, plot: str | Path | None = None,
                           batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu", precision: str = "auto",
                           progress: bool = False, chunk_rows: int = CHUNK_ROWS, inputs: Sequence[str | Path] = ()
                           ) -> int:
     """Stream the effects of the variants in ``path`` into the TSV ``output`` (``-``: standard output).
 
-    The columns are ``id``, ``ref_pred``, ``alt_pred``, ``delta``, in file order; rows are
+    ``run_dir`` is one run, or several (a list, a folder of runs or a glob): an ensemble, whose
+    mean effects are written with ``delta_sd`` and ``n_models``
+    (:func:`ensemble_variant_effects`). The columns are ``id``, ``ref_pred``, ``alt_pred``,
+    ``delta``, in file order; rows are
     written as their chunk is predicted and the file appears, renamed into place, only when
     every row succeeded (:func:`promoterlab.files.output_stream`). With ``plot``, a ranked
     effect plot is saved there afterwards. Returns the number of variants.
@@ -201,18 +220,20 @@ def write_variant_effects(run_dir: str | Path, path: str | Path, output: str | P
     from tqdm.auto import tqdm
 
     from promoterlab.files import check_output, output_stream
+    from promoterlab.api import load_models
+    from promoterlab.evaluation.ensemble import shared_layout
     from promoterlab.models.fold import fold_batchnorm
-    from promoterlab.training.saved import load_run
 
     inputs = [path, *inputs]
     check_output(output, inputs)
     if plot is not None:
         check_output(plot, [*inputs, output])
-    model, config = load_run(run_dir, device)
-    model = fold_batchnorm(model)
+    members, names = load_models(run_dir, device)
+    layout = shared_layout([config for _, config in members], names)
+    models = [fold_batchnorm(model) for model, _ in members]
     ids, deltas, n, bar = [], [], 0, None
     with output_stream(output, inputs=inputs) as handle:
-        for chunk in iter_variant_effects(model, config.data.layout, path, batch_size, device, precision, chunk_rows):
+        for chunk in iter_variant_effects(models, layout, path, batch_size, device, precision, chunk_rows):
             chunk.to_csv(handle, sep="\t", index=False, header=n == 0, lineterminator="\n", float_format="%.6g")
             n += len(chunk)
             # Made at the first chunk, so that an error in the file's first rows prints no bar.

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from promoterlab.evaluation.metrics import pearson, spearman
+from promoterlab.training.distributed import gather_rows
 from promoterlab.training.objective import Objective
 
 FINETUNE_LR_DIVISOR = 10.0
@@ -26,7 +27,9 @@ class PromoterRegressor(L.LightningModule):
     """Trains any ``nn.Module`` mapping (batch, 6, L) inputs to the objective's outputs.
 
     Per-step outputs stay on the device and are reduced once per epoch, so a step never waits
-    for the host.
+    for the host. In data-parallel training they are first gathered from every rank, so the
+    epoch's metrics (Pearson over all predictions, not a mean of per-rank Pearsons) are those of
+    the whole epoch and validation set, and the same on every rank.
 
     Parameters
     ----------
@@ -66,6 +69,8 @@ class PromoterRegressor(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         x_fwd, x_rc, y = batch
+        if len(y) == 0:  # a rank's shard of a validation set smaller than the number of batches
+            return
         out = self.objective.average(self.model(x_fwd), self.model(x_rc))
         loss = self.objective.loss_value(out, y)
         self._val_out.append((self.objective.value(out), y, loss * len(y)))
@@ -91,21 +96,29 @@ class PromoterRegressor(L.LightningModule):
         if not self.finetuning:  # OneCycle ends with the last step before fine-tuning
             scheduler.step()
 
-    @staticmethod
-    def _summarise(outputs) -> tuple[float, np.ndarray, np.ndarray]:
-        pred = torch.cat([o[0] for o in outputs]).float().cpu().numpy()
-        target = torch.cat([o[1] for o in outputs]).float().cpu().numpy()
-        loss = float(torch.stack([o[2] for o in outputs]).sum()) / max(len(pred), 1)
-        return loss, pred, target
+    def _summarise(self, outputs) -> tuple[float, np.ndarray, np.ndarray]:
+        """Mean loss per row, predictions and targets of an epoch's outputs on every rank."""
+        if outputs:
+            pred = torch.cat([o[0] for o in outputs]).float()
+            target = torch.cat([o[1] for o in outputs]).float()
+            loss_sum = torch.stack([o[2] for o in outputs]).sum().float()
+        else:
+            pred = target = torch.zeros(0, device=self.device)
+            loss_sum = torch.zeros((), device=self.device)
+        pred, target = gather_rows(self, pred), gather_rows(self, target)
+        loss_sum = gather_rows(self, loss_sum.reshape(1)).sum()
+        return float(loss_sum) / max(len(pred), 1), pred.cpu().numpy(), target.cpu().numpy()
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_out:
-            return
         loss, pred, target = self._summarise(self._val_out)
         self._val_out.clear()
+        if len(pred) == 0:
+            return
         self._last_val = {"val_loss": loss, "val_pearson": pearson(pred, target),
                           "val_spearman": spearman(pred, target)}
-        self.log_dict(self._last_val, sync_dist=True, prog_bar=True)
+        # Already over every rank's rows and equal on all ranks: "max" passes them on exactly, where
+        # a mean of equal floats can round.
+        self.log_dict(self._last_val, sync_dist=True, reduce_fx="max", prog_bar=True)
 
     def on_train_epoch_end(self) -> None:
         loss, pred, target = self._summarise(self._train_out)

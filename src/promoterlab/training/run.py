@@ -4,6 +4,10 @@ A run directory holds ``config.yaml`` (full resolved config), ``metrics.csv`` (o
 epoch), ``best.ckpt`` / ``last.ckpt`` (Lightning checkpoints), ``curves.png``,
 ``val_scatter.png``, ``summary.json`` and, written last and only when training succeeded,
 ``model.pt`` (plain state dict + config, loadable without Lightning).
+
+On several devices or nodes (``devices``/``num_nodes``/``strategy="ddp"``) every rank runs
+:func:`train`; only rank 0 writes the run directory, and the ranks share each epoch's batches
+and the validation set (:mod:`promoterlab.training.distributed`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from promoterlab.files import write_text_atomic
 from promoterlab.models import build_model, count_parameters
 from promoterlab.training.averaging import parse_averaging
 from promoterlab.training.budget import BudgetPlan, Deadline, plan_budget, time_steps
+from promoterlab.training.distributed import RunData, World, lightning_devices, plan_world
 from promoterlab.training.hardware import DEFAULT_EPOCHS, accelerator_kind, resolve_train_config
 from promoterlab.training.module import PromoterRegressor
 from promoterlab.training.objective import Objective
@@ -80,34 +85,36 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     Returns
     -------
     dict
-        The contents of ``summary.json``.
+        The contents of ``summary.json`` (empty on the ranks other than 0 of a multi-process run).
     """
     start = time.perf_counter()
     out = Path(out_dir)
+    world = plan_world(config.train)
     L.seed_everything(config.seed, workers=True, verbose=False)
     augment = parse_augment(config.train.augment)
     train_set, val_set = load_split(config.data, config.seed, windows=augment is not None)
     objective = Objective.of(config)
     objective.check_targets(train_set.targets, str(config.data.path))
     config = resolve_config(config, len(train_set))
-    resume_from = _prepare_directory(out, config, resume, overwrite)
-    config.save(out / "config.yaml")
+    resume_from = _prepare_directory(out, config, resume, overwrite, writes=world.rank == 0)
+    if world.rank == 0:
+        config.save(out / "config.yaml")
 
     model = build_model(config.model, objective.n_outputs)
     train_batches = TrainBatches(train_set, rc_augment=config.train.rc_augment, augment=augment, seed=config.seed)
     batch_size = min(config.train.batch_size, len(train_batches))
-    train_loader = batch_loader(train_batches, batch_size, shuffle=True, seed=config.seed)
     val_flags = val_set.singleton if config.data.val_singleton else None
-    val_loader = batch_loader(EvalBatches(val_set.codes, val_set.targets, val_flags),
-                              config.train.eval_batch_size, False)
-    plan = _budget_plan(out, config, model, objective, train_loader, val_loader, start, resume_from)
+    data = RunData(train_batches, EvalBatches(val_set.codes, val_set.targets, val_flags), batch_size,
+                   config.train.eval_batch_size, config.seed)
+    plan = _budget_plan(out, config, model, objective, data, start, resume_from)
     epochs = plan.epochs if plan else (DEFAULT_EPOCHS if config.train.epochs == "auto" else config.train.epochs)
     epochs += config.train.finetune_epochs
-    log.info(_plan_line(config, train_set, val_set, model, batch_size, epochs, plan, resume_from, out))
+    if world.rank == 0:
+        log.info(_plan_line(config, train_set, val_set, model, batch_size, epochs, plan, resume_from, out, world))
 
     metrics_path = out / "metrics.csv"
     module = PromoterRegressor(model, objective, config.train, metrics_path)
-    restored = _restore_history(metrics_path, resume_from)
+    restored = _restore_history(metrics_path, resume_from) if world.rank == 0 else []
     module.history = list(restored)
     # Saved after the module's on_train_epoch_end, so last.ckpt never runs ahead of metrics.csv.
     checkpoint = ModelCheckpoint(dirpath=out, filename="best", monitor="val_pearson", mode="max",
@@ -123,12 +130,12 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
         max_epochs=epochs,
         limit_train_batches=plan.limit_train_batches if plan and plan.limit_train_batches else None,
         check_val_every_n_epoch=plan.check_val_every_n_epoch if plan else 1,
-        accelerator=config.train.accelerator, devices=_devices(config.train.devices),
-        strategy=config.train.strategy, num_nodes=config.train.num_nodes,
+        accelerator=config.train.accelerator, devices=lightning_devices(config.train.devices),
+        strategy=config.train.strategy, num_nodes=config.train.num_nodes, use_distributed_sampler=False,
         precision=config.train.precision, callbacks=callbacks, logger=False,
         deterministic="warn", num_sanity_val_steps=0, enable_progress_bar=progress,
         enable_model_summary=False, default_root_dir=out)
-    _fit(trainer, module, train_loader, val_loader, resume_from, out)
+    _fit(trainer, module, data, resume_from, out)
     seconds = time.perf_counter() - start + sum(row["seconds"] for row in restored)
     if not trainer.is_global_zero:
         return {}
@@ -154,6 +161,7 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
         "train_size": len(train_set),
         "val_size": len(val_set),
         "batch_size": batch_size,
+        "world_size": trainer.world_size,
         "precision": config.train.precision,
         "steps": int(trainer.global_step),
         "stopped_early": bool(len(history) < epochs),
@@ -184,8 +192,9 @@ def resolve_config(config: RunConfig, n_train: int | None = None) -> RunConfig:
 def saved_config_matches(run_dir: str | Path, config: RunConfig) -> bool:
     """Whether ``run_dir/config.yaml`` is missing or was written for ``config``.
 
-    The package version is ignored, and a setting left ``"auto"`` in ``config`` matches the
-    value the saved run resolved it to.
+    The package version and ``data.store`` (where the same sequences are read from) are
+    ignored, and a setting left ``"auto"`` in ``config`` matches the value the saved run
+    resolved it to.
     """
     saved = Path(run_dir) / "config.yaml"
     if not saved.exists():
@@ -197,22 +206,31 @@ def saved_config_matches(run_dir: str | Path, config: RunConfig) -> bool:
     for key, value in new["train"].items():
         if value == "auto":
             new["train"][key] = old["train"].get(key)
-    old.pop("version", None)
-    new.pop("version", None)
+    for settings in (old, new):
+        settings.pop("version", None)
+        settings["data"].pop("store", None)
     return old == new
 
 
-def _prepare_directory(out: Path, config: RunConfig, resume: bool, overwrite: bool) -> Path | None:
-    """Create ``out``; return ``last.ckpt`` to resume from, or clear the files of an earlier run."""
+def _prepare_directory(out: Path, config: RunConfig, resume: bool, overwrite: bool,
+                       writes: bool = True) -> Path | None:
+    """Create ``out``; return ``last.ckpt`` to resume from, or clear the files of an earlier run.
+
+    Without ``writes`` (the ranks other than 0) only the answer is worked out, the same way:
+    nothing is created or removed.
+    """
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: exists and is not a directory")
     same = saved_config_matches(out, config)
     if not same and not overwrite:
         raise ValueError(f"{out}: holds a run with a different config; choose another --out, or pass "
                          "--overwrite to replace it")
-    out.mkdir(parents=True, exist_ok=True)
     checkpoint = out / "last.ckpt"
-    if same and resume and checkpoint.exists() and (out / "config.yaml").exists():
+    resuming = same and resume and checkpoint.exists() and (out / "config.yaml").exists()
+    if not writes:
+        return checkpoint if resuming else None
+    out.mkdir(parents=True, exist_ok=True)
+    if resuming:
         (out / "model.pt").unlink(missing_ok=True)
         return checkpoint
     for name in RUN_FILES:
@@ -220,14 +238,17 @@ def _prepare_directory(out: Path, config: RunConfig, resume: bool, overwrite: bo
     return None
 
 
-def _budget_plan(out: Path, config: RunConfig, model, objective: Objective, train_loader, val_loader,
-                 start: float, resume_from: Path | None) -> BudgetPlan | None:
-    """The plan of a ``max_time`` run whose epochs are not given (a resumed run keeps its plan)."""
+def _budget_plan(out: Path, config: RunConfig, model, objective: Objective, data: RunData, start: float,
+                 resume_from: Path | None) -> BudgetPlan | None:
+    """The plan of a ``max_time`` run whose epochs are not given (a resumed run keeps its plan).
+    Single-process runs only (:func:`~promoterlab.training.distributed.plan_world` refuses others)."""
     if not config.train.max_time or config.train.epochs != "auto":
         return None
     saved = out / "budget.json"
     if resume_from is not None and saved.exists():
         return BudgetPlan(**json.loads(saved.read_text()))
+    train_loader = batch_loader(data.train_batches, data.batch_size, shuffle=True, seed=data.seed)
+    val_loader = batch_loader(data.val_batches, data.eval_batch_size, shuffle=False)
     device = torch.device("cuda" if accelerator_kind(config.train.accelerator) == "gpu" else "cpu")
     step_s, val_s = time_steps(model, objective, train_loader, val_loader, config.train.precision, device,
                                config.train.max_lr / config.train.div_factor,
@@ -239,7 +260,8 @@ def _budget_plan(out: Path, config: RunConfig, model, objective: Objective, trai
 
 
 def _plan_line(config: RunConfig, train_set: EncodedSet, val_set: EncodedSet, model, batch_size: int,
-               epochs: int, plan: BudgetPlan | None, resume_from: Path | None, out: Path) -> str:
+               epochs: int, plan: BudgetPlan | None, resume_from: Path | None, out: Path,
+               world: World = World()) -> str:
     """One line that says what will run."""
     schedule = f"{epochs} epochs"
     if plan:
@@ -248,13 +270,14 @@ def _plan_line(config: RunConfig, train_set: EncodedSet, val_set: EncodedSet, mo
     start = f"resuming {out} from epoch {_checkpoint_epoch(resume_from)}" if resume_from else f"training into {out}"
     return (f"{start}: {config.data.path}: {len(train_set):,} train / {len(val_set):,} val sequences; "
             f"{config.model.name} (width {config.model.width:g}, {count_parameters(model):,} parameters), "
-            f"loss {config.train.loss}, {config.train.precision}, batch {batch_size}, {schedule}, seed {config.seed}")
+            f"loss {config.train.loss}, {config.train.precision}, batch {batch_size}"
+            f"{f' per process x {world.size} processes' if world.size > 1 else ''}, {schedule}, seed {config.seed}")
 
 
-def _fit(trainer: L.Trainer, module, train_loader, val_loader, resume_from: Path | None, out: Path) -> None:
+def _fit(trainer: L.Trainer, module, data: RunData, resume_from: Path | None, out: Path) -> None:
     """``trainer.fit``, turning Lightning's exit on Ctrl-C into :class:`TrainingInterrupted`."""
     try:
-        trainer.fit(module, train_loader, val_loader, ckpt_path=resume_from)
+        trainer.fit(module, datamodule=data, ckpt_path=resume_from)
     except SystemExit:
         if not trainer.interrupted:
             raise
@@ -281,10 +304,6 @@ def _restore_history(metrics_path: Path, checkpoint: Path | None) -> list[dict]:
     rows = rows[rows["epoch"] <= _checkpoint_epoch(checkpoint)]
     write_text_atomic(metrics_path, rows.to_csv(index=False, lineterminator="\n"))
     return rows.to_dict("records")
-
-
-def _devices(devices: str) -> str | int:
-    return int(devices) if str(devices).isdigit() else devices
 
 
 __all__ = ["TrainingInterrupted", "load_run", "resolve_config", "save_model", "saved_config_matches", "train"]
