@@ -20,7 +20,8 @@ from promoterlab.data.layout import LEFT_ADAPTER, Layout
 from promoterlab.data.readers import DataError
 from promoterlab.data.store import HEADER, ReadOptions, StoreError, open_store, split_store
 from promoterlab.data.store_batches import StoreSet, load_store_split
-from promoterlab.data.store_build import build_store, default_cache_root, layout_codes, store_for
+from promoterlab.data.store_build import build_store, default_cache_root, store_for
+from promoterlab.data.store_layout import layout_codes
 
 DE_BOER_ADAPTER = "AACTGCATTTTTTTCACATC"
 

@@ -21,6 +21,8 @@ import pandas as pd
 
 _DNA = re.compile(r"^[ACGTNacgtn]+$")
 _BAD_CHAR = re.compile(r"[^ACGTNacgtn]")
+SEQ_COLUMNS = ("seq", "sequence")  # the sequence column of a table with a header, unless named
+TARGET_COLUMNS = ("expr", "expression", "target", "el_combined")  # the target column, unless named
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
 
 
@@ -158,13 +160,7 @@ def iter_table(
     """:func:`read_table` in chunks of ``chunk_rows`` file rows (all at once when ``None``), so
     a file of any size can be streamed; each chunk is validated before it is yielded."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, None, "file not found")
-    first = _first_line(path)
-    if first is None:
-        raise DataError(path, None, "file is empty")
-    headerless = _DNA.match(first.split("\t")[0].strip()) is not None
-    sep = "\t" if ("\t" in first or headerless) else ","
+    headerless, sep = sniff_table(path)
     reader = pd.read_csv(path, sep=sep, header=None if headerless else 0, dtype=str, keep_default_na=False,
                          skip_blank_lines=False, chunksize=chunk_rows)
     rows = 0
@@ -173,9 +169,8 @@ def iter_table(
             table.columns = ["seq", "target", *[f"col{i}" for i in range(2, table.shape[1])]][: table.shape[1]]
             seq_col, target_col = "seq", ("target" if table.shape[1] > 1 else None)
         elif rows == 0:
-            seq_col = seq_col or _pick(path, table, ("seq", "sequence"), "sequence", required=True)
-            target_col = target_col or _pick(path, table, ("expr", "expression", "target", "el_combined"),
-                                             "target", required=require_target)
+            seq_col = seq_col or _pick(path, table, SEQ_COLUMNS, "sequence", required=True)
+            target_col = target_col or _pick(path, table, TARGET_COLUMNS, "target", required=require_target)
             for name in (seq_col, target_col, group_col, id_col):
                 if name is not None and name not in table.columns:
                     raise DataError(path, 1, f"no column {name!r}; columns are {list(table.columns)}")
@@ -201,6 +196,26 @@ def iter_table(
                                  drop_missing)
     if rows == 0:
         raise DataError(path, None, "file has no data rows")
+
+
+@_names_damaged_files
+def sniff_table(path: str | Path) -> tuple[bool, str]:
+    """Whether a table is headerless DREAM text (its first non-blank line starts with a DNA
+    field) and its separator: a tab for DREAM text or a header with a tab, else a comma.
+
+    Raises
+    ------
+    DataError
+        When the file is missing or empty.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, None, "file not found")
+    first = _first_line(path)
+    if first is None:
+        raise DataError(path, None, "file is empty")
+    headerless = _DNA.match(first.split("\t")[0].strip()) is not None
+    return headerless, "\t" if ("\t" in first or headerless) else ","
 
 
 def _pick(path: Path, table: pd.DataFrame, names: tuple[str, ...], what: str, required: bool) -> str | None:

@@ -1,16 +1,18 @@
 """Write sequence stores (see :mod:`promoterlab.data.store` for the format).
 
-The table is parsed in chunks by :func:`~promoterlab.data.readers.iter_table` (the validation
-and messages of ``train``), laid out and encoded by a vectorised :func:`layout_codes`, and
-written as it goes, so memory stays bounded whatever the file size. A store is written to a
-temporary folder and renamed into place only when complete. :func:`store_for` keeps one store
-per source file and options in a cache, as ``train`` uses it.
+The table is parsed in blocks by pyarrow (:func:`~promoterlab.data.table_stream.iter_table_codes`),
+or, for what that reader leaves to it (quoted fields, invalid rows and their messages, ...), in
+chunks by :func:`~promoterlab.data.readers.iter_table`, the reader of ``train``; either way the
+rows are laid out and encoded by a vectorised
+:func:`~promoterlab.data.store_layout.layout_coded` and written as they come, so
+memory stays bounded whatever the file size. A store is written to a temporary folder and renamed
+into place only when complete. :func:`store_for` keeps one store per source file and options in a
+cache, as ``train`` uses it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import glob
 import hashlib
 import json
@@ -19,19 +21,21 @@ import os
 import shutil
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from promoterlab.data.encoding import _CODE_OF_BYTE, is_integer
+from promoterlab.data.encoding import is_integer
 from promoterlab.data.layout import Layout
 from promoterlab.data.readers import DataError, iter_table
 from promoterlab.data.store import (_ARRAYS, FORMAT, GROUP_LABELS, HEADER, VERSION, ReadOptions, SequenceStore,
                                     StoreError, file_sha256, open_store)
+from promoterlab.data.store_layout import layout_coded, sequence_codes
+from promoterlab.data.table_stream import NotStreamable, TableChunk, iter_table_codes
 
 log = logging.getLogger("promoterlab")
 
@@ -39,116 +43,24 @@ STORE_DIR_ENV = "PROMOTERLAB_STORE_DIR"
 MAX_SEQ_LEN = np.iinfo(np.uint16).max  # insert lengths are stored as uint16
 
 
-_TRANSLATE = bytes(_CODE_OF_BYTE.tolist())  # bytes.translate table: ACGTN (any case) -> 0..4, else 255
-
-
-@functools.lru_cache(maxsize=8)
-def _window_rows(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
-    """Row ``k`` of each ``(seq_len + 1, seq_len)`` table is for an insert of ``seq_len - k`` bases:
-    the codes start with the last ``k`` bases of N-padding + upstream, and the mask is True where
-    the insert goes."""
-    length = layout.seq_len
-    padded = np.frombuffer(("N" * length + layout.upstream).encode("ascii", "replace").translate(_TRANSLATE),
-                           dtype=np.uint8)
-    codes = np.zeros((length + 1, length), dtype=np.uint8)
-    for k in range(1, length + 1):
-        codes[k, :k] = padded[len(padded) - k:]
-    return codes, np.arange(length) >= np.arange(length + 1)[:, None]
-
-
-def layout_codes(seqs: Sequence[str], layout: Layout, path: str | Path = "<sequences>",
-                 lines: np.ndarray | None = None) -> np.ndarray:
-    """Vectorised :func:`~promoterlab.data.dataset.encode_sequences` (same codes, same errors) for
-    validated A/C/G/T/N strings: strip a leading adapter, right-align the insert in the window,
-    fill the left with the upstream plasmid (N beyond it).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n, layout.seq_len)`` uint8 codes.
-    """
-    return layout_inserts(seqs, layout, path, lines)[0]
-
-
-def layout_inserts(seqs: Sequence[str], layout: Layout, path: str | Path = "<sequences>",
-                   lines: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`layout_codes` with each sequence's insert length (bases after a stripped leading
-    adapter; the insert fills the window's last positions) and whether it had that adapter.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``(n, layout.seq_len)`` uint8 codes, ``(n,)`` int64 insert lengths, ``(n,)`` bool flags.
-    """
-    n, length = len(seqs), layout.seq_len
-    if n == 0:
-        return np.zeros((0, length), dtype=np.uint8), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=n)
-    data = np.frombuffer("".join(seqs).encode("ascii", "replace").translate(_TRANSLATE), dtype=np.uint8)
-    if len(data) != lengths.sum() or (data == 255).any():
-        raise ValueError("sequences must be validated A/C/G/T/N strings")
-    starts = np.concatenate([[0], np.cumsum(lengths[:-1])])
-    adapter = layout.left_adapter
-    has_adapter = np.zeros(n, dtype=bool)
-    if adapter and set(adapter) <= set("ACGTN"):  # a lower-case adapter never matches upper-cased input
-        candidates = np.flatnonzero(lengths >= len(adapter))
-        heads = data[starts[candidates, None] + np.arange(len(adapter))]
-        wanted = _CODE_OF_BYTE[np.frombuffer(adapter.encode(), dtype=np.uint8)]
-        has_adapter[candidates] = (heads == wanted).all(axis=1)
-    inserts = lengths - has_adapter * len(adapter)
-    if (inserts > length).any():
-        row = int(np.argmax(inserts > length))
-        problem = (f"sequence of {int(inserts[row])} bp (after stripping the left adapter) is longer than "
-                   f"the model length {length}")
-        if lines is None:
-            raise DataError(path, None, f"sequence {row + 1}: {problem}")
-        raise DataError(path, int(lines[row]), problem)
-    if has_adapter.any():
-        keep = np.ones(len(data), dtype=bool)
-        keep[(starts[has_adapter, None] + np.arange(len(adapter))).ravel()] = False
-        data = data[keep]
-    left = length - inserts
-    upstream, insert_mask = _window_rows(layout)
-    codes = upstream[left]
-    codes[insert_mask[left]] = data  # C order: row by row, the inserts one after another
-    if (codes == 255).any():
-        raise ValueError(f"layout upstream {layout.upstream[:20]!r}...: characters other than ACGTN")
-    return codes, inserts, has_adapter
-
-
 def _options_key(layout: Layout, read: ReadOptions) -> dict[str, Any]:
     return {"format": FORMAT, "version": VERSION, "layout": asdict(layout), "read": asdict(read)}
 
 
-def _build(source: Path, folder: Path, layout: Layout, read: ReadOptions, chunk_rows: int) -> dict[str, Any]:
+def _build(source: Path, folder: Path, layout: Layout, read: ReadOptions, chunk_rows: int,
+           reader: Literal["auto", "pandas"]) -> dict[str, Any]:
     """Encode ``source`` into the empty ``folder``; return the header (written last)."""
     stat = source.stat()
     sha256 = file_sha256(source)
-    names = [name for name in _ARRAYS if name != "groups" or read.group_col]
-    handles = {name: open(folder / _ARRAYS[name][0], "wb") for name in names}
-    crcs = dict.fromkeys(names, 0)
-    group_ids: dict[str, int] = {}
-    rows = 0
-    try:
-        for frame in iter_table(source, read.seq_col, read.target_col, read.group_col,
-                                drop_missing=read.drop_missing, chunk_rows=chunk_rows):
-            lines = frame["line"].to_numpy()
-            targets = frame["target"].to_numpy(dtype=np.float32)
-            codes, inserts, has_adapter = layout_inserts(frame["seq"].tolist(), layout, source, lines)
-            arrays = {"codes": codes, "targets": targets, "singleton": is_integer(targets),
-                      "lines": lines.astype(np.uint32), "inserts": inserts.astype(np.uint16), "adapter": has_adapter}
-            if read.group_col:
-                codes, labels = pd.factorize(frame["group"].to_numpy().astype(str))
-                ids = np.array([group_ids.setdefault(label, len(group_ids)) for label in labels], dtype=np.int32)
-                arrays["groups"] = ids[codes]
-            for name in names:
-                array = np.ascontiguousarray(arrays[name])
-                handles[name].write(array.data)
-                crcs[name] = zlib.crc32(array.data, crcs[name])
-            rows += len(frame)
-    finally:
-        for handle in handles.values():
-            handle.close()
+    written = None
+    if reader == "auto":
+        try:
+            written = _write_arrays(iter_table_codes(source, read), folder, layout, read, source)
+        except (NotStreamable, DataError) as err:  # iter_table reads it, or says what is wrong, and where
+            log.debug("%s: reading it with pandas (%s)", source, err)
+    if written is None:
+        written = _write_arrays(_pandas_chunks(source, read, chunk_rows), folder, layout, read, source)
+    rows, crcs, group_ids = written
     if rows == 0:
         raise DataError(source, None, "no rows left to encode")
     now = source.stat()
@@ -157,6 +69,7 @@ def _build(source: Path, folder: Path, layout: Layout, read: ReadOptions, chunk_
     header = {**_options_key(layout, read), "rows": rows, "seq_len": layout.seq_len,
               "source": {"path": str(source.resolve()), "bytes": stat.st_size, "sha256": sha256},
               "arrays": {}, "group_labels": None}
+    names = list(crcs)
     if read.group_col:
         labels = list(group_ids)
         order = sorted(range(len(labels)), key=labels.__getitem__)
@@ -172,6 +85,50 @@ def _build(source: Path, folder: Path, layout: Layout, read: ReadOptions, chunk_
         header["arrays"][name] = {"file": file, "dtype": dtype, "shape": shape, "crc32": crcs[name]}
     (folder / HEADER).write_text(json.dumps(header, indent=1))
     return header
+
+
+def _pandas_chunks(source: Path, read: ReadOptions, chunk_rows: int) -> Iterator[TableChunk]:
+    """:func:`~promoterlab.data.readers.iter_table`'s chunks as :class:`TableChunk`."""
+    for frame in iter_table(source, read.seq_col, read.target_col, read.group_col,
+                            drop_missing=read.drop_missing, chunk_rows=chunk_rows):
+        codes, lengths = sequence_codes(frame["seq"].tolist())
+        group_index = group_labels = None
+        if read.group_col:
+            group_index, labels = pd.factorize(frame["group"].to_numpy().astype(str))
+            group_labels = labels.tolist()
+        yield TableChunk(codes, lengths, frame["target"].to_numpy(dtype=np.float64), frame["line"].to_numpy(),
+                         group_index, group_labels)
+
+
+def _write_arrays(chunks: Iterable[TableChunk], folder: Path, layout: Layout, read: ReadOptions,
+                  source: Path) -> tuple[int, dict[str, int], dict[str, int]]:
+    """Lay out and write ``chunks`` into ``folder``'s array files (replacing them); return the
+    rows, each array's CRC-32 and the group ids in order of first appearance."""
+    names = [name for name in _ARRAYS if name != "groups" or read.group_col]
+    handles = {name: open(folder / _ARRAYS[name][0], "wb") for name in names}
+    crcs = dict.fromkeys(names, 0)
+    group_ids: dict[str, int] = {}
+    rows = 0
+    try:
+        for chunk in chunks:
+            codes, inserts, has_adapter = layout_coded(chunk.codes, chunk.lengths, layout, source, chunk.lines)
+            targets = chunk.targets.astype(np.float32)
+            arrays = {"codes": codes, "targets": targets, "singleton": is_integer(targets),
+                      "lines": chunk.lines.astype(np.uint32), "inserts": inserts.astype(np.uint16),
+                      "adapter": has_adapter}
+            if read.group_col:
+                ids = np.array([group_ids.setdefault(label, len(group_ids)) for label in chunk.group_labels],
+                               dtype=np.int32)
+                arrays["groups"] = ids[chunk.group_index]
+            for name in names:
+                array = np.ascontiguousarray(arrays[name])
+                handles[name].write(array.data)
+                crcs[name] = zlib.crc32(array.data, crcs[name])
+            rows += len(chunk.lengths)
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return rows, crcs, group_ids
 
 
 def _renumber(path: Path, new_id: np.ndarray, block_rows: int = 1 << 22) -> int:
@@ -190,7 +147,8 @@ def _renumber(path: Path, new_id: np.ndarray, block_rows: int = 1 << 22) -> int:
 
 
 def build_store(source: str | Path, store: str | Path, layout: Layout = Layout(),
-                read: ReadOptions = ReadOptions(), chunk_rows: int = 100_000) -> SequenceStore:
+                read: ReadOptions = ReadOptions(), chunk_rows: int = 100_000,
+                reader: Literal["auto", "pandas"] = "auto") -> SequenceStore:
     """Encode the table ``source`` into the store folder ``store``, replacing a store there.
 
     The store is written to a temporary folder beside ``store`` and renamed into place when
@@ -207,7 +165,12 @@ def build_store(source: str | Path, store: str | Path, layout: Layout = Layout()
     read : ReadOptions
         Columns and missing-value handling.
     chunk_rows : int
-        Rows parsed and encoded at a time (bounds the memory used).
+        Rows parsed and encoded at a time by pandas (bounds the memory used; pyarrow reads
+        blocks of 1 MB).
+    reader : {"auto", "pandas"}
+        ``"auto"``: pyarrow's streaming CSV reader, with pandas
+        (:func:`~promoterlab.data.readers.iter_table`) for the files, rows and errors it leaves
+        to it; ``"pandas"``: pandas alone, the slower reference. The store is the same.
 
     Raises
     ------
@@ -217,6 +180,8 @@ def build_store(source: str | Path, store: str | Path, layout: Layout = Layout()
         ``store`` exists and is neither a store nor an empty folder.
     """
     source, store = Path(source), Path(store)
+    if reader not in ("auto", "pandas"):
+        raise ValueError(f"reader must be 'auto' or 'pandas', not {reader!r}")
     if layout.seq_len > MAX_SEQ_LEN:
         raise StoreError(f"{store}: a store holds windows of up to {MAX_SEQ_LEN:,} bp, not {layout.seq_len:,}")
     if store.exists() and not (store / HEADER).is_file() and (not store.is_dir() or any(store.iterdir())):
@@ -224,7 +189,7 @@ def build_store(source: str | Path, store: str | Path, layout: Layout = Layout()
     tmp = store.with_name(f".{store.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.mkdir(parents=True)
     try:
-        _build(source, tmp, layout, read, chunk_rows)
+        _build(source, tmp, layout, read, chunk_rows, reader)
         _replace_folder(tmp, store)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
