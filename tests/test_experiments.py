@@ -187,6 +187,10 @@ def test_two_workers_share_one_optuna_study(tmp_path, sim_library):
     assert config.model.width == study.best_params["model.width"]
     assert config.train.max_lr == pytest.approx(study.best_params["train.max_lr"])
     assert config.data.path == str(sim_library) and config.train.epochs == 2
+    table = pd.read_csv(tmp_path / "tune" / "trials.csv")
+    assert list(table.columns) == ["trial", "state", "model.width", "train.max_lr", "val_pearson", "epochs"]
+    assert len(table) == len(trials) and table["val_pearson"].iloc[0] == pytest.approx(study.best_value)
+    assert table["trial"].iloc[0] == study.best_trial.number and (tmp_path / "tune" / "trials.md").exists()
 
     # Rerunning with the same total continues the study instead of starting over.
     tune(spec, tmp_path / "tune", n_trials=4)
@@ -227,12 +231,108 @@ def test_ready_specs_build_every_model(name, runs, models):
     for model_config in distinct.values():
         assert _forward_shape(model_config) == (2, 18), model_config
     if spec.search:
-        trial = optuna.trial.FixedTrial({"model.hidden": 256, "model.bidirectional": True, "model.dropout": 0.5,
+        assert spec.search["model.hidden"] == {"choices": [8, 16, 32]}  # the full-width sizes x 0.125
+        trial = optuna.trial.FixedTrial({"model.hidden": 32, "model.bidirectional": True, "model.dropout": 0.5,
                                          "train.weight_decay": 1e-4})
         params = {key: suggest(trial, key, space) for key, space in spec.search.items()}
         config = spec.config({**fixed_values(spec), **params})
-        assert (config.model.hidden, config.model.bidirectional, config.train.weight_decay) == (256, True, 1e-4)
+        assert (config.model.hidden, config.model.bidirectional, config.train.weight_decay) == (32, True, 1e-4)
         assert _forward_shape(config.model) == (2, 18)
+
+
+@pytest.mark.parametrize("name, runs", [("seed_study", 45), ("seed_study_dream", 15), ("lstm_grid", 1)])
+def test_converged_budget_trains_to_early_stopping_at_one_width(name, runs):
+    spec = load_spec(REPO / "experiments" / f"{name}.yaml", budget="converged")
+    grid = spec.grid()
+    assert len(grid) == runs
+    for _, values, config in grid:
+        assert config.model.width == 0.25 and config.model.name == values.get("model", "legnet-lstm")
+        assert (config.train.epochs, config.train.patience) == (40, 3)
+        assert (config.train.batch_size, config.train.eval_batch_size, config.train.precision) == ("auto",) * 3
+        assert config.data.val_singleton is False or not config.data.singleton_channel  # flag-0 validation
+    if name == "seed_study_dream":
+        assert Path(spec.test.path).name == "public_test_data_with_MAUDE_expression.txt"
+        assert Path(spec.test.dream_leaderboard).name == "public_leaderboard_ids"
+        assert {values["train_size"] for _, values, _ in grid} == {5120}
+    if name == "lstm_grid":
+        assert spec.search["model.hidden"] == {"choices": [16, 32, 64]}
+        assert load_spec(REPO / "experiments" / "lstm_grid.yaml").search["model.hidden"] == {"choices": [64, 128, 256]}
+
+
+def test_budget_search_overrides_are_checked(tmp_path, sim_library):
+    search = {"model.hidden": {"choices": [64, 128]}, "model.dropout": {"choices": [0.1]}}
+    path = write_spec(tmp_path, sim_library, search=search,
+                      budgets={"narrow": {"model.width": 0.25, "search": {"model.hidden": {"choices": [16]}}},
+                               "bad": {"search": {"train.lr": {"choices": [1]}}}})
+    assert load_spec(path, budget="narrow").search == {"model.hidden": {"choices": [16]},
+                                                       "model.dropout": {"choices": [0.1]}}
+    assert load_spec(path).search == search
+    with pytest.raises(ValueError, match="train has no field 'lr'") as err:
+        load_spec(path, budget="bad")
+    assert str(path) in str(err.value)
+
+
+def write_dream_test(folder: Path, n: int = 80) -> tuple[Path, Path]:
+    """A DREAM-format test file (every 4th row unmeasured, ``nan``) and public-leaderboard JSONs
+    of every subset over its measured rows (the official layout, in miniature)."""
+    from promoterlab.evaluation.dream import JSON_NAMES, PAIRED
+
+    library = pd.read_csv(write_library(folder / "sim.txt", n=n, seed=11), sep="\t", header=None,
+                          names=["seq", "expr"])
+    library.loc[library.index % 4 == 3, "expr"] = float("nan")
+    measured = folder / "measured.txt"
+    library.to_csv(measured, sep="\t", header=False, index=False, na_rep="nan")
+    known = [int(pos) for pos in library.index[library["expr"].notna()]]
+    value = dict(zip(known, library.loc[known, "expr"].round(4)))
+    leaderboard = folder / "public_leaderboard_ids"
+    leaderboard.mkdir()
+    for i, (name, file_name) in enumerate(JSON_NAMES.items()):
+        chosen = known[i % 3::2]
+        if name in PAIRED:
+            entries = {f"{a},{b}": [value[a], value[b]] for a, b in zip(chosen[::2], chosen[1::2])}
+        else:
+            entries = {str(pos): value[pos] for pos in chosen}
+        (leaderboard / file_name).write_text(json.dumps(entries))
+    return measured, leaderboard
+
+
+def test_dream_test_set_gets_the_official_scores(tmp_path, sim_library):
+    from promoterlab.evaluation.dream import load_truth, score
+    from promoterlab.experiments.results import collect_runs, seed_deltas, summarise
+    from promoterlab.experiments.sweep import write_dream_score
+
+    measured, leaderboard = write_dream_test(tmp_path)
+    path = write_spec(tmp_path, sim_library, axes={"model": ["legnet"], "seed": [0]},
+                      test={"path": str(measured), "dream_leaderboard": str(leaderboard)})
+    spec = load_spec(path, budget="quick")
+    out = tmp_path / "runs"
+    assert [o.status for o in run_sweep(spec, out)] == ["trained"]
+    run = out / "model=legnet__seed=0"
+    predictions = pd.read_csv(run / "test_predictions.tsv", sep="\t")
+    assert len(predictions) == 60  # the measured rows only
+    positions = [pos for pos in range(80) if pos % 4 != 3]
+    expected = score(dict(zip(positions, predictions["prediction"])), load_truth(leaderboard))
+    saved = json.loads((run / "dream_score.json").read_text())
+    # test_predictions.tsv holds the float32 predictions as text: equal to about 1e-7 each
+    assert saved["pearson_score"] == pytest.approx(expected.pearson_score, rel=1e-4)
+    assert saved["spearman_score"] == pytest.approx(expected.spearman_score, rel=1e-4)
+    assert 0 < saved["pearson_score"] < 1 and len(saved["subsets"]) == 9
+
+    runs = collect_runs(out)
+    assert runs["dream_pearson_score"].tolist() == [saved["pearson_score"]]
+    assert summarise(runs)["dream_spearman_score_mean"].tolist() == [saved["spearman_score"]]
+    assert seed_deltas(runs, "dream_pearson_score").empty  # no other model to pair
+
+    # A run missing its DREAM scores is not finished; the rerun scores it without training again.
+    (run / "dream_score.json").unlink()
+    before = (run / "metrics.csv").read_text()
+    assert [o.status for o in run_sweep(spec, out)] == ["trained"]
+    assert (run / "dream_score.json").exists() and (run / "metrics.csv").read_text() == before
+    with pytest.raises(ValueError, match="measured rows are not the 59 rows"):
+        write_dream_score(run, predictions.iloc[:59], measured, leaderboard)
+    bad = write_spec(tmp_path, sim_library, test={"path": str(measured), "dream_leaderboard": "no/such/folder"})
+    with pytest.raises(ValueError, match="dream_leaderboard: .*no/such/folder is not a folder"):
+        load_spec(bad)
 
 
 def test_only_selects_a_slice_of_the_grid(tmp_path, sim_library):

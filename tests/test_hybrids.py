@@ -67,11 +67,59 @@ def test_registered_defaults_reach_the_built_networks():
     assert models["legnet-embed"].stem[-1].proj.weight.shape == (70, 150)
     layers = [m for m in models["legnet-transformer"].modules() if isinstance(m, torch.nn.TransformerEncoderLayer)]
     assert len(layers) == 2
-    attention = layers[0].self_attn
-    assert (attention.embed_dim, attention.num_heads, layers[0].linear1.out_features) == (64, 4, 256)
     assert layers[0].dropout.p == 0.3
     [lstm] = [m for m in models["legnet-lstm"].modules() if isinstance(m, torch.nn.LSTM)]
-    assert (lstm.hidden_size, lstm.bidirectional) == (128, False)
+    assert lstm.bidirectional is False
+
+
+def neck_sizes(cfg: LegNetConfig) -> tuple[int, ...]:
+    """``(heads, d_model, feed-forward)`` of a built transformer neck, ``(units,)`` of an LSTM neck."""
+    model = build_model(cfg, 18)
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.TransformerEncoderLayer)]
+    if layers:
+        attention = layers[0].self_attn
+        assert model.neck.proj.out_features == attention.embed_dim == model.head.bins.in_channels
+        return attention.num_heads, attention.embed_dim, layers[0].linear1.out_features
+    [lstm] = [m for m in model.modules() if isinstance(m, torch.nn.LSTM)]
+    return (lstm.hidden_size,)
+
+
+@pytest.mark.parametrize("width,transformer,lstm", [
+    (1.0, (4, 64, 256), (128,)),    # the full-width defaults
+    (0.5, (2, 32, 128), (64,)),
+    (0.25, (1, 16, 64), (32,)),     # the converged seed study's width
+    (0.125, (1, 8, 32), (16,)),
+])
+def test_hybrid_necks_scale_with_width(width, transformer, lstm):
+    # nhead = max(1, round(4 w)); d_model = 64 w rounded to a multiple of 2 nhead; feed-forward 4 d_model;
+    # LSTM units round(128 w): checked on the built networks.
+    assert neck_sizes(model_config("legnet-transformer", width=width)) == transformer
+    assert neck_sizes(model_config("legnet-lstm", width=width)) == lstm
+
+
+def test_explicit_neck_sizes_are_kept_at_any_width(tmp_path):
+    assert neck_sizes(model_config("legnet-transformer", width=0.25, d_model=32)) == (1, 32, 128)
+    assert neck_sizes(model_config("legnet-transformer", width=0.25, nhead=2, dim_feedforward=40)) == (2, 16, 40)
+    assert neck_sizes(model_config("legnet-transformer", width=1.0, nhead=3)) == (3, 66, 264)
+    assert neck_sizes(model_config("legnet-lstm", width=0.25, hidden=100)) == (100,)
+    # A run saved before the sizes scaled holds them explicitly and still builds the same network.
+    old = RunConfig(model=model_config("legnet-transformer", width=0.125, d_model=64, nhead=4, dim_feedforward=256))
+    old.save(tmp_path / "config.yaml")
+    assert neck_sizes(RunConfig.load(tmp_path / "config.yaml").model) == (4, 64, 256)
+    # A saved config leaves the rule's sizes unset, so a new width rescales them.
+    saved = RunConfig(model=model_config("legnet-lstm", width=0.25)).to_dict()
+    assert saved["model"]["hidden"] is None
+    saved["model"]["width"] = 0.5
+    assert neck_sizes(RunConfig.from_dict(saved).model) == (64,)
+
+
+def test_parameter_counts_at_the_seed_study_width():
+    # Width 0.25 (the converged seed study): no hybrid has more than 10 % more parameters than LegNet.
+    counts = {name: count_parameters(build_model(model_config(name, width=0.25), 18))
+              for name in ["legnet", *HYBRIDS]}
+    assert counts == {"legnet": 117_950, "legnet-dilated": 125_118, "legnet-embed": 128_648,
+                      "legnet-lstm": 124_638, "legnet-transformer": 124_782}
+    assert max(counts.values()) < 1.1 * counts["legnet"]
 
 
 @pytest.mark.parametrize("name,opts", [
@@ -92,8 +140,12 @@ def test_config_round_trips_through_yaml(tmp_path, name, opts):
     ("legnet-dilated", {"dilations": [4, 3, 2, 2, 1, 0]}, "dilations must be 6 positive integers"),
     ("legnet-embed", {"embed_len": 0}, "embed_len must be positive, not 0"),
     ("legnet-transformer", {"positional": "rotary"}, "positional must be one of .*'rotary'"),
-    ("legnet-transformer", {"d_model": 30}, r"d_model \(30\) must be even and divisible by nhead"),
+    ("legnet-transformer", {"d_model": 30}, r"d_model \(30\) must be even and divisible by nhead \(4\)"),
+    ("legnet-transformer", {"width": 0.25, "d_model": 18, "nhead": 4}, r"d_model \(18\) must be even and divisible"),
+    ("legnet-transformer", {"nhead": 0}, "nhead must be an integer >= 1 or null, got 0"),
+    ("legnet-transformer", {"dim_feedforward": 2.5}, "dim_feedforward must be an integer >= 1 or null"),
     ("legnet-lstm", {"dropout": 1.0}, "0 <= dropout < 1"),
+    ("legnet-lstm", {"hidden": 0}, "need hidden >= 1"),
 ])
 def test_invalid_settings_are_refused(name, opts, message):
     with pytest.raises(ValueError, match=message):

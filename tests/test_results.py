@@ -13,10 +13,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from promoterlab.config import DataConfig, RunConfig
+from promoterlab.config import DataConfig, RunConfig, TrainConfig
+from promoterlab.experiments.bootstrap import pearson_weighted
 from promoterlab.experiments.figures import write_figures
-from promoterlab.experiments.report import write_report
-from promoterlab.experiments.results import (_pearson_weighted, collect_runs, fit_label, paired_comparison,
+from promoterlab.experiments.progress import sweep_progress
+from promoterlab.experiments.report import convergence_table, write_report
+from promoterlab.experiments.results import (collect_runs, collect_sweeps, fit_label, paired_comparison, seed_deltas,
                                              summarise, write_tables)
 from promoterlab.models import model_config
 
@@ -29,17 +31,21 @@ NOISE = {"legnet": 1.0, "legnet-dilated": 0.3, "legnet-lstm": 1.0}
 
 
 def write_run(run_dir: Path, model: str, train_size: int, seed: int, *, axes: bool = True, test: bool = True,
-              finished: bool = True, epochs: int = 4) -> None:
+              finished: bool = True, epochs: int = 4, max_epochs: int | str = "auto",
+              dream: tuple[float, float] | None = None) -> None:
+    """A synthetic run folder; with an integer ``max_epochs`` it trained with early stopping
+    (patience 3) and stopped early unless ``epochs == max_epochs``."""
     run_dir.mkdir(parents=True)
     config = RunConfig(data=DataConfig(path="library.txt", train_size=train_size, val_size=200),
-                       model=model_config(model, width=0.125), seed=seed)
+                       model=model_config(model, width=0.125), seed=seed,
+                       train=TrainConfig(epochs=max_epochs, patience=None if max_epochs == "auto" else 3))
     config.save(run_dir / "config.yaml")
     train_final, val_final = FINAL[model]
     val_final += 0.01 * seed
     ramp = np.linspace(0.5, 1.0, epochs)
     val = val_final * ramp
     if model == "legnet":  # peaks at epoch 2, then declines
-        val = np.array([0.6, val_final + 0.02, val_final + 0.01, val_final])[:epochs]
+        val = np.array([0.6, val_final + 0.02, val_final + 0.01, *[val_final] * (epochs - 3)])[:epochs]
     history = pd.DataFrame({
         "epoch": np.arange(1, epochs + 1), "train_loss": 1.0 - 0.5 * ramp, "train_pearson": train_final * ramp,
         "val_loss": 1.1 - 0.4 * ramp, "val_pearson": val, "val_spearman": val - 0.02, "lr": 0.001,
@@ -52,7 +58,8 @@ def write_run(run_dir: Path, model: str, train_size: int, seed: int, *, axes: bo
     best = int(np.argmax(val))
     summary = {"best_val_pearson": float(val[best]), "best_val_spearman": float(val[best] - 0.02),
                "best_epoch": best + 1, "epochs": epochs, "train_seconds": 10.0 + seed, "params": 1000,
-               "train_size": train_size, "val_size": 200, "batch_size": 64, "stopped_early": False, "seed": seed}
+               "train_size": train_size, "val_size": 200, "batch_size": 64, "seed": seed,
+               "stopped_early": max_epochs != "auto" and epochs < max_epochs}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     if test:
         target = np.random.default_rng(99).normal(size=N_TEST)
@@ -61,6 +68,8 @@ def write_run(run_dir: Path, model: str, train_size: int, seed: int, *, axes: bo
         frame.to_csv(run_dir / "test_predictions.tsv", sep="\t", index=False)
         r = stats.pearsonr(frame["prediction"], frame["target"]).statistic
         (run_dir / "test_metrics.json").write_text(json.dumps({"pearson": r, "spearman": r, "mse": 1.0, "n": N_TEST}))
+    if dream:
+        (run_dir / "dream_score.json").write_text(json.dumps({"pearson_score": dream[0], "spearman_score": dream[1]}))
 
 
 def write_sweep(root: Path, models: list[str], sizes: list[int], seeds: list[int], **options) -> Path:
@@ -150,7 +159,7 @@ def test_weighted_pearson_equals_pearson_of_a_resample():
     picks = rng.integers(0, 50, size=50)
     counts = np.bincount(picks, minlength=50)[None, :].astype(float)
     expected = [stats.pearsonr(preds[picks, k], target[picks]).statistic for k in range(3)]
-    np.testing.assert_allclose(_pearson_weighted(counts, preds, target)[0], expected)
+    np.testing.assert_allclose(pearson_weighted(counts, preds, target)[0], expected)
 
 
 def test_comparison_without_test_predictions_uses_val_seeds(tmp_path):
@@ -198,7 +207,7 @@ def test_figures_are_written_as_png_and_svg(small_sweep, tmp_path):
     paths = write_figures(runs, summarise(runs), tmp_path)
     names = {p.relative_to(tmp_path).as_posix() for p in paths}
     for stem in ["size_curve_val", "size_curve_test", "models_bar_val", "models_bar_test",
-                 "overlay_model__train_size=100", "overlay_train_size__model=legnet-dilated",
+                 "overlay_model__train_size=100", "overlay_train_size__model=legnet-dilated", "runs_legnet",
                  "scatter_legnet", "scatter_legnet-dilated", "curves/model=legnet__train_size=100__seed=0"]:
         assert {f"{stem}.png", f"{stem}.svg"} <= names, stem
     for path in paths:
@@ -260,3 +269,147 @@ def test_model_axis_compares_the_values_of_any_axis(tmp_path):
     assert pd.read_csv(tmp_path / "comparison.csv")["verdict"].tolist() == ["better"]
     result = CliRunner().invoke(app, ["results", str(tmp_path), "--model-axis", "rho"])
     assert result.exit_code == 2 and "no axis 'rho'" in result.output
+
+
+def test_convergence_is_recorded_per_run_and_cap_hits_are_counted(tmp_path):
+    # legnet: seed 0 trained all 10 epochs (hit the cap), seeds 1-2 stopped early; lstm never hit it.
+    for model, epochs_by_seed in (("legnet", (10, 6, 7)), ("legnet-lstm", (5, 8, 9))):
+        for seed, epochs in enumerate(epochs_by_seed):
+            write_run(tmp_path / f"model={model}__seed={seed}", model, 100, seed, epochs=epochs, max_epochs=10,
+                      test=False)
+    runs = collect_runs(tmp_path)
+    legnet = runs[runs["model"] == "legnet"].set_index("seed")
+    assert legnet["epochs"].tolist() == [10, 6, 7] and legnet["max_epochs"].tolist() == [10.0] * 3
+    assert legnet["hit_cap"].tolist() == [True, False, False]
+    assert legnet["best_epoch"].tolist() == [2, 2, 2]  # legnet's synthetic validation peaks at epoch 2
+    summary = summarise(runs).set_index("model")
+    assert summary.loc["legnet", "cap_hits"] == 1 and summary.loc["legnet-lstm", "cap_hits"] == 0
+    assert summary.loc["legnet", "epochs_mean"] == pytest.approx(23 / 3)
+    assert summary.loc["legnet-lstm", "best_epoch_mean"] == pytest.approx(22 / 3)  # still rising: best = last
+    assert summary.loc["legnet", "seconds_per_epoch_mean"] == pytest.approx(np.mean([10 / 10, 11 / 6, 12 / 7]))
+    table = convergence_table(runs).set_index("model")
+    assert table.loc["legnet", "best_epochs"] == "2, 2, 2" and table.loc["legnet", "epochs"] == "10, 6, 7"
+    assert table.loc["legnet", "max_epochs"] == 10
+    assert table.loc["legnet", "cap_hits"] == "1/3" and table.loc["legnet-lstm", "cap_hits"] == "0/3"
+
+
+def test_cap_of_runs_without_early_stopping_information(tmp_path):
+    write_run(tmp_path / "a", "legnet", 100, 0, test=False, epochs=4, max_epochs=4)
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    del summary["stopped_early"]  # written before the key existed: the configured epochs decide
+    (tmp_path / "a" / "summary.json").write_text(json.dumps(summary))
+    write_run(tmp_path / "b", "legnet", 200, 0, test=False, epochs=4)  # epochs "auto", no key: unknown
+    summary = json.loads((tmp_path / "b" / "summary.json").read_text())
+    del summary["stopped_early"]
+    (tmp_path / "b" / "summary.json").write_text(json.dumps(summary))
+    runs = collect_runs(tmp_path).set_index("train_size")
+    assert runs.loc[100, "hit_cap"] is True or runs.loc[100, "hit_cap"] == True  # noqa: E712
+    assert runs.loc[200, "hit_cap"] is None and math.isnan(runs.loc[200, "max_epochs"])
+
+
+def test_sweeps_of_two_datasets_are_compared_per_dataset(tmp_path):
+    write_sweep(tmp_path / "native", ["legnet", "legnet-dilated"], [100, 200], [0, 1])
+    write_sweep(tmp_path / "dream", ["legnet", "legnet-dilated"], [100], [0, 1], dream=(0.3, 0.5))
+    with pytest.raises(ValueError, match="same axis values and seed"):
+        collect_runs(tmp_path)
+    runs = collect_sweeps({"native": tmp_path / "native", "DREAM": tmp_path / "dream"})
+    assert list(runs.columns[:5]) == ["run", "run_dir", "dataset", "model", "train_size"]
+    assert runs.groupby("dataset").size().to_dict() == {"DREAM": 4, "native": 8}
+    assert "native/model=legnet__train_size=100__seed=0" in set(runs["run"])
+    assert "DREAM/model=legnet__train_size=100__seed=0" in set(runs["run"])
+    assert runs.loc[runs["dataset"] == "native", "dream_pearson_score"].isna().all()
+    comparison = paired_comparison(runs, n_boot=200)
+    assert comparison[["dataset", "train_size", "model"]].values.tolist() == [
+        ["DREAM", 100, "legnet-dilated"], ["native", 100, "legnet-dilated"], ["native", 200, "legnet-dilated"]]
+    summary = summarise(runs)
+    assert len(summary) == 6 and summary.loc[summary["dataset"] == "DREAM", "dream_pearson_score_mean"].eq(0.3).all()
+    with pytest.raises(ValueError, match="no sweep folders"):
+        collect_sweeps({})
+    with pytest.raises(ValueError, match="already has a column 'model'"):
+        collect_sweeps({"native": tmp_path / "native"}, label="model")
+
+
+def test_seed_deltas_pair_a_per_run_score_by_seed(tmp_path):
+    write_sweep(tmp_path, ["legnet", "legnet-dilated", "legnet-lstm"], [100], [0, 1, 2], test=False)
+    runs = collect_runs(tmp_path)
+    offsets = {"legnet": 0.0, "legnet-dilated": 0.05, "legnet-lstm": -0.01}
+    runs["dream_pearson_score"] = [0.3 + offsets[m] + 0.01 * s + (0.02 if m == "legnet-lstm" and s == 2 else 0)
+                                   for m, s in zip(runs["model"], runs["seed"])]
+    deltas = seed_deltas(runs, "dream_pearson_score").set_index("model")
+    assert deltas.loc["legnet-dilated", "delta"] == pytest.approx(0.05)
+    assert deltas.loc["legnet-dilated", "verdict"] == "better" and deltas.loc["legnet-dilated", "seeds_better"] == "3/3"
+    diffs = np.array([-0.01, -0.01, 0.01])
+    half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / math.sqrt(3)
+    assert deltas.loc["legnet-lstm", "delta"] == pytest.approx(diffs.mean())
+    assert deltas.loc["legnet-lstm", "ci_high"] == pytest.approx(diffs.mean() + half)
+    assert deltas.loc["legnet-lstm", "seeds_better"] == "1/3"
+    assert deltas.loc["legnet-lstm", "verdict"] == "no difference"
+    assert set(deltas["basis"]) == {"seeds"} and set(deltas["metric"]) == {"dream_pearson_score"}
+    assert seed_deltas(runs, "no_such_column").empty
+
+
+def write_spec_yaml(folder: Path, axes: dict, test: dict | None = None) -> None:
+    """The resolved spec a sweep writes into its folder (what the progress table reads)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "spec.yaml").write_text(json.dumps({"name": "toy", "axes": axes, **({"test": test} if test else {})}))
+
+
+def test_sweep_progress_names_what_is_missing(tmp_path):
+    write_spec_yaml(tmp_path, {"model": ["legnet", "legnet-lstm"], "train_size": [100, 200], "seed": [0]},
+                    test={"path": "test.tsv"})
+    write_run(tmp_path / "model=legnet__train_size=100__seed=0", "legnet", 100, 0)
+    write_run(tmp_path / "model=legnet__train_size=200__seed=0", "legnet", 200, 0, test=False)
+    write_run(tmp_path / "model=legnet-lstm__train_size=100__seed=0", "legnet-lstm", 100, 0, finished=False, epochs=3)
+    progress = sweep_progress(tmp_path)
+    assert progress.values.tolist() == [["model=legnet__train_size=100__seed=0", "finished", 4],
+                                        ["model=legnet__train_size=200__seed=0", "not evaluated", 4],
+                                        ["model=legnet-lstm__train_size=100__seed=0", "in progress", 3],
+                                        ["model=legnet-lstm__train_size=200__seed=0", "not started", 0]]
+    with pytest.raises(ValueError, match="spec.yaml: not a sweep's spec"):
+        sweep_progress(tmp_path / "model=legnet__train_size=100__seed=0")
+
+
+def test_report_of_two_partial_sweeps(tmp_path):
+    native, dream = tmp_path / "native", tmp_path / "dream"
+    write_spec_yaml(native, {"seed": [0, 1], "model": ["legnet", "legnet-dilated"], "train_size": [100, 200]})
+    for model in ("legnet", "legnet-dilated"):
+        for size in (100, 200):
+            for seed in (0, 1):
+                if (model, size, seed) != ("legnet-dilated", 200, 1):  # the one run still missing
+                    write_run(native / f"seed={seed}__model={model}__train_size={size}", model, size, seed,
+                              epochs=5 if seed else 4, max_epochs=5)
+    write_sweep(dream, ["legnet", "legnet-dilated"], [100], [0, 1], dream=(0.3, 0.5), epochs=4, max_epochs=6)
+    intro = tmp_path / "answer.md"
+    intro.write_text("In plain words: the dilated hybrid wins here.\n")
+    md_path = write_report({"native": native, "DREAM": dream}, tmp_path / "out" / "report.md", intro=intro,
+                           run_curves=False)
+    text = md_path.read_text()
+    squeezed = re.sub(" +", " ", text)
+    assert text.index("In plain words") < text.index("## Progress")
+    assert "PARTIAL: 7 of 8 runs of the grid finished (7 finished, 1 not started)" in text
+    assert "| native | seed=1__model=legnet-dilated__train_size=200 | not started | 0 |" in squeezed
+    assert "**3 of 11 runs hit the epoch cap**" in text  # the native seed-1 runs trained all 5 epochs
+    assert "native/seed=1__model=legnet__train_size=100" in text
+    assert "| DREAM | legnet-dilated | 100 | 0, 1 | 4, 4 | 4, 4 | 6 | 0/2 |" in squeezed
+    assert "## Official DREAM 2022 scores (public leaderboard)" in text and "## Wall time and parameters" in text
+    assert "| DREAM | 100 | legnet-dilated | legnet | 2 | 2/2 |" in squeezed  # paired bootstrap per dataset
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert {"report_figures/size_curve_test.png", "report_figures/runs_legnet-dilated.png",
+            "report_figures/scatter_legnet__DREAM.png"} <= set(links)
+    assert all((md_path.parent / link).is_file() for link in links)
+    assert not any("overlay_dataset" in link for link in links)
+    with pytest.raises(ValueError, match="intro file not found"):
+        write_report({"native": native}, tmp_path / "out" / "again.md", intro=tmp_path / "missing.md")
+
+
+def test_report_command_names_several_sweeps_as_name_dir(tmp_path):
+    from typer.testing import CliRunner
+
+    from promoterlab.cli import app
+
+    for args in (["native=a", "b"], ["x=a", "x=b"], ["=a", "y=b"]):
+        result = CliRunner().invoke(app, ["report", *args, "-o", str(tmp_path / "report.md")])
+        assert result.exit_code == 2 and "NAME=DIR with distinct names" in result.output, args
+    result = CliRunner().invoke(app, ["report", f"native={tmp_path / 'none'}", "-o", str(tmp_path / "report.md")])
+    assert result.exit_code == 2 and "no finished run" in result.output
+    assert not (tmp_path / "report.md").exists()

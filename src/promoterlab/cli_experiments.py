@@ -133,21 +133,33 @@ def results(
 
 
 def report(
-    runs_dir: Path = typer.Argument(..., help="Folder of runs (a sweep's --out)."),
+    runs_dirs: list[str] = typer.Argument(..., metavar="RUNS_DIR...", help="Folder of runs (a sweep's --out), or "
+                                          "several sweeps as NAME=DIR, e.g. native=runs/a DREAM=runs/b "
+                                          "(NAME becomes the axis 'dataset')."),
     output: Path = typer.Option(..., "--output", "-o", help="report.html (self-contained) or report.md."),
     baseline: str = typer.Option("legnet", help="Value of --model-axis every other value is compared with."),
     model_axis: str = typer.Option("model", help="Axis whose values are compared (e.g. model.rho)."),
     run_curves: bool = typer.Option(True, help="Include every run's own loss and Pearson curves."),
+    intro: Optional[Path] = typer.Option(None, help="Markdown file whose text opens the report."),
 ) -> None:
-    """Tables and figures of a runs folder in one file a person can open."""
+    """Tables and figures of a runs folder (or of several sweeps) in one file a person can open."""
+    named = dict(item.partition("=")[::2] for item in runs_dirs)
+    if len(runs_dirs) > 1 or "=" in runs_dirs[0]:
+        if any(not name or not folder for name, folder in named.items()) or len(named) < len(runs_dirs):
+            _fail("several sweeps are given as NAME=DIR with distinct names, e.g. native=runs/a DREAM=runs/b")
+        runs_dir = {name: Path(folder) for name, folder in named.items()}
+    else:
+        runs_dir = Path(runs_dirs[0])
+    inputs = list(runs_dir.values()) if isinstance(runs_dir, dict) else [runs_dir]
     if output.parent.is_dir():  # a missing folder is created, as for the figures beside the report
-        _check_output(output, [runs_dir])
+        _check_output(output, [*inputs, intro])
     else:
         _check_folder(output.parent)
     from promoterlab.experiments.report import write_report
 
     try:
-        path = write_report(runs_dir, output, baseline=baseline, model_axis=model_axis, run_curves=run_curves)
+        path = write_report(runs_dir, output, baseline=baseline, model_axis=model_axis, run_curves=run_curves,
+                            intro=intro)
     except ValueError as err:
         _fail(str(err))
     typer.echo(f"wrote {path}", err=True)

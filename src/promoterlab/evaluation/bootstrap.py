@@ -43,7 +43,8 @@ def weighted_pearson(weights: np.ndarray, preds: np.ndarray, target: np.ndarray)
 
 
 def bootstrap_pearson(target: np.ndarray, preds: np.ndarray, contrast: np.ndarray, n_boot: int = 2000,
-                      seed: int = 0, chunk_cells: int = 4_000_000) -> tuple[float, float, float]:
+                      seed: int | np.random.Generator = 0, chunk_cells: int = 4_000_000
+                      ) -> tuple[float, float, float]:
     """A linear contrast of the models' Pearson r and its paired-bootstrap 95 % percentile interval.
 
     Parameters
@@ -57,8 +58,10 @@ def bootstrap_pearson(target: np.ndarray, preds: np.ndarray, contrast: np.ndarra
         for the mean of two models minus the mean of two others).
     n_boot : int
         Bootstrap draws.
-    seed : int
-        Seed of the resampling.
+    seed : int or numpy.random.Generator
+        Seed (or generator) of the resampling.
+    chunk_cells : int
+        Draws are made in chunks of about this many sequence counts (bounds the memory).
 
     Returns
     -------
@@ -70,7 +73,7 @@ def bootstrap_pearson(target: np.ndarray, preds: np.ndarray, contrast: np.ndarra
     contrast = np.asarray(contrast, dtype=np.float64)
     if contrast.shape != (preds.shape[1],):
         raise ValueError(f"contrast has {contrast.size} weights for {preds.shape[1]} prediction columns")
-    rng = np.random.default_rng(seed)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     n = len(target)
     value = float(weighted_pearson(np.ones((1, n)), preds, target)[0] @ contrast)
     draws = []

@@ -1,5 +1,6 @@
-"""Figures of a runs folder: training curves, overlays along one axis, data-size curves, models
-side by side and predicted-versus-measured scatters. Each is saved as PNG and SVG.
+"""Figures of a runs folder: training curves, overlays along one axis, every run of a model,
+data-size curves, models side by side and predicted-versus-measured scatters. Each is saved as
+PNG and SVG.
 
 Figures are :class:`matplotlib.figure.Figure` objects made without pyplot, so nothing here
 selects a backend (see :mod:`promoterlab.evaluation.plots`).
@@ -90,32 +91,89 @@ def plot_overlay(runs: pd.DataFrame, axis: str, out_path: str | Path,
 
 
 def plot_size_curve(summary: pd.DataFrame, out_path: str | Path, size_axis: str = "train_size",
-                    model_axis: str = "model", metric: str = "val") -> list[Path]:
+                    model_axis: str = "model", metric: str = "val", panel_axis: str | None = None) -> list[Path]:
     """Pearson against training-set size (log2 axis), one line per model, 95 % CI error bars.
 
     ``metric`` is ``val`` (best validation Pearson) or ``test``; lines are the combinations of
-    every axis but ``size_axis`` of :func:`promoterlab.experiments.results.summarise`' frame.
+    every axis but ``size_axis`` (and ``panel_axis``) of
+    :func:`promoterlab.experiments.results.summarise`' frame, in the same colour in every panel.
+    With ``panel_axis`` (e.g. ``dataset``) each of its values gets a panel of its own.
     """
     mean, half = _metric_columns(summary, metric)
     if size_axis not in summary:
         raise ValueError(f"no axis {size_axis!r} in the summary")
-    lines = [a for a in axis_columns(summary) if a != size_axis]
-    sizes = sorted(summary[size_axis].dropna().unique())
-    groups = list(iter_groups(summary, lines))
-    fig = Figure(figsize=(6.5, 4.2))
-    ax = fig.subplots()
-    for i, ((key, group), colour) in enumerate(zip(groups, _colours(list(range(len(groups))), qualitative=True))):
-        group = group.dropna(subset=[size_axis, mean]).sort_values(size_axis)
-        # A small horizontal dodge keeps overlapping error bars apart.
-        dodge = 2.0 ** (0.04 * (i - (len(groups) - 1) / 2))
-        ax.errorbar(group[size_axis] * dodge, group[mean], yerr=group[half].fillna(0), fmt="-o", ms=4,
-                    capsize=3, color=colour, label=_label(key, model_axis))
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(sizes, labels=[f"{int(s):,}" if float(s).is_integer() else str(s) for s in sizes])
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set(xlabel=size_axis, ylabel=f"{metric} Pearson r", title=f"{metric} Pearson vs {size_axis} (mean, 95 % CI)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    panel_axis = panel_axis if panel_axis in summary else None
+    lines = [a for a in axis_columns(summary) if a not in (size_axis, panel_axis)]
+    labels = list(dict.fromkeys(_label(key, model_axis) for key, _ in iter_groups(summary, lines)))
+    colours = dict(zip(labels, _colours(list(range(len(labels))), qualitative=True)))
+    panels = list(iter_groups(summary, [panel_axis] if panel_axis else []))
+    fig = Figure(figsize=(1.5 + 5.0 * len(panels), 4.2))
+    for ax, (panel_key, panel) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        groups = list(iter_groups(panel, lines))
+        for i, (key, group) in enumerate(groups):
+            group = group.dropna(subset=[size_axis, mean]).sort_values(size_axis)
+            # A small horizontal dodge keeps overlapping error bars apart.
+            dodge = 2.0 ** (0.04 * (i - (len(groups) - 1) / 2))
+            label = _label(key, model_axis)
+            ax.errorbar(group[size_axis] * dodge, group[mean], yerr=group[half].fillna(0), fmt="-o", ms=4,
+                        capsize=3, color=colours[label], label=label)
+        sizes = sorted(panel[size_axis].dropna().unique())
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, labels=[f"{int(s):,}" if float(s).is_integer() else str(s) for s in sizes])
+        ax.xaxis.set_minor_locator(NullLocator())
+        if sizes:  # room around the sizes, so that the dodge stays small beside them
+            ax.set_xlim(min(sizes) / 1.5, max(sizes) * 1.5)
+        where = f"{panel_axis}={panel_key[panel_axis]}: " if panel_axis else ""
+        ax.set(xlabel=size_axis, ylabel=f"{metric} Pearson r",
+               title=f"{where}{metric} Pearson vs {size_axis} (mean, 95 % CI)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure_formats(fig, out_path, FORMATS)
+
+
+def plot_model_runs(runs: pd.DataFrame, model: Any, out_path: str | Path, model_axis: str = "model") -> list[Path]:
+    """Pearson and loss per epoch of every run of one model: one colour per combination of the
+    other axes (e.g. dataset and size), validation solid, train dashed, a dot at each run's best
+    epoch and, when any run trained to its epoch cap, a dotted line at the cap.
+
+    Runs that stop early end where they stopped, so nothing is averaged over unequal lengths.
+    """
+    selected = runs[runs[model_axis] == model] if model_axis in runs else runs
+    others = [a for a in axis_columns(runs) if a != model_axis and selected[a].nunique(dropna=False) > 1]
+    groups = list(iter_groups(selected, others))
+    colours = _colours(list(range(len(groups))), qualitative=True)
+    fig = Figure(figsize=(10, 4))
+    ax_r, ax_loss = fig.subplots(1, 2)
+    handles = []
+    for (key, group), colour in zip(groups, colours):
+        for run_dir, best_epoch in zip(group["run_dir"], group["best_epoch"]):
+            if not (Path(run_dir) / "metrics.csv").exists():
+                continue
+            history = pd.read_csv(Path(run_dir) / "metrics.csv")
+            for ax, metric in ((ax_r, "pearson"), (ax_loss, "loss")):
+                ax.plot(history["epoch"], history[f"val_{metric}"], "-", color=colour, lw=1)
+                ax.plot(history["epoch"], history[f"train_{metric}"], "--", color=colour, lw=0.8, alpha=0.7)
+            best = history[history["epoch"] == best_epoch]
+            ax_r.plot(best["epoch"], best["val_pearson"], "o", color=colour, ms=4)
+        handles.append(Line2D([], [], color=colour, label=", ".join(f"{k}={v}" for k, v in key.items()) or "runs"))
+    capped = selected[selected["hit_cap"] == True] if "hit_cap" in selected else selected.iloc[:0]  # noqa: E712
+    caps = capped["max_epochs"].dropna().unique()
+    for cap in caps:
+        for ax in (ax_r, ax_loss):
+            ax.axvline(cap, color="black", ls=":", lw=1)
+    handles += [Line2D([], [], color="grey", ls="-", label="validation"),
+                Line2D([], [], color="grey", ls="--", label="train"),
+                Line2D([], [], color="grey", ls="", marker="o", label="best epoch")]
+    if len(caps):
+        handles.append(Line2D([], [], color="black", ls=":", label="epoch cap (hit)"))
+    ax_r.set(xlabel="epoch", ylabel="Pearson r", title="Pearson")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax_loss.legend(handles=handles, fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    for ax in (ax_r, ax_loss):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(f"{model}: every run ({len(selected)})")
     fig.tight_layout()
     return save_figure_formats(fig, out_path, FORMATS)
 
@@ -160,14 +218,18 @@ def plot_scatter(pred_frame: pd.DataFrame, out_path: str | Path, title: str) -> 
 
 
 def write_figures(runs: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path,
-                  model_axis: str = "model", size_axis: str = "train_size", run_curves: bool = True) -> list[Path]:
+                  model_axis: str = "model", size_axis: str = "train_size", run_curves: bool = True,
+                  panel_axis: str | None = None) -> list[Path]:
     """Every applicable figure of a runs folder, as PNG and SVG in ``out_dir``.
 
-    Writes ``curves/<run>`` per run (unless ``run_curves`` is false), ``overlay_<axis>[__<other axes>]`` per axis with several
-    values (at each combination of the other such axes), ``size_curve_<metric>`` when
-    ``size_axis`` has several values, ``models_bar_<metric>``, and ``scatter_<model>`` for the
-    run of best validation Pearson of each model that has test predictions (``metric`` is
-    ``val`` and, with test results, ``test``).
+    Writes ``curves/<run>`` per run (unless ``run_curves`` is false),
+    ``overlay_<axis>[__<other axes>]`` per axis with several values (at each combination of
+    the other such axes that has two or more of them), ``runs_<model>`` (every run of a model),
+    ``size_curve_<metric>`` when ``size_axis`` has several values (a panel per value of
+    ``panel_axis``, e.g. ``dataset``, which is not overlaid), ``models_bar_<metric>``, and
+    ``scatter_<model>[__<panel>]`` for the run of best validation Pearson of each model (and
+    panel value) that has test predictions (``metric`` is ``val`` and, with test results,
+    ``test``).
 
     Returns
     -------
@@ -183,25 +245,29 @@ def write_figures(runs: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path
         if (Path(run_dir) / "metrics.csv").exists():
             paths += plot_run_curves(run_dir, out / "curves" / slug(run))
     varying = [a for a in axis_columns(runs) if runs[a].nunique(dropna=False) > 1]
-    for axis in varying:
+    for axis in [a for a in varying if a != panel_axis]:
         others = [a for a in varying if a != axis]
-        for key, _ in iter_groups(runs, others):
+        for key, group in iter_groups(runs, others):
+            if group[axis].nunique(dropna=False) < 2:
+                continue
             where = "__".join(f"{k}={v}" for k, v in key.items())
             paths += plot_overlay(runs, axis, out / slug(f"overlay_{axis}{'__' + where if where else ''}"), key)
+    for model in _ordered(runs[model_axis].unique()) if model_axis in runs else ():
+        paths += plot_model_runs(runs, model, out / slug(f"runs_{model}"), model_axis)
     metrics = ["val"]
     if "test_pearson_mean" in summary and summary["test_pearson_mean"].notna().any():
         metrics.append("test")
     for metric in metrics:
         if size_axis in varying:
-            paths += plot_size_curve(summary, out / f"size_curve_{metric}", size_axis, model_axis, metric)
+            paths += plot_size_curve(summary, out / f"size_curve_{metric}", size_axis, model_axis, metric, panel_axis)
         paths += plot_models_bar(summary, out / f"models_bar_{metric}", size_axis, model_axis, metric)
     with_test = runs[[(Path(d) / "test_predictions.tsv").exists() for d in runs["run_dir"]]]
-    by_model = [model_axis] if model_axis in with_test else []
+    by_model = [a for a in (model_axis, panel_axis) if a and a in with_test]
     for key, group in iter_groups(with_test, by_model):
         if group.empty:
             continue
         best = group.loc[group["best_val_pearson"].idxmax()]
-        name = str(key.get(model_axis, "best"))
+        name = str(key.get(model_axis, "best")) + (f"__{key[panel_axis]}" if panel_axis in key else "")
         paths += plot_scatter(read_test_predictions(best["run_dir"]), out / slug(f"scatter_{name}"),
                               f"{name}: {best['run']}")
     return paths

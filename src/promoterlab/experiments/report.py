@@ -1,10 +1,12 @@
-"""A report of a runs folder: one self-contained HTML file, or Markdown with a figures folder."""
+"""A report of a runs folder (or of several sweeps, one per dataset): one self-contained HTML
+file, or Markdown with a figures folder."""
 
 from __future__ import annotations
 
 import base64
 import html
 import tempfile
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,15 +14,18 @@ from typing import Any
 import pandas as pd
 
 from promoterlab.experiments.figures import write_figures
-from promoterlab.experiments.results import (COMPARISON_RULE, FIT_RULE, analyse, axis_columns, markdown_table,
-                                             write_tables)
+from promoterlab.experiments.progress import sweep_progress
+from promoterlab.experiments.results import (COMPARISON_RULE, DREAM_SCORES, FIT_RULE, axis_columns, collect_runs,
+                                             collect_sweeps, iter_groups, markdown_table, paired_comparison,
+                                             seed_deltas, summarise, write_tables)
 from promoterlab.files import write_text_atomic
 
 # (section title, figure file prefix), in report order.
 SECTIONS = [
     ("Pearson against training-set size", "size_curve_"),
     ("Configurations side by side", "models_bar_"),
-    ("Training curves along one axis", "overlay_"),
+    ("Every run of each model (validation solid, train dashed; dot: best epoch)", "runs_"),
+    ("Training curves along one axis (means over seeds)", "overlay_"),
     ("Predicted against measured (test set, best validation run of each model)", "scatter_"),
     ("Training curves of every run", "curves/"),
 ]
@@ -28,16 +33,24 @@ STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0
          "table{border-collapse:collapse;font-size:13px;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 7px;"
          "text-align:right}th{background:#f0f0f0}img{max-width:100%}figure{margin:1em 0}"
          "figcaption{font-size:12px;color:#666}")
+CONVERGENCE_RULE = ("best epoch: the epoch of best validation Pearson (the model kept); epochs: epochs trained; "
+                    "a run that trained every epoch of its cap without early stopping 'hit the cap': it may "
+                    "not have converged.")
+NO_BASELINE = "None: no runs of the baseline, or none paired with it by seed."
+
+Block = tuple[str, Any]  # ("h2", title) | ("p", text) | ("table", frame) | ("figures", (title, [(name, path)]))
 
 
-def write_report(runs_dir: str | Path, out_path: str | Path, baseline: Any = "legnet",
-                 model_axis: str = "model", run_curves: bool = True) -> Path:
+def write_report(runs_dir: str | Path | Mapping[str, str | Path], out_path: str | Path, baseline: Any = "legnet",
+                 model_axis: str = "model", run_curves: bool = True, intro: str | Path | None = None,
+                 label: str = "dataset") -> Path:
     """Tables, statistics and figures of every finished run in ``runs_dir``.
 
     Parameters
     ----------
-    runs_dir : str or Path
-        Folder of runs (see :func:`promoterlab.experiments.results.collect_runs`).
+    runs_dir : str, Path or mapping of str to path
+        Folder of runs (see :func:`promoterlab.experiments.results.collect_runs`), or several
+        sweeps by name (e.g. ``{"native": ..., "DREAM": ...}``), which become the axis ``label``.
     out_path : str or Path
         ``*.html``: one self-contained file (figures embedded as PNG data URIs). ``*.md``:
         Markdown whose figures (PNG and SVG) go to the sibling folder ``<stem>_figures/``.
@@ -46,6 +59,10 @@ def write_report(runs_dir: str | Path, out_path: str | Path, baseline: Any = "le
         Passed to :func:`promoterlab.experiments.results.paired_comparison`.
     run_curves : bool
         Include every run's own training curves (the other figures already overlay them).
+    intro : str or Path, optional
+        A Markdown file whose text opens the report (e.g. the study's answer in words).
+    label : str
+        Name of the axis that tells several sweeps apart.
 
     Returns
     -------
@@ -55,49 +72,146 @@ def write_report(runs_dir: str | Path, out_path: str | Path, baseline: Any = "le
     Raises
     ------
     ValueError
-        On another suffix, or when ``runs_dir`` holds no finished run.
+        On another suffix, a missing ``intro`` file, or when ``runs_dir`` holds no finished run.
     """
     out = Path(out_path)
     if out.suffix not in (".html", ".md"):
         raise ValueError(f"{out}: the report is .html or .md")
-    runs, summary, comparison = analyse(runs_dir, baseline, model_axis)
+    if intro is not None and not Path(intro).is_file():
+        raise ValueError(f"{intro}: intro file not found")
+    sweeps = dict(runs_dir) if isinstance(runs_dir, Mapping) else {"": runs_dir}
+    runs = collect_sweeps(sweeps, label) if isinstance(runs_dir, Mapping) else collect_runs(runs_dir)
+    summary, comparison = summarise(runs), paired_comparison(runs, baseline=baseline, model_axis=model_axis)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_tables(summary, comparison, out.parent)
-    facts = {"runs_dir": str(runs_dir), "n_runs": len(runs), "n_configs": len(summary),
-             "axes": axis_columns(runs), "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
-             "baseline": f"{model_axis} = {baseline}"}
+    where = ", ".join(f"{name}={folder}" if name else str(folder) for name, folder in sweeps.items())
+    head: list[Block] = [("h1", f"Results of {where}")]
+    if intro is not None:
+        head += [("md", Path(intro).read_text())]
+    head += [("p", f"{len(runs)} finished runs in {len(summary)} configurations; axes "
+                   f"{', '.join(axis_columns(runs)) or 'none'} (replicates: seed). "
+                   f"Generated {datetime.now().strftime('%Y-%m-%d %H:%M')}.")]
+    tables = (_progress_blocks(sweeps) + _result_blocks(runs, summary, comparison, baseline, model_axis)
+              + _convergence_blocks(runs) + _cost_blocks(summary, model_axis))
+    panel = label if label in runs else None
     if out.suffix == ".html":
         with tempfile.TemporaryDirectory() as tmp:
-            figures = write_figures(runs, summary, tmp, model_axis=model_axis, run_curves=run_curves)
-            text = _html(facts, runs, summary, comparison, Path(tmp), figures)
+            figures = write_figures(runs, summary, tmp, model_axis=model_axis, run_curves=run_curves, panel_axis=panel)
+            blocks = head + tables + _figure_blocks(Path(tmp), figures) + _runs_blocks(runs)
+            text = _html(blocks, where)
     else:
         folder = out.with_name(f"{out.stem}_figures")
-        figures = write_figures(runs, summary, folder, model_axis=model_axis, run_curves=run_curves)
-        text = _markdown(facts, runs, summary, comparison, folder, figures)
+        figures = write_figures(runs, summary, folder, model_axis=model_axis, run_curves=run_curves, panel_axis=panel)
+        text = _markdown(head + tables + _figure_blocks(folder, figures) + _runs_blocks(runs), folder)
     write_text_atomic(out, text)
     return out
 
 
-def _sections(folder: Path, figures: list[Path]) -> list[tuple[str, list[tuple[str, Path]]]]:
-    """``(title, [(name, png path)])`` per section that has figures."""
+def convergence_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration: the seeds, each seed's best epoch and epochs trained, and the cap hits.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The axes, ``seeds``, ``best_epochs`` and ``epochs`` (comma-separated, in seed order),
+        ``max_epochs`` and ``cap_hits`` (``k/n``: runs that trained every epoch of the cap).
+    """
+    axes = axis_columns(runs)
+    rows = []
+    for key, group in iter_groups(runs.sort_values("seed"), axes):
+        rows.append({**key, "seeds": ", ".join(str(s) for s in group["seed"]),
+                     "best_epochs": ", ".join(str(int(e)) for e in group["best_epoch"]),
+                     "epochs": ", ".join(str(int(e)) for e in group["epochs"]),
+                     "max_epochs": group["max_epochs"].max(),
+                     "cap_hits": f"{int((group['hit_cap'] == True).sum())}/{len(group)}"})  # noqa: E712
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["max_epochs"] = frame["max_epochs"].astype("Int64")  # NA where the cap is unknown ("auto")
+    return frame.sort_values(axes, kind="stable").reset_index(drop=True) if axes and len(frame) else frame
+
+
+def _progress_blocks(sweeps: dict[str, str | Path]) -> list[Block]:
+    """What each sweep's grid still lacks (sweeps without ``spec.yaml`` are left out)."""
+    frames = []
+    for name, folder in sweeps.items():
+        if (Path(folder) / "spec.yaml").is_file():
+            progress = sweep_progress(folder)
+            frames.append(progress.assign(sweep=name or str(folder))[["sweep", *progress.columns]])
+    if not frames:
+        return []
+    progress = pd.concat(frames, ignore_index=True)
+    done = int((progress["status"] == "finished").sum())
+    if done == len(progress):
+        return [("h2", "Progress"), ("p", f"All {done} runs of the grid finished.")]
+    counts = ", ".join(f"{n} {status}" for status, n in progress["status"].value_counts().items())
+    return [("h2", "Progress"),
+            ("p", f"PARTIAL: {done} of {len(progress)} runs of the grid finished ({counts}); every table and "
+                  "figure below covers the finished runs only. Not finished:"),
+            ("table", progress[progress["status"] != "finished"].reset_index(drop=True))]
+
+
+def _result_blocks(runs: pd.DataFrame, summary: pd.DataFrame, comparison: pd.DataFrame, baseline: Any,
+                   model_axis: str) -> list[Block]:
+    blocks: list[Block] = [
+        ("p", f"**Fit label.** {FIT_RULE}"),
+        ("p", f"**Comparison.** {COMPARISON_RULE} Baseline: {model_axis} = {baseline}."),
+        ("h2", "Summary over seeds"), ("table", summary.dropna(axis=1, how="all")),
+        ("h2", "Comparison with the baseline"), ("table", comparison),
+    ]
+    if all(c in runs for c in DREAM_SCORES):
+        deltas = pd.concat([seed_deltas(runs, c, baseline, model_axis) for c in DREAM_SCORES], ignore_index=True)
+        columns = [c for c in summary.columns if c in axis_columns(summary) or c == "n_seeds"
+                   or c.startswith("dream_")]
+        blocks += [("h2", "Official DREAM 2022 scores (public leaderboard)"),
+                   ("p", "Weighted Pearson (r²) and Spearman scores of the challenge; mean and SD over seeds. "
+                         "Δ against the baseline is the mean over paired seeds with a Student-t 95 % CI over "
+                         "those seeds (a score has no per-sequence bootstrap)."),
+                   ("table", summary.loc[summary["dream_pearson_score_mean"].notna(), columns]),
+                   ("table", deltas)]
+    return blocks
+
+
+def _convergence_blocks(runs: pd.DataFrame) -> list[Block]:
+    capped = runs[runs["hit_cap"] == True]  # noqa: E712 (None where unknown)
+    if capped.empty:
+        flagged = "No run hit its epoch cap: early stopping ended every run."
+    elif len(capped) == len(runs):
+        flagged = (f"**Every run ({len(runs)}) hit the epoch cap** (trained every epoch without early stopping; "
+                   "none may have converged).")
+    else:
+        flagged = (f"**{len(capped)} of {len(runs)} runs hit the epoch cap** (trained every epoch without early "
+                   f"stopping; they may not have converged): {', '.join(capped['run'])}.")
+    return [("h2", "Convergence"), ("p", CONVERGENCE_RULE), ("p", flagged), ("table", convergence_table(runs))]
+
+
+def _cost_blocks(summary: pd.DataFrame, model_axis: str) -> list[Block]:
+    columns = [*axis_columns(summary), "params", "n_seeds", "epochs_mean", "train_seconds_mean",
+               "seconds_per_epoch_mean"]
+    frame = summary[[c for c in columns if c in summary]]
+    return [("h2", "Wall time and parameters"),
+            ("p", f"Parameters of each {model_axis}; training wall time per run (all epochs, validation "
+                  "included) and per epoch, means over seeds. Wall times depend on what else ran on the machine."),
+            ("table", frame)]
+
+
+def _figure_blocks(folder: Path, figures: list[Path]) -> list[Block]:
     pngs = [(path.relative_to(folder).as_posix(), path) for path in figures if path.suffix == ".png"]
-    out = []
+    blocks: list[Block] = []
     for title, prefix in SECTIONS:
         chosen = [(name, path) for name, path in pngs if name.startswith(prefix)]
         if chosen:
-            out.append((title, chosen))
-    return out
+            blocks.append(("figures", (title, chosen)))
+    return blocks
 
 
-def _runs_table(runs: pd.DataFrame) -> pd.DataFrame:
-    return runs.drop(columns="run_dir")
+def _runs_blocks(runs: pd.DataFrame) -> list[Block]:
+    return [("h2", "Runs"), ("table", runs.drop(columns="run_dir").dropna(axis=1, how="all"))]
 
 
-def _html(facts: dict[str, Any], runs: pd.DataFrame, summary: pd.DataFrame, comparison: pd.DataFrame,
-          folder: Path, figures: list[Path]) -> str:
+def _html(blocks: list[Block], where: str) -> str:
     def table(frame: pd.DataFrame) -> str:
         if frame.empty:
-            return "<p>None: no runs of the baseline, or none paired with it by seed.</p>"
+            return f"<p>{NO_BASELINE}</p>"
         return frame.to_html(index=False, float_format=lambda x: f"{x:.4f}", na_rep="", border=0)
 
     def image(name: str, path: Path) -> str:
@@ -105,45 +219,42 @@ def _html(facts: dict[str, Any], runs: pd.DataFrame, summary: pd.DataFrame, comp
         return (f'<figure><img src="data:image/png;base64,{data}" alt="{html.escape(name)}">'
                 f"<figcaption>{html.escape(name)}</figcaption></figure>")
 
-    esc = html.escape
-    parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>promoterlab results: {esc(facts['runs_dir'])}</title><style>{STYLE}</style></head><body>",
-        f"<h1>Results of {esc(facts['runs_dir'])}</h1>",
-        (f"<p>{facts['n_runs']} finished runs in {facts['n_configs']} configurations; axes "
-         f"{esc(', '.join(facts['axes']) or 'none')} (replicates: seed). Generated {facts['date']}.</p>"),
-        f"<p><b>Fit label.</b> {esc(FIT_RULE)}</p>",
-        f"<p><b>Comparison.</b> {esc(COMPARISON_RULE)} Baseline: {esc(facts['baseline'])}.</p>",
-        "<h2>Summary over seeds</h2>", table(summary),
-        "<h2>Comparison with the baseline</h2>", table(comparison),
-    ]
-    for title, images in _sections(folder, figures):
-        body = "".join(image(name, path) for name, path in images)
-        if title == SECTIONS[-1][0]:
-            parts.append(f"<h2>{esc(title)}</h2><details><summary>{len(images)} runs</summary>{body}</details>")
+    def paragraph(text: str) -> str:
+        bold, _, rest = text.partition("** ") if text.startswith("**") else ("", "", text)
+        return f"<p>{'<b>' + html.escape(bold.strip('*')) + '</b> ' if bold else ''}{html.escape(rest)}</p>"
+
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+             f"<title>promoterlab results: {html.escape(where)}</title><style>{STYLE}</style></head><body>"]
+    for kind, value in blocks:
+        if kind in ("h1", "h2"):
+            parts.append(f"<{kind}>{html.escape(value)}</{kind}>")
+        elif kind == "p":
+            parts.append(paragraph(value))
+        elif kind == "md":  # plain paragraphs: the intro's text, escaped
+            parts += [f"<p>{html.escape(chunk.strip())}</p>" for chunk in value.split("\n\n") if chunk.strip()]
+        elif kind == "table":
+            parts.append(table(value))
         else:
-            parts.append(f"<h2>{esc(title)}</h2>{body}")
-    parts += ["<h2>Runs</h2>", table(_runs_table(runs)), "</body></html>"]
-    return "\n".join(parts) + "\n"
+            title, images = value
+            body = "".join(image(name, path) for name, path in images)
+            if title == SECTIONS[-1][0]:
+                body = f"<details><summary>{len(images)} runs</summary>{body}</details>"
+            parts.append(f"<h2>{html.escape(title)}</h2>{body}")
+    return "\n".join(parts + ["</body></html>"]) + "\n"
 
 
-def _markdown(facts: dict[str, Any], runs: pd.DataFrame, summary: pd.DataFrame, comparison: pd.DataFrame,
-              folder: Path, figures: list[Path]) -> str:
-    def table(frame: pd.DataFrame) -> str:
-        return markdown_table(frame) if not frame.empty else "None: no runs of the baseline, or none paired with it."
-
-    parts = [
-        f"# Results of {facts['runs_dir']}", "",
-        (f"{facts['n_runs']} finished runs in {facts['n_configs']} configurations; axes "
-         f"{', '.join(facts['axes']) or 'none'} (replicates: seed). Generated {facts['date']}."), "",
-        f"**Fit label.** {FIT_RULE}", "",
-        f"**Comparison.** {COMPARISON_RULE} Baseline: {facts['baseline']}.", "",
-        "## Summary over seeds", "", table(summary), "",
-        "## Comparison with the baseline", "", table(comparison), "",
-    ]
-    for title, images in _sections(folder, figures):
-        parts += [f"## {title}", ""]
-        parts += [f"![{name}]({folder.name}/{name})" for name, _ in images]
-        parts.append("")
-    parts += ["## Runs", "", table(_runs_table(runs)), ""]
+def _markdown(blocks: list[Block], folder: Path) -> str:
+    parts: list[str] = []
+    for kind, value in blocks:
+        if kind == "h1":
+            parts += [f"# {value}", ""]
+        elif kind == "h2":
+            parts += [f"## {value}", ""]
+        elif kind in ("p", "md"):
+            parts += [value.strip(), ""]
+        elif kind == "table":
+            parts += [markdown_table(value) if not value.empty else NO_BASELINE, ""]
+        else:
+            title, images = value
+            parts += [f"## {title}", "", *(f"![{name}]({folder.name}/{name})" for name, _ in images), ""]
     return "\n".join(parts)

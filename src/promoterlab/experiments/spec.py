@@ -13,9 +13,16 @@ A spec is a YAML file::
     test: {path: test.tsv.gz, seq_col: seq, target_col: el_combined}   # optional
     budgets:                     # named overrides, chosen with --budget
       small: {model.width: 0.25, train.epochs: 4}
+      narrow:                    # a budget may also replace dimensions of the search space
+        model.width: 0.25
+        search: {model.hidden: {choices: [16, 32, 64]}}
     search:                      # for `promoterlab tune`
       model.hidden: {choices: [64, 128, 256]}
       train.weight_decay: {low: 1.0e-4, high: 1.0e-2, log: true}
+
+A DREAM 2022 test set adds ``dream_leaderboard: public_leaderboard_ids`` (the folder of the
+official public-leaderboard JSONs) to ``test``: every run is then also scored with the
+challenge's weighted Pearson and Spearman scores (``dream_score.json``).
 
 Keys of ``axes``, ``budgets`` and ``search`` name any config field: ``section.field``
 (``data.``, ``model.``, ``train.``), a bare field name of ``data`` or ``train``, ``seed``, or
@@ -46,6 +53,7 @@ class HeldOutSet:
     path: str
     seq_col: str | None = None
     target_col: str | None = None
+    dream_leaderboard: str | None = None
 
 
 @dataclass
@@ -143,7 +151,8 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
             if budget not in budgets:
                 raise ValueError(f"no budget {budget!r}; this spec has {sorted(budgets) or 'none'}")
             for key, value in budgets[budget].items():
-                set_field(base, key, value)
+                if key != "search":
+                    set_field(base, key, value)
         data = base.setdefault("data", {})
         if data.get("path"):
             data["path"] = _resolve(path, data["path"])
@@ -155,13 +164,22 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
                 raise ValueError(f"axis {key!r} has no values")
         if not data.get("path") and ("data", "path") not in {resolve_key(key) for key in axes}:
             raise ValueError("no training data: set base.data.path (relative to the spec's folder)")
-        search = raw.get("search") or {}
+        search = dict(raw.get("search") or {})
+        if budget is not None and "search" in budgets[budget]:
+            if not isinstance(budgets[budget]["search"], dict):
+                raise ValueError(f"budget {budget!r}: search must map keys to dimensions")
+            search.update(budgets[budget]["search"])
         for key in search:
             resolve_key(key)
         test = None
         if raw.get("test"):
             test = HeldOutSet(**raw["test"])
             test.path = _resolve(path, test.path)
+            if test.dream_leaderboard:
+                test.dream_leaderboard = _resolve(path, test.dream_leaderboard)
+                if not Path(test.dream_leaderboard).is_dir():
+                    raise ValueError(f"test.dream_leaderboard: {test.dream_leaderboard} is not a folder (the "
+                                     "public_leaderboard_ids JSONs)")
         spec = Spec(name=str(raw.get("name") or path.stem), base=base, axes=axes, test=test,
                     search=search, budget=budget)
         spec.grid()  # fail now on a bad setting in any combination

@@ -1,6 +1,7 @@
 """Run the grid of a spec, resumably, one run directory per combination of axis values.
 
-A run is finished when its ``summary.json`` exists (and, with a test set, ``test_metrics.json``);
+A run is finished when its ``summary.json`` exists (and, with a test set, ``test_metrics.json``,
+and with a DREAM public leaderboard, ``dream_score.json``);
 rerunning a sweep skips finished runs and resumes unfinished ones from ``last.ckpt``, which
 training writes after every epoch, so a run killed at any moment (even ``kill -9``) loses at
 most the epoch in progress. A run directory is locked while a process trains in it, so
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import yaml
 from filelock import FileLock, Timeout
 
@@ -52,7 +55,10 @@ def is_finished(run_dir: Path, config: RunConfig, test: HeldOutSet | None) -> bo
     if not saved_config_matches(run_dir, config):
         raise ValueError(f"{run_dir}: holds a run with a different config (another budget or spec?); "
                          "remove it or sweep into another folder")
-    return (run_dir / "summary.json").exists() and (test is None or (run_dir / "test_metrics.json").exists())
+    needed = ["summary.json"] + ([] if test is None else ["test_metrics.json"])
+    if test is not None and test.dream_leaderboard:
+        needed.append("dream_score.json")
+    return all((run_dir / name).exists() for name in needed)
 
 
 def run_sweep(spec: Spec, out_dir: str | Path, workers: int = 1, progress: bool = False,
@@ -152,15 +158,60 @@ def run_one(run_dir: Path, values: dict[str, Any], config: RunConfig, test: Held
 
 def write_test_evaluation(run_dir: Path, test: HeldOutSet, batch_size: int = 128,
                           device: str = "cpu") -> dict[str, float]:
-    """``test_predictions.tsv`` (index, target, prediction) and ``test_metrics.json`` of a run."""
+    """``test_predictions.tsv`` (index, target, prediction) and ``test_metrics.json`` of a run,
+    and with ``test.dream_leaderboard`` its official DREAM scores (:func:`write_dream_score`)."""
     from promoterlab import api
     from promoterlab.evaluation.metrics import regression_metrics
 
     frame = api.measured_predictions(run_dir, test.path, test.seq_col, test.target_col, batch_size, device)
     write_text_atomic(run_dir / "test_predictions.tsv", frame.to_csv(sep="\t", index=False))
+    if test.dream_leaderboard:
+        write_dream_score(run_dir, frame, test.path, test.dream_leaderboard)
     metrics = regression_metrics(frame["prediction"].to_numpy(), frame["target"].to_numpy())
     write_text_atomic(run_dir / "test_metrics.json", json.dumps(metrics, indent=2))
     return metrics
+
+
+def write_dream_score(run_dir: Path, frame: pd.DataFrame, measured_path: str | Path,
+                      leaderboard_dir: str | Path) -> dict[str, Any]:
+    """The official DREAM 2022 scores of a run's test predictions, as ``dream_score.json``.
+
+    Parameters
+    ----------
+    run_dir : Path
+        Run folder the file is written to.
+    frame : pandas.DataFrame
+        Predictions of the measured rows of ``measured_path`` in file order
+        (:func:`promoterlab.api.measured_predictions`).
+    measured_path : str or Path
+        The official ``seq<TAB>expr`` test file (row index = position; ``nan`` where unmeasured).
+    leaderboard_dir : str or Path
+        The ``public_leaderboard_ids`` folder whose JSONs are the truth of the public score.
+
+    Returns
+    -------
+    dict
+        :meth:`promoterlab.evaluation.dream.DreamScore.to_dict` (``pearson_score``,
+        ``spearman_score``, per-subset rows).
+
+    Raises
+    ------
+    ValueError
+        When the measured rows of ``measured_path`` are not the rows of ``frame``.
+    """
+    from promoterlab.evaluation.dream import load_truth, read_measured, score
+
+    values, _, _ = read_measured(measured_path)
+    positions = list(values)  # measured rows in file order, as the predictions are
+    lined_up = len(positions) == len(frame) and np.allclose(
+        [values[pos] for pos in positions], frame["target"].to_numpy(np.float64), rtol=1e-5, atol=1e-6)
+    if not lined_up:
+        raise ValueError(f"{measured_path}: its {len(positions)} measured rows are not the {len(frame)} rows of "
+                         f"{run_dir}'s test predictions; is it the official seq<TAB>expr test file?")
+    result = score(dict(zip(positions, frame["prediction"].to_numpy(np.float64))), load_truth(leaderboard_dir))
+    data = result.to_dict()
+    write_text_atomic(run_dir / "dream_score.json", json.dumps(data, indent=2))
+    return data
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """Hyperparameter search over a spec's ``search`` space with Optuna (TPE + median pruning).
 
-Every trial is a normal run directory ``OUT/trials/trial-NNNN``. The study lives in an Optuna
+Every trial is a normal run directory ``OUT/trials/trial-NNNN``; ``trials.csv``/``trials.md``
+list every trial's searched values and validation Pearson. The study lives in an Optuna
 storage: by default the SQLite file ``OUT/study.db``; any storage URL (e.g. PostgreSQL) lets
 workers on several machines share one study. ``n_trials`` counts the trials of the whole study,
 so rerunning ``tune`` continues an interrupted search and several workers split the budget.
@@ -19,6 +20,7 @@ from typing import Any
 
 import lightning as L
 import optuna
+import pandas as pd
 
 from promoterlab.experiments.spec import Spec
 from promoterlab.experiments.workers import limit_threads, worker_pool
@@ -213,8 +215,40 @@ def tune(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | None = N
     return write_best(spec, out, open_study(spec, out, storage, seed, heartbeat))
 
 
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """Every trial of a study with its searched values and validation Pearson, best first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``trial``, ``state``, one column per searched key (in search order), ``val_pearson``
+        (the best validation Pearson of a complete trial; a pruned trial's best reported epoch,
+        NaN for a failed one) and ``epochs`` (epochs reported). Sorting by the searched keys
+        gives the table of validation Pearson by setting.
+    """
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        reported = trial.intermediate_values
+        value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else (
+            max(reported.values()) if reported else float("nan"))
+        rows.append({"trial": trial.number, "state": trial.state.name, **trial.params, "val_pearson": value,
+                     "epochs": len(reported)})
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    keys = [c for c in frame.columns if c not in ("trial", "state", "val_pearson", "epochs")]
+    frame = frame[["trial", "state", *keys, "val_pearson", "epochs"]]
+    return frame.sort_values("val_pearson", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+
+
 def write_best(spec: Spec, out: Path, study: optuna.Study) -> dict[str, Any]:
-    """``best_config.yaml`` (ready for ``promoterlab train --config``) and ``best_trial.json``."""
+    """``best_config.yaml`` (ready for ``promoterlab train --config``), ``best_trial.json`` and
+    ``trials.csv``/``trials.md`` (:func:`trials_table`)."""
+    from promoterlab.experiments.results import markdown_table
+
+    trials = trials_table(study)
+    write_text_atomic(out / "trials.csv", trials.to_csv(index=False))
+    write_text_atomic(out / "trials.md", markdown_table(trials) + "\n")
     best = study.best_trial
     config = spec.config({**fixed_values(spec), **best.params})
     config.save(out / "best_config.yaml")

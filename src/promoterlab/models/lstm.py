@@ -5,9 +5,14 @@ direction); dropout is applied to its outputs, and the usual LegNet head pools t
 convolution to the bins at every position -> SiLU -> mean over all positions (so every
 position's output counts, not only the last hidden state).
 
-The seed study's best setting is the default here (hidden 128, unidirectional, dropout 0.3)
-trained with weight decay 1e-3, a training setting: ``TrainConfig.weight_decay`` /
+The seed study's best setting is the default here (hidden 128 at width 1, unidirectional,
+dropout 0.3) trained with weight decay 1e-3, a training setting: ``TrainConfig.weight_decay`` /
 ``--weight-decay 1e-3``.
+
+The LSTM's size follows the model's ``width`` like LegNet's channels do, so that a narrow
+hybrid gets no more capacity than narrow LegNet by accident: ``hidden`` left ``None`` is
+``max(1, round(FULL_WIDTH_HIDDEN * width))`` units (128 at width 1, 32 at width 0.25); a value
+given explicitly is used as it is.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from torch import nn
 from promoterlab.models import register
 from promoterlab.models.legnet import LegNet, LegNetConfig
 
+FULL_WIDTH_HIDDEN = 128
+
 
 @dataclass
 class LSTMConfig(LegNetConfig):
@@ -27,8 +34,9 @@ class LSTMConfig(LegNetConfig):
 
     Parameters
     ----------
-    hidden : int
-        LSTM units per direction.
+    hidden : int or None
+        LSTM units per direction; ``None``: ``round(128 * width)`` (:meth:`units` gives the
+        value used).
     bidirectional : bool
         Also read the sequence from its 3' end (doubles the head's input channels).
     dropout : float
@@ -36,18 +44,24 @@ class LSTMConfig(LegNetConfig):
     """
 
     name: str = "legnet-lstm"
-    hidden: int = 128
+    hidden: int | None = None
     bidirectional: bool = False
     dropout: float = 0.3
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.hidden < 1 or not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"need hidden >= 1 and 0 <= dropout < 1, got {self.hidden} and {self.dropout}")
+        hidden_ok = self.hidden is None or (isinstance(self.hidden, int) and not isinstance(self.hidden, bool)
+                                            and self.hidden >= 1)
+        if not hidden_ok or not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"need hidden >= 1 (or null) and 0 <= dropout < 1, got {self.hidden} and {self.dropout}")
+
+    def units(self) -> int:
+        """LSTM units per direction: ``hidden``, or ``max(1, round(128 * width))`` when it is ``None``."""
+        return self.hidden if self.hidden is not None else max(1, round(FULL_WIDTH_HIDDEN * self.width))
 
     def lstm_channels(self) -> int:
         """Channels of the LSTM output (both directions concatenated)."""
-        return self.hidden * (2 if self.bidirectional else 1)
+        return self.units() * (2 if self.bidirectional else 1)
 
 
 class LSTMNeck(nn.Module):
@@ -55,7 +69,7 @@ class LSTMNeck(nn.Module):
 
     def __init__(self, channels: int, cfg: LSTMConfig):
         super().__init__()
-        self.lstm = nn.LSTM(channels, cfg.hidden, batch_first=True, bidirectional=cfg.bidirectional)
+        self.lstm = nn.LSTM(channels, cfg.units(), batch_first=True, bidirectional=cfg.bidirectional)
         self.dropout = nn.Dropout(cfg.dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
