@@ -3,15 +3,10 @@
 from promoterlab.datasets.download import (
     ENV_VAR,
     MANIFEST_NAME,
-    ChecksumError,
-    DownloadError,
     FetchReport,
     FileStatus,
-    check_file,
     dataset_dir,
-    download_file,
     fetch,
-    file_digests,
     is_local_copy,
     read_manifest,
     resolve_data_dir,
@@ -24,6 +19,7 @@ from promoterlab.datasets.registry import (
     get_dataset,
     list_datasets,
 )
+from promoterlab.datasets.transfer import ChecksumError, DownloadError, check_file, download_file, file_digests
 
 __all__ = [
     "DATASETS",

@@ -1,54 +1,28 @@
-"""Resumable, verified downloads and the fetching of registered datasets, on :mod:`pooch`.
+"""Fetching registered datasets into a data directory, and where that directory is.
 
-Pooch does the work it is made for: the retry loop (``retry_if_failed``, waiting 1 s, 2 s, …
-between attempts), the temporary file that is renamed onto the target only after a complete
-transfer, the digests (:func:`pooch.file_hash`) and the default cache folder
-(:func:`pooch.os_cache`).
-
-HTTP ``Range`` resume is kept here, as a pooch *downloader* (:class:`ResumingHTTPDownloader`),
-because pooch cannot resume: its ``HTTPDownloader`` opens a fresh temporary file for every
-attempt and pooch deletes that file when an attempt fails, so an interrupted transfer of the
-multi-gigabyte DREAM training file would start again from byte 0. The downloader keeps the
-bytes received in ``NAME.part`` beside the target, across attempts and across calls, and asks
-for the rest with ``Range: bytes=N-``. The finished file is checked (size, md5, sha256 where
-known) before pooch moves it into place, so the target never holds a partial or corrupt
-file; a checksum error is final (not retried) and removes the partial file. Checksums computed
-on first download are kept in ``promoterlab_manifest.json`` in the dataset directory and
-checked on later runs.
+Each file is downloaded by :func:`~promoterlab.datasets.transfer.download_file` (resumable,
+verified, placed atomically). Checksums computed on first download are kept in
+``promoterlab_manifest.json`` in the dataset directory and checked on later runs.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
-import logging
 import os
-import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pooch
-from tqdm.auto import tqdm
 
 from promoterlab.datasets.registry import Dataset, RemoteFile
+from promoterlab.datasets.transfer import ChecksumError, DownloadError, check_file, download_file
 from promoterlab.files import write_text_atomic
 
 ENV_VAR = "PROMOTERLAB_DATA"
 MANIFEST_NAME = "promoterlab_manifest.json"
-USER_AGENT = "promoterlab/0.1 (dataset downloader)"
-_CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-_UNSATISFIED_RANGE = re.compile(r"bytes\s+\*/(\d+)")
-
-
-class DownloadError(RuntimeError):
-    """A transfer that could not be completed; the message names the URL and the target."""
-
-
-class ChecksumError(DownloadError):
-    """A downloaded or present file whose size or digest differs from the expected one."""
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -81,195 +55,6 @@ def dataset_dir(dataset: Dataset, data_dir: str | os.PathLike[str] | None = None
         return Path(directory).expanduser()
     return resolve_data_dir(data_dir) / dataset.name
 
-
-def file_digests(path: str | os.PathLike[str]) -> dict[str, str | int]:
-    """Size, md5 and sha256 of a file."""
-    return {"size": Path(path).stat().st_size, "md5": pooch.file_hash(str(path), alg="md5"),
-            "sha256": pooch.file_hash(str(path), alg="sha256")}
-
-
-def check_file(path: str | os.PathLike[str], size: int | None = None, md5: str | None = None,
-               sha256: str | None = None) -> dict[str, str | int]:
-    """Digests of ``path``, after checking them against whatever is expected.
-
-    Raises
-    ------
-    ChecksumError
-        If the size, md5 or sha256 differs from an expected (non-``None``) value.
-    """
-    found = file_digests(path)
-    problem = _mismatch(found, size, md5, sha256)
-    if problem:
-        raise ChecksumError(f"{path}: checksum mismatch, {problem}")
-    return found
-
-
-def _mismatch(found: dict[str, str | int], size: int | None, md5: str | None,
-              sha256: str | None) -> str | None:
-    for key, expected in (("size", size), ("md5", md5), ("sha256", sha256)):
-        if expected is not None and str(found[key]).lower() != str(expected).lower():
-            return f"{key} is {found[key]}, expected {expected}"
-    return None
-
-
-class ResumingHTTPDownloader:
-    """A pooch downloader (``downloader(url, output_file, pooch)``) that resumes with HTTP Range.
-
-    Each call continues ``part`` with the rest of ``url`` (or rewrites it when the server ignores
-    ``Range``), checks the complete file against ``size``/``md5``/``sha256`` and moves it onto
-    ``output_file`` (pooch's temporary file, which pooch then renames onto the target).
-    An interrupted transfer raises a :mod:`requests` exception, which pooch retries, and leaves
-    ``part`` in place; an HTTP 4xx raises :class:`DownloadError` and a wrong checksum
-    :class:`ChecksumError` (removing ``part``), which pooch does not retry.
-    """
-
-    def __init__(self, part: Path, *, size: int | None = None, md5: str | None = None,
-                 sha256: str | None = None, progress: bool = True, timeout: float = 60.0,
-                 chunk_size: int = 1 << 20, desc: str | None = None):
-        self.part, self.expected = Path(part), {"size": size, "md5": md5, "sha256": sha256}
-        self.progress, self.timeout, self.chunk_size = progress, timeout, chunk_size
-        self.desc = desc or self.part.name.removesuffix(".part")
-        self.digests: dict[str, str | int] | None = None
-
-    def __call__(self, url: str, output_file: str, pooch_instance: pooch.Pooch | None = None) -> None:
-        self._transfer(url)
-        digests = file_digests(self.part)
-        problem = _mismatch(digests, **self.expected)
-        if problem:
-            self.part.unlink(missing_ok=True)
-            raise ChecksumError(f"{url} -> {self.desc}: checksum error, downloaded file rejected ({problem}); "
-                                "the partial file was removed and nothing was placed")
-        os.replace(self.part, output_file)
-        self.digests = digests
-
-    def _transfer(self, url: str) -> None:
-        import requests
-
-        offset = self.part.stat().st_size if self.part.exists() else 0
-        # identity: byte offsets must count the bytes as stored, not as compressed in transit
-        headers = {"User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
-        if offset:
-            headers["Range"] = f"bytes={offset}-"
-        with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as response:
-            status = response.status_code
-            if status == 416 and offset:
-                # Range beyond the end: the partial file is complete, or longer than the remote one.
-                match = _UNSATISFIED_RANGE.search(response.headers.get("Content-Range", ""))
-                if match and int(match.group(1)) == offset:
-                    return
-                self.part.unlink()
-                raise requests.HTTPError(f"partial file of {offset} bytes does not fit the remote file")
-            if status >= 500:
-                raise requests.HTTPError(f"HTTP {status} {response.reason}")  # retried by pooch
-            if status >= 400:
-                raise DownloadError(f"{url}: HTTP {status} {response.reason}")
-            if offset and status == 206:
-                match = _CONTENT_RANGE.search(response.headers.get("Content-Range", ""))
-                if not match or int(match.group(1)) != offset:
-                    self.part.unlink()
-                    raise requests.HTTPError(f"server answered the resume with range "
-                                             f"{response.headers.get('Content-Range')!r}")
-                total = int(match.group(3)) if match.group(3) != "*" else None
-                mode = "ab"
-            else:
-                length = response.headers.get("Content-Length")
-                offset, mode, total = 0, "wb", int(length) if length else None
-            received = offset
-            # urllib3 would raise on a short body and drop the bytes of the read in progress; the
-            # length is checked below instead, so that every byte received is kept for resuming.
-            response.raw.enforce_content_length = False
-            with open(self.part, mode) as handle, tqdm(
-                total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024,
-                desc=self.desc, disable=not self.progress, leave=False,
-            ) as bar:
-                try:
-                    for chunk in response.iter_content(self.chunk_size):
-                        handle.write(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-                except requests.RequestException as exc:
-                    raise requests.ConnectionError(
-                        f"connection closed after {received} of {total} bytes ({exc})") from exc
-        if total is not None and received < total:
-            raise requests.ConnectionError(f"connection closed after {received} of {total} bytes")
-
-
-@contextmanager
-def _pooch_log_level(level: int) -> Iterator[None]:
-    logger = pooch.get_logger()
-    previous = logger.level
-    logger.setLevel(level)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
-
-
-def download_file(url: str, dest: str | os.PathLike[str], *, size: int | None = None,
-                  md5: str | None = None, sha256: str | None = None, progress: bool = True,
-                  retries: int = 3, timeout: float = 60.0,
-                  chunk_size: int = 1 << 20) -> dict[str, str | int]:
-    """Download ``url`` to ``dest``, resuming, verifying and placing it atomically.
-
-    Parameters
-    ----------
-    url : str
-        Source address (``http`` or ``https``).
-    dest : str or path-like
-        Final path. Parent directories are created. A file already there is replaced once
-        the new one is complete and verified.
-    size, md5, sha256 : optional
-        Expected size and digests; ``None`` skips that check.
-    progress : bool
-        Show a byte progress bar and pooch's log lines.
-    retries : int
-        How many times an interrupted transfer is resumed within this call (pooch's
-        ``retry_if_failed``; it waits 1 s, 2 s, … up to 10 s between attempts).
-    timeout : float
-        Socket timeout in seconds.
-    chunk_size : int
-        Bytes read per step.
-
-    Returns
-    -------
-    dict
-        ``size``, ``md5`` and ``sha256`` of the placed file.
-
-    Raises
-    ------
-    ChecksumError
-        If the complete transfer has the wrong size or digest. The partial file is removed
-        and nothing is placed at ``dest``.
-    DownloadError
-        If the transfer fails for good. An interrupted partial file is kept as
-        ``dest + '.part'`` and resumed by the next call.
-    """
-    import requests
-
-    dest = Path(dest)
-    if not url.startswith(("http://", "https://")):
-        raise DownloadError(f"{url} -> {dest}: only http and https addresses can be downloaded")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    # A file already at ``dest`` (a forced download) would look cached to pooch: pooch then places
-    # the verified file under a staging name, renamed onto ``dest`` in one step.
-    staged = dest.with_name(dest.name + ".download") if dest.exists() else dest
-    if staged != dest:
-        staged.unlink(missing_ok=True)
-    downloader = ResumingHTTPDownloader(part, size=size, md5=md5, sha256=sha256, progress=progress,
-                                        timeout=timeout, chunk_size=chunk_size, desc=dest.name)
-    fetcher = pooch.create(path=dest.parent, base_url="", registry={staged.name: None},
-                           urls={staged.name: url}, retry_if_failed=retries)
-    try:
-        with _pooch_log_level(logging.INFO if progress else logging.WARNING):
-            fetcher.fetch(staged.name, downloader=downloader)
-    except requests.RequestException as exc:
-        kept = f"; {part.stat().st_size} bytes kept in {part} for resuming" if part.exists() else ""
-        raise DownloadError(f"{url} -> {dest}: transfer failed after {retries + 1} attempt(s): "
-                            f"{exc}{kept}") from exc
-    if staged != dest:
-        os.replace(staged, dest)
-    return downloader.digests or file_digests(dest)
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, dict]:
