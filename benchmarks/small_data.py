@@ -147,10 +147,11 @@ def train_one(task: str, recipe: str, seed: int, args) -> str:
     summary = api.train(config, out, resume=False, overwrite=True, callbacks=callbacks)
     train_seconds = time.perf_counter() - start
     predictions = {"train_seconds": np.float64(train_seconds), "best_epoch": np.int64(summary["best_epoch"])}
+    test, val = test_codes(task, config), val_codes(config)
     for weights in WEIGHTS if recipe == "base" else ("best",):
         model = weights_model(out, weights)
-        predictions[f"test_{weights}"] = predict(model, test_codes(task, config), batch_size=64)
-        predictions[f"val_{weights}"] = predict(model, val_codes(config), batch_size=64)
+        predictions[f"test_{weights}"] = predict(model, test, batch_size=64)
+        predictions[f"val_{weights}"] = predict(model, val, batch_size=64)
     np.savez(out / "predictions.npz.tmp.npz", **predictions)
     os.replace(out / "predictions.npz.tmp.npz", out / "predictions.npz")
     return f"{out}: {train_seconds:.0f} s, best val {summary['best_val_pearson']:.4f} (epoch {summary['best_epoch']})"
