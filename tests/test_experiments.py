@@ -248,6 +248,7 @@ def test_converged_budget_trains_to_early_stopping_at_one_width(name, runs):
     for _, values, config in grid:
         assert config.model.width == 0.25 and config.model.name == values.get("model", "legnet-lstm")
         assert (config.train.epochs, config.train.patience) == (40, 3)
+        assert (config.train.schedule, config.train.cooldown_epochs) == ("plateau", 4)  # ends annealed
         assert (config.train.batch_size, config.train.eval_batch_size, config.train.precision) == ("auto",) * 3
         assert config.data.val_singleton is False or not config.data.singleton_channel  # flag-0 validation
     if name == "seed_study_dream":

@@ -84,12 +84,25 @@ def test_store_holds_the_table(table, tmp_path):
     seqs = [r[0].upper() for r in rows]
     np.testing.assert_array_equal(store.adapter, [s.startswith(LEFT_ADAPTER) for s in seqs])
     np.testing.assert_array_equal(store.inserts, [Layout().insert_length(s) for s in seqs])
-    # bytes per sequence: 150 codes + 4 target + 1 flag + 4 line + 2 insert length + 1 adapter flag
+    # bytes per sequence: 150 codes + 4 target + 1 flags byte + 4 line + 1 insert length
     size = sum(p.stat().st_size for p in store.path.iterdir() if p.name != HEADER)
-    assert size == 162 * len(store)
+    assert size == 160 * len(store)
+    rows = np.array([3, 0, 3])
+    np.testing.assert_array_equal(store.singleton[rows], targets[rows] == np.round(targets[rows]))
+    assert store.header["arrays"]["inserts"]["dtype"] == "uint8"
     assert store.header["source"]["bytes"] == table.stat().st_size
     one_chunk = build_store(table, tmp_path / "one", chunk_rows=10_000)
     assert one_chunk.header["arrays"] == store.header["arrays"]  # the same bytes (CRC-32s)
+
+
+def test_windows_longer_than_255_store_two_byte_insert_lengths(tmp_path):
+    path = tmp_path / "long.txt"
+    path.write_text("".join(f"{'ACGT' * 70}\t{i}\n" for i in range(4)) + f"{'A' * 20}\t1.5\n")
+    store = build_store(path, tmp_path / "s", Layout(seq_len=300))
+    spec = store.header["arrays"]["inserts"]
+    assert (spec["file"], spec["dtype"]) == ("inserts.u16", "uint16")
+    np.testing.assert_array_equal(store.inserts, [280] * 4 + [20])
+    np.testing.assert_array_equal(store.singleton, [True] * 4 + [False])
 
 
 @pytest.mark.parametrize("singleton_channel,clip", [(True, None), (False, (2.0, 15.0))])
@@ -247,7 +260,7 @@ def test_cli_encode(table, tmp_path):
     out = tmp_path / "store"
     result = runner.invoke(app, ["data", "encode", str(table), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "encoded 1,200 sequences" in result.output and "162 B/sequence" in result.output
+    assert "encoded 1,200 sequences" in result.output and "160 B/sequence" in result.output
     header = json.loads((out / HEADER).read_text())
     assert header["rows"] == 1200 and header["layout"]["left_adapter"] == LEFT_ADAPTER
     result = runner.invoke(app, ["data", "encode", str(table), "-o", str(out)])

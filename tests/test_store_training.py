@@ -246,12 +246,12 @@ def test_explicit_store_must_match_the_run(tmp_path):
 
 
 @pytest.mark.parametrize("damage, message", [
-    (lambda f: (f / "inserts.u16").write_bytes((f / "inserts.u16").read_bytes()[:-2]),
-     r"inserts\.u16 has 398 bytes, the header says 400 .*truncated"),
-    (lambda f: (f / "adapter.b1").write_bytes(bytes(1 - b for b in (f / "adapter.b1").read_bytes())),
-     r"adapter\.b1 does not match its checksum \(corrupted\)"),
-    (lambda f: (f / HEADER).write_text(json.dumps({**json.loads((f / HEADER).read_text()), "version": 1})),
-     r"store format version 1, this promoterlab reads version 2; encode the data again"),
+    (lambda f: (f / "inserts.u8").write_bytes((f / "inserts.u8").read_bytes()[:-2]),
+     r"inserts\.u8 has 198 bytes, the header says 200 .*truncated"),
+    (lambda f: (f / "flags.u8").write_bytes(bytes(b ^ 2 for b in (f / "flags.u8").read_bytes())),
+     r"flags\.u8 does not match its checksum \(corrupted\)"),
+    (lambda f: (f / HEADER).write_text(json.dumps({**json.loads((f / HEADER).read_text()), "version": 2})),
+     r"store format version 2, this promoterlab reads version 3; encode the data again"),
 ])
 def test_damaged_new_columns_refused_when_explicit_rebuilt_when_cached(tmp_path, damage, message, caplog):
     path = tmp_path / "t.txt"

@@ -91,6 +91,12 @@ def train(
                                                         "kept (default {train.max_time})."),
     patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs "
                                                       "(default {train.patience})."),
+    schedule: Optional[str] = typer.Option(None, help="Learning-rate schedule: onecycle over --epochs, or plateau: "
+                                                      "hold the peak rate until validation has not improved for "
+                                                      "--patience epochs, then anneal over --cooldown-epochs and "
+                                                      "stop (default {train.schedule})."),
+    cooldown_epochs: Optional[int] = typer.Option(None, help="Annealing epochs of --schedule plateau "
+                                                             "(default {train.cooldown_epochs})."),
     precision: Optional[str] = typer.Option(None, help="32, bf16-mixed, ... (default {train.precision})."),
     accelerator: Optional[str] = typer.Option(None, help="Lightning accelerator: cpu, gpu, auto "
                                                          "(default {train.accelerator})."),
@@ -141,7 +147,8 @@ def train(
                                    weight_decay=weight_decay, max_time=max_time, patience=patience,
                                    precision=precision, accelerator=accelerator, devices=devices,
                                    strategy=strategy, num_nodes=num_nodes, augment=augment,
-                                   finetune_epochs=finetune_epochs, averaging=averaging)
+                                   finetune_epochs=finetune_epochs, averaging=averaging, schedule=schedule,
+                                   cooldown_epochs=cooldown_epochs)
     except ValueError as err:
         _fail(_option_error(err))
     name = model or base.model.name

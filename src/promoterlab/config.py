@@ -22,6 +22,7 @@ from promoterlab.training.objective import LOSSES
 # Lightning's precision settings ("auto": chosen for the hardware).
 PRECISIONS = ("auto", "32", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64", "64-true",
               "16", "bf16")
+SCHEDULES = ("onecycle", "plateau")  # learning-rate schedules (TrainConfig.schedule)
 
 
 def _is_number(value: Any) -> bool:
@@ -118,6 +119,11 @@ class TrainConfig:
     the authors' 10x lower learning rate). ``averaging`` (``"ema[:DECAY]"`` or
     ``"swa[:EPOCHS]"``) makes the saved model the final weight average instead of the best
     validation epoch.
+
+    ``schedule`` is ``"onecycle"`` (LegNet's: OneCycle over all ``epochs``) or ``"plateau"``
+    (:mod:`promoterlab.training.plateau`: warm up, hold ``max_lr`` until validation Pearson has
+    not improved for ``patience`` epochs, then anneal over ``cooldown_epochs`` and stop;
+    ``epochs`` is the cap), for runs trained to convergence.
     """
 
     loss: str = "kl"
@@ -140,6 +146,8 @@ class TrainConfig:
     augment: str = "none"
     finetune_epochs: int = 0
     averaging: str = "none"
+    schedule: str = "onecycle"
+    cooldown_epochs: int = 4
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -181,6 +189,23 @@ class TrainConfig:
                 parse_averaging(self.averaging)
             except ValueError as err:
                 raise ValueError("averaging:" + str(err).removeprefix("average:")) from None
+        self._check_schedule()
+
+    def _check_schedule(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, not {self.schedule!r}")
+        _check_count("cooldown_epochs", self.cooldown_epochs, 1)
+        if self.schedule != "plateau":
+            return
+        if not self.patience:
+            raise ValueError("schedule plateau anneals when validation stops improving: give patience "
+                             "(--patience N)")
+        clashes = [name for name, on in (("max_time", self.max_time), ("finetune_epochs", self.finetune_epochs),
+                                         ("averaging swa", self.averaging.strip().lower().startswith("swa")))
+                   if on]
+        if clashes:
+            raise ValueError(f"schedule plateau decides the run's length from validation; it cannot be "
+                             f"combined with {' or '.join(clashes)}, which need the length in advance")
 
 
 @dataclass

@@ -9,12 +9,16 @@ file               array                   per sequence
 =================  ======================  ==============================================
 ``codes.u8``       ``(n, seq_len)`` uint8  laid-out codes A=0 C=1 G=2 T=3 N=4 (150 B)
 ``targets.f32``    ``(n,)`` float32        measured value (4 B)
-``singleton.b1``   ``(n,)`` bool           integer target (DREAM's singleton flag) (1 B)
+``flags.u8``       ``(n,)`` uint8          bit 0: integer target (DREAM's singleton flag);
+                                           bit 1: the row began with the left adapter (1 B)
 ``lines.u32``      ``(n,)`` uint32         line of the row in the source, for messages (4 B)
-``inserts.u16``    ``(n,)`` uint16         insert length: bases after a leading adapter (2 B)
-``adapter.b1``     ``(n,)`` bool           the row began with the left adapter (1 B)
+``inserts.u8``     ``(n,)`` uint8          insert length: bases after a leading adapter (1 B;
+                                           ``inserts.u16``, 2 B, when ``seq_len`` > 255)
 ``groups.i32``     ``(n,)`` int32          group id, only with a group column (4 B)
 =================  ======================  ==============================================
+
+That is 160 B per sequence of the default 150 bp layout (164 with groups). An opened store reads
+the two flags as bool arrays, ``singleton`` and ``adapter`` (:class:`FlagBit`).
 
 The insert lengths and adapter flags give each row's EvoAug insert window without the source
 (:func:`~promoterlab.data.store_windows.store_windows`).
@@ -41,13 +45,14 @@ import numpy as np
 
 from promoterlab.data.layout import Layout
 
-FORMAT, VERSION = "promoterlab-sequence-store", 2  # 2: inserts, adapter
+# 2: insert lengths and adapter flags; 3: both flags in one byte, one-byte insert lengths
+FORMAT, VERSION = "promoterlab-sequence-store", 3
 HEADER = "header.json"
 GROUP_LABELS = "group_labels.json"
 _ARRAYS = {"codes": ("codes.u8", "uint8"), "targets": ("targets.f32", "float32"),
-           "singleton": ("singleton.b1", "bool"), "lines": ("lines.u32", "uint32"),
-           "inserts": ("inserts.u16", "uint16"), "adapter": ("adapter.b1", "bool"),
-           "groups": ("groups.i32", "int32")}
+           "flags": ("flags.u8", "uint8"), "lines": ("lines.u32", "uint32"),
+           "inserts": ("inserts.u8", "uint8"), "groups": ("groups.i32", "int32")}
+SINGLETON_BIT, ADAPTER_BIT = 1, 2  # masks in flags.u8
 _BLOCK = 1 << 24  # bytes read at a time when checksumming
 
 
@@ -66,6 +71,37 @@ class ReadOptions:
     drop_missing: bool = False
 
 
+def array_file(name: str, seq_len: int) -> tuple[str, str]:
+    """File name and dtype of the store array ``name`` for windows of ``seq_len`` positions."""
+    if name == "inserts" and seq_len > np.iinfo(np.uint8).max:
+        return "inserts.u16", "uint16"
+    return _ARRAYS[name]
+
+
+class FlagBit:
+    """One bit of a store's ``flags`` array, read as a bool array: ``bit[rows]`` is an array,
+    ``numpy.asarray(bit)`` all rows."""
+
+    dtype = np.dtype(bool)
+
+    def __init__(self, flags: np.ndarray, mask: int):
+        self.flags, self.mask = flags, mask
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.flags.shape
+
+    def __len__(self) -> int:
+        return len(self.flags)
+
+    def __getitem__(self, index) -> np.ndarray:
+        return (np.asarray(self.flags[index]) & self.mask) != 0
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        values = self[:]
+        return values if dtype is None else values.astype(dtype)
+
+
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file's bytes (of the compressed bytes for ``.gz``), read in 16 MB blocks."""
     digest = hashlib.sha256()
@@ -76,9 +112,9 @@ def file_sha256(path: str | Path) -> str:
 
 
 class SequenceStore:
-    """An opened store: ``codes``, ``targets``, ``singleton``, ``lines``, ``inserts``, ``adapter``
-    and ``groups`` (or ``None``) are read-only :class:`numpy.memmap` views; ``group_labels``
-    names the group ids.
+    """An opened store: ``codes``, ``targets``, ``lines``, ``inserts`` and ``groups`` (or
+    ``None``) are read-only :class:`numpy.memmap` views, ``singleton`` and ``adapter`` the
+    :class:`FlagBit` views of ``flags``; ``group_labels`` names the group ids.
 
     Pickled as its path, so that DataLoader workers and spawned processes map the files
     themselves instead of receiving a copy of the arrays.
@@ -90,9 +126,10 @@ class SequenceStore:
         self.read = ReadOptions(**header["read"])
         arrays = {name: np.memmap(self.path / spec["file"], dtype=spec["dtype"], mode="r", shape=tuple(spec["shape"]))
                   for name, spec in header["arrays"].items()}
-        self.codes, self.targets, self.singleton = arrays["codes"], arrays["targets"], arrays["singleton"]
-        self.lines, self.groups = arrays["lines"], arrays.get("groups")
-        self.inserts, self.adapter = arrays["inserts"], arrays["adapter"]
+        self.codes, self.targets, self.lines = arrays["codes"], arrays["targets"], arrays["lines"]
+        self.singleton = FlagBit(arrays["flags"], SINGLETON_BIT)
+        self.adapter = FlagBit(arrays["flags"], ADAPTER_BIT)
+        self.inserts, self.groups = arrays["inserts"], arrays.get("groups")
         labels = header.get("group_labels")
         self.group_labels = json.loads((self.path / labels).read_text()) if labels else None
 

@@ -32,8 +32,8 @@ import pandas as pd
 from promoterlab.data.encoding import is_integer
 from promoterlab.data.layout import Layout
 from promoterlab.data.readers import DataError, iter_table
-from promoterlab.data.store import (_ARRAYS, FORMAT, GROUP_LABELS, HEADER, VERSION, ReadOptions, SequenceStore,
-                                    StoreError, file_sha256, open_store)
+from promoterlab.data.store import (_ARRAYS, ADAPTER_BIT, FORMAT, GROUP_LABELS, HEADER, SINGLETON_BIT, VERSION,
+                                    ReadOptions, SequenceStore, StoreError, array_file, file_sha256, open_store)
 from promoterlab.data.store_layout import layout_coded, sequence_codes
 from promoterlab.data.table_stream import NotStreamable, TableChunk, iter_table_codes
 
@@ -80,7 +80,7 @@ def _build(source: Path, folder: Path, layout: Layout, read: ReadOptions, chunk_
         (folder / GROUP_LABELS).write_bytes(text)
         header.update(group_labels=GROUP_LABELS, group_labels_crc32=zlib.crc32(text))
     for name in names:
-        file, dtype = _ARRAYS[name]
+        file, dtype = array_file(name, layout.seq_len)
         shape = [rows, layout.seq_len] if name == "codes" else [rows]
         header["arrays"][name] = {"file": file, "dtype": dtype, "shape": shape, "crc32": crcs[name]}
     (folder / HEADER).write_text(json.dumps(header, indent=1))
@@ -105,7 +105,7 @@ def _write_arrays(chunks: Iterable[TableChunk], folder: Path, layout: Layout, re
     """Lay out and write ``chunks`` into ``folder``'s array files (replacing them); return the
     rows, each array's CRC-32 and the group ids in order of first appearance."""
     names = [name for name in _ARRAYS if name != "groups" or read.group_col]
-    handles = {name: open(folder / _ARRAYS[name][0], "wb") for name in names}
+    handles = {name: open(folder / array_file(name, layout.seq_len)[0], "wb") for name in names}
     crcs = dict.fromkeys(names, 0)
     group_ids: dict[str, int] = {}
     rows = 0
@@ -113,9 +113,10 @@ def _write_arrays(chunks: Iterable[TableChunk], folder: Path, layout: Layout, re
         for chunk in chunks:
             codes, inserts, has_adapter = layout_coded(chunk.codes, chunk.lengths, layout, source, chunk.lines)
             targets = chunk.targets.astype(np.float32)
-            arrays = {"codes": codes, "targets": targets, "singleton": is_integer(targets),
-                      "lines": chunk.lines.astype(np.uint32), "inserts": inserts.astype(np.uint16),
-                      "adapter": has_adapter}
+            flags = is_integer(targets) * np.uint8(SINGLETON_BIT) | has_adapter * np.uint8(ADAPTER_BIT)
+            arrays = {"codes": codes, "targets": targets, "flags": flags.astype(np.uint8),
+                      "lines": chunk.lines.astype(np.uint32),
+                      "inserts": inserts.astype(array_file("inserts", layout.seq_len)[1])}
             if read.group_col:
                 ids = np.array([group_ids.setdefault(label, len(group_ids)) for label in chunk.group_labels],
                                dtype=np.int32)

@@ -8,7 +8,8 @@ summary. A *configuration* is every axis value but ``seed``; its seeds are its r
 
 Convergence: every run records ``best_epoch`` (the epoch of convergence: best validation
 Pearson), ``epochs`` (epochs trained), ``max_epochs`` (the configured cap) and ``hit_cap``
-(trained all ``max_epochs`` without stopping early, i.e. early stopping never fired).
+(trained all ``max_epochs`` without stopping early, i.e. early stopping never fired; with
+``schedule: plateau``, the cool-down was started by the cap, not by a plateau).
 
 Several sweeps (e.g. one per dataset) are read together by :func:`collect_sweeps`, which adds
 their label as one more axis, so that every statistic is per dataset.
@@ -192,6 +193,8 @@ def _epoch_cap(run_dir: Path, summary: dict[str, Any]) -> tuple[float, Any]:
     train = ((yaml.safe_load(config_path.read_text()) or {}).get("train") or {}) if config_path.exists() else {}
     epochs = train.get("epochs")
     max_epochs = float(epochs + (train.get("finetune_epochs") or 0)) if isinstance(epochs, int) else math.nan
+    if "cooldown" in summary:  # schedule plateau: annealed because of a plateau or the cap
+        return max_epochs, summary["cooldown"]["reason"] == "cap"
     if "stopped_early" in summary:
         return max_epochs, not summary["stopped_early"]
     if math.isnan(max_epochs) or not isinstance(summary.get("epochs"), int):

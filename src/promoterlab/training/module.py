@@ -1,5 +1,8 @@
 """Lightning wrapper: one model, one objective, AdamW + OneCycle, per-epoch metrics.
 
+With ``schedule: plateau`` there is no scheduler here: the
+:class:`~promoterlab.training.plateau.PlateauSchedule` callback sets the rate.
+
 With ``finetune_epochs``, OneCycle spans the epochs before them and the last
 ``finetune_epochs`` epochs run at a constant ``max_lr / FINETUNE_LR_DIVISOR`` (EvoAug's
 fine-tuning on unaugmented data, Lee et al. 2023: a 10x lower learning rate).
@@ -136,6 +139,8 @@ class PromoterRegressor(L.LightningModule):
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.max_lr / self.cfg.div_factor,
                                       weight_decay=self.cfg.weight_decay)
+        if getattr(self.cfg, "schedule", "onecycle") == "plateau":  # PlateauSchedule sets the rate
+            return optimizer
         steps = self.trainer.estimated_stepping_batches
         if self.finetune_start < (self.trainer.max_epochs or 0):
             steps = steps * self.finetune_start // self.trainer.max_epochs

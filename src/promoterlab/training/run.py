@@ -40,6 +40,7 @@ from promoterlab.training.distributed import RunData, World, lightning_devices, 
 from promoterlab.training.hardware import DEFAULT_EPOCHS, accelerator_kind, resolve_train_config
 from promoterlab.training.module import PromoterRegressor
 from promoterlab.training.objective import Objective
+from promoterlab.training.plateau import PlateauSchedule
 from promoterlab.training.saved import load_run, save_model
 
 log = logging.getLogger("promoterlab")
@@ -121,7 +122,11 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
                                  save_last=True, enable_version_counter=False, save_on_train_epoch_end=True)
     averaging = parse_averaging(config.train.averaging)
     callbacks = [checkpoint, FineTuneSwitch(train_batches), *([averaging] if averaging else []), *callbacks]
-    if config.train.patience:
+    if config.train.schedule == "plateau":
+        cfg = config.train
+        callbacks.append(PlateauSchedule(cfg.max_lr, cfg.div_factor, cfg.final_div_factor, cfg.patience,
+                                         cfg.cooldown_epochs, epochs))
+    elif config.train.patience:
         callbacks.append(EarlyStopping(monitor="val_pearson", mode="max", patience=config.train.patience))
     if config.train.max_time:  # the plan's reserve is for the model save and figures after training
         reserve = plan.val_seconds + 2.0 if plan else 0.0
@@ -174,6 +179,10 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     }
     if plan:
         summary["budget"] = plan.to_dict()
+    schedule = next((c for c in callbacks if isinstance(c, PlateauSchedule)), None)
+    if schedule is not None and schedule.cooldown_start is not None:
+        summary["cooldown"] = {"first_epoch": schedule.cooldown_start + 1, "epochs": schedule.cooldown_length,
+                               "reason": schedule.reason}
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     save_model(model, config, out / "model.pt")
     log.info(f"best val Pearson {summary['best_val_pearson']:.4f} (epoch {summary['best_epoch']}); "
