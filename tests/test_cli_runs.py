@@ -9,7 +9,7 @@ from test_cli_safety import assert_error, invoke, snapshot
 from promoterlab.data.simulate import simulate_library, write_library
 
 TINY = ("--width", "0.0625", "--epochs", "1", "--val-size", "50", "--batch-size", "64", "--accelerator", "cpu",
-        "--devices", "1", "--no-progress")
+        "--devices", "1", "--no-progress", "--ensemble", "1")
 
 
 @pytest.fixture(scope="module")

@@ -75,7 +75,7 @@ def trained(workdir, library) -> tuple[Path, subprocess.CompletedProcess]:
     done = subprocess.run(
         [sys.executable, "-m", "promoterlab", "train", str(library), "--out", str(run), "--width", "0.0625",
          "--epochs", "1", "--val-size", "50", "--batch-size", "64", "--accelerator", "cpu", "--devices", "1",
-         "--no-progress"], capture_output=True, text=True, env=env, timeout=300)
+         "--no-progress", "--ensemble", "1"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     return run, done
 
@@ -374,9 +374,9 @@ def test_quiet_prints_only_errors_and_the_summary(library, tmp_path, monkeypatch
         return {"best_val_pearson": 0.5, "progress": progress}
 
     monkeypatch.setattr(api, "train", fake_train)
-    result = invoke("train", library, "--out", tmp_path / "run")
+    result = invoke("train", library, "--out", tmp_path / "run", "--ensemble", "1")
     assert result.exit_code == 0 and json.loads(result.stdout)["progress"] is True
     assert result.stderr.splitlines() == ["plan: 200 rows", "something to know"]
-    result = invoke("train", library, "--out", tmp_path / "run", "--quiet")
+    result = invoke("train", library, "--out", tmp_path / "run", "--quiet", "--ensemble", "1")
     assert result.exit_code == 0 and json.loads(result.stdout) == {"best_val_pearson": 0.5, "progress": False}
     assert result.stderr.splitlines() == ["something to know"]

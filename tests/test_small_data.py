@@ -256,3 +256,31 @@ def test_variants_and_dream_predict_take_an_ensemble(finetuned_run, averaged_run
     assert list(submission) == [str(i) for i in range(6)]
     np.testing.assert_allclose(list(submission.values()), details["prediction"], atol=1e-5)
     assert (details["sd"] > 0).all() and (details["n_models"] == 2).all()
+
+
+def test_small_training_sets_default_to_a_three_model_ensemble(sim_library, tmp_path):
+    from promoterlab.training.ensemble_train import SMALL_TRAINING_SET, default_ensemble_size
+
+    config = tiny_config(sim_library, train_size=None, val_size=500)  # 3,000 rows: 2,500 to train on
+    assert default_ensemble_size(config) == 3
+    budget = dataclasses.replace(config, train=dataclasses.replace(config.train, max_time=5.0))
+    assert default_ensemble_size(budget) == 1  # an ensemble would take K times the budget
+    for size, k in ((SMALL_TRAINING_SET, 3), (SMALL_TRAINING_SET + 1, 1)):
+        sized = dataclasses.replace(config, data=dataclasses.replace(config.data, train_size=size))
+        assert default_ensemble_size(sized) == k
+    big = tmp_path / "big.txt"  # a table of 32 MB or more counts as large without being read
+    with open(big, "w") as handle:
+        handle.truncate(32 * 2**20)
+    assert default_ensemble_size(dataclasses.replace(config, data=dataclasses.replace(config.data, path=str(big),
+                                                                                      train_size=None))) == 1
+
+
+def test_train_without_ensemble_option_trains_the_default_ensemble(sim_library, tmp_path):
+    out = tmp_path / "default"
+    result = runner.invoke(app, ["train", str(sim_library), "--out", str(out), "--width", "0.0625", "--epochs", "1",
+                                 "--train-size", "300", "--val-size", "200", "--batch-size", "64",
+                                 "--accelerator", "cpu", "--devices", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "training an ensemble of 3 models" in result.stderr
+    assert sorted(p.name for p in out.glob("seed=*")) == ["seed=0", "seed=1", "seed=2"]
+    assert json.loads((out / "summary.json").read_text())["n_models"] == 3

@@ -111,9 +111,11 @@ def train(
     averaging: Optional[str] = typer.Option(None, help="Weight averaging: ema[:DECAY], swa[:EPOCHS] or none; the "
                                                        "saved model is the final average (default "
                                                        "{train.averaging})."),
-    ensemble: int = typer.Option(1, min=1, help="Train this many seeds (--seed, --seed + 1, ...) on one split into "
-                                                "OUT/seed=*/, with the ensemble's validation metrics in "
-                                                "OUT/summary.json; predict and evaluate take OUT as an ensemble."),
+    ensemble: Optional[int] = typer.Option(None, min=1, help="Train this many seeds (--seed, --seed + 1, ...) on one "
+                                                             "split into OUT/seed=*/, with the ensemble's validation "
+                                                             "metrics in OUT/summary.json; predict and evaluate take "
+                                                             "OUT as an ensemble (default: 3 for training sets of at "
+                                                             "most 20,480 sequences without --max-time, else 1)."),
     overwrite: bool = typer.Option(False, help="Replace a run of another config in --out (else refused; a run "
                                                "of the same config is resumed)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -168,6 +170,8 @@ def train(
     _check_accelerator(str(train_cfg.accelerator))
     run_cfg = RunConfig(data=data_cfg, model=model_cfg, train=train_cfg,
                         seed=seed if seed is not None else base.seed)
+    if ensemble is None:
+        ensemble = _default_ensemble(run_cfg, out, quiet)
     summary = _train(run_cfg, out, progress and not quiet, quiet, overwrite, ensemble)
     if summary:  # empty on the ranks other than 0 of a multi-process (ddp) run
         typer.echo(json.dumps(summary, indent=2))
@@ -183,6 +187,24 @@ def _check_accelerator(accelerator: str) -> None:
         _fail(f"--accelerator {accelerator}: MPS is not available on this machine (use --accelerator cpu)")
     if accelerator != "mps" and not torch.cuda.is_available():
         _fail(f"--accelerator {accelerator}: CUDA is not available on this machine (use --accelerator cpu)")
+
+
+def _default_ensemble(run_cfg: Any, out: Path, quiet: bool) -> int:
+    """:func:`~promoterlab.training.ensemble_train.default_ensemble_size`, said on stderr; 1 for
+    an ``out`` that already holds a single run (resumed as one)."""
+    from promoterlab.data.readers import DataError
+    from promoterlab.training.ensemble_train import SMALL_TRAINING_SET, default_ensemble_size
+
+    if any((out / name).exists() for name in ("last.ckpt", "model.pt")):
+        return 1
+    try:
+        k = default_ensemble_size(run_cfg)
+    except (DataError, OSError) as err:
+        _fail(err)
+    if k > 1 and not quiet:
+        typer.echo(f"training an ensemble of {k} models (the default for training sets of at most "
+                   f"{SMALL_TRAINING_SET:,} sequences; --ensemble 1 trains one)", err=True)
+    return k
 
 
 def _train(run_cfg: Any, out: Path, progress: bool, quiet: bool, overwrite: bool = False, ensemble: int = 1) -> dict:
