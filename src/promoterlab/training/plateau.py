@@ -63,7 +63,8 @@ class PlateauSchedule(Callback):
             done = min(1.0, (epoch - self.cooldown_start) / max(self.cooldown_length, 1))
             return self.end_lr + (self.max_lr - self.end_lr) * (1 + math.cos(math.pi * done)) / 2
         if epoch < self.warmup_epochs:
-            return self.start_lr + (self.max_lr - self.start_lr) * (1 - math.cos(math.pi * epoch / self.warmup_epochs)) / 2
+            rise = (1 - math.cos(math.pi * epoch / self.warmup_epochs)) / 2
+            return self.start_lr + (self.max_lr - self.start_lr) * rise
         return self.max_lr
 
     def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any,
