@@ -161,3 +161,59 @@ class Deadline(Callback):
 
     def on_validation_end(self, trainer, pl_module) -> None:
         self._check(trainer)
+
+
+class CatchUp(Callback):
+    """Keep a budgeted OneCycle run on time when the machine slows down after the probe.
+
+    The plan counts steps from a probe of a few seconds. When later steps are slower (another
+    program starts, a laptop throttles), :class:`Deadline` would cut the run before it anneals.
+    After every step this projects what the remaining steps and validations need at the recent
+    pace; when that passes ``deadline``, the schedule moves ahead to the step from which the steps
+    that still fit end annealed, and training stops (after a last validation) where it ends.
+    """
+
+    def __init__(self, deadline: float, val_seconds: float, validate_every: int, pace_weight: float = 0.2):
+        self.deadline = deadline
+        self.val_seconds = val_seconds
+        self.validate_every = validate_every
+        self.pace_weight = pace_weight
+        self.pace: float | None = None
+        self._last: float | None = None
+
+    @staticmethod
+    def skipped(trainer) -> int:
+        """Steps of the schedule that training jumped over (0 when it kept pace)."""
+        scheduler = trainer.lr_scheduler_configs[0].scheduler if trainer.lr_scheduler_configs else None
+        return max(0, int(scheduler.last_epoch) - int(trainer.global_step)) if scheduler is not None else 0
+
+    def on_train_epoch_start(self, trainer, pl_module) -> None:
+        self._last = None
+
+    def on_validation_start(self, trainer, pl_module) -> None:
+        self._last = None
+        self._val_start = time.perf_counter()
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        self.val_seconds = time.perf_counter() - self._val_start
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = time.perf_counter()
+        if self._last is not None:  # a step and its batch, validations excluded
+            step = now - self._last
+            self.pace = step if self.pace is None else (1 - self.pace_weight) * self.pace + self.pace_weight * step
+        self._last = now
+        if not trainer.lr_scheduler_configs or self.pace is None:
+            return
+        scheduler = trainer.lr_scheduler_configs[0].scheduler
+        remaining = scheduler.total_steps - scheduler.last_epoch
+        if remaining <= 0:
+            trainer.check_val_every_n_epoch = 1  # the annealed model gets its validation
+            trainer.should_stop = True
+            return
+        steps_per_validation = max(1, trainer.num_training_batches * self.validate_every)
+        validations = 1 + remaining // steps_per_validation
+        fit = int((self.deadline - now - validations * self.val_seconds) / self.pace)
+        if fit < remaining:
+            scheduler.last_epoch = scheduler.total_steps - max(fit, 0) - 1
+            scheduler.step()  # sets the rate of the new position

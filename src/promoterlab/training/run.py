@@ -35,7 +35,7 @@ from promoterlab.evaluation.predict import predict
 from promoterlab.files import write_text_atomic
 from promoterlab.models import build_model, count_parameters
 from promoterlab.training.averaging import parse_averaging
-from promoterlab.training.budget import BudgetPlan, Deadline, plan_budget, time_steps
+from promoterlab.training.budget import BudgetPlan, CatchUp, Deadline, plan_budget, time_steps
 from promoterlab.training.distributed import RunData, World, lightning_devices, plan_world
 from promoterlab.training.hardware import DEFAULT_EPOCHS, accelerator_kind, resolve_train_config
 from promoterlab.training.module import PromoterRegressor
@@ -131,6 +131,9 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     if config.train.max_time:  # the plan's reserve is for the model save and figures after training
         reserve = plan.val_seconds + 2.0 if plan else 0.0
         callbacks.append(Deadline(start + config.train.max_time * 60 - reserve))
+        if plan and not config.train.finetune_epochs:
+            callbacks.append(CatchUp(start + config.train.max_time * 60 - reserve, plan.val_seconds,
+                                     plan.check_val_every_n_epoch))
     trainer = L.Trainer(
         max_epochs=epochs,
         limit_train_batches=plan.limit_train_batches if plan and plan.limit_train_batches else None,
@@ -177,8 +180,8 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
         "model_weights": (f"final {config.train.averaging} average" if averaging and averaging.updates
                           else "best validation epoch"),
     }
-    if plan:
-        summary["budget"] = plan.to_dict()
+    if plan:  # skipped_steps: schedule steps jumped over when the machine slowed down after the probe
+        summary["budget"] = {**plan.to_dict(), "skipped_steps": CatchUp.skipped(trainer)}
     schedule = next((c for c in callbacks if isinstance(c, PlateauSchedule)), None)
     if schedule is not None and schedule.cooldown_start is not None:
         summary["cooldown"] = {"first_epoch": schedule.cooldown_start + 1, "epochs": schedule.cooldown_length,
