@@ -291,6 +291,22 @@ def test_convergence_is_recorded_per_run_and_cap_hits_are_counted(tmp_path):
     assert table.loc["legnet", "best_epochs"] == "2, 2, 2" and table.loc["legnet", "epochs"] == "10, 6, 7"
     assert table.loc["legnet", "max_epochs"] == 10
     assert table.loc["legnet", "cap_hits"] == "1/3" and table.loc["legnet-lstm", "cap_hits"] == "0/3"
+    assert "plateau_epochs" not in table  # no plateau runs
+
+
+def test_plateau_runs_record_where_validation_stopped_improving(tmp_path):
+    # seed 0: plateau after epoch 5, cool-down epochs 6-9; seed 1: the cap of 10 began its cool-down
+    for seed, cooldown in enumerate(({"first_epoch": 6, "epochs": 4, "reason": "plateau"},
+                                     {"first_epoch": 7, "epochs": 4, "reason": "cap"})):
+        run_dir = tmp_path / f"seed={seed}"
+        write_run(run_dir, "legnet", 100, seed, test=False, epochs=9 + seed, max_epochs=10)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        (run_dir / "summary.json").write_text(json.dumps({**summary, "cooldown": cooldown}))
+    runs = collect_runs(tmp_path).set_index("seed")
+    assert runs.loc[0, "plateau_epoch"] == 5 and math.isnan(runs.loc[1, "plateau_epoch"])
+    assert runs["hit_cap"].tolist() == [False, True]
+    table = convergence_table(collect_runs(tmp_path))
+    assert table.loc[0, "plateau_epochs"] == "5, -" and table.loc[0, "cap_hits"] == "1/2"
 
 
 def test_cap_of_runs_without_early_stopping_information(tmp_path):

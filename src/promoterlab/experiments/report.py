@@ -34,8 +34,9 @@ STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0
          "text-align:right}th{background:#f0f0f0}img{max-width:100%}figure{margin:1em 0}"
          "figcaption{font-size:12px;color:#666}")
 CONVERGENCE_RULE = ("best epoch: the epoch of best validation Pearson (the model kept); epochs: epochs trained; "
-                    "a run that trained every epoch of its cap without early stopping 'hit the cap': it may "
-                    "not have converged.")
+                    "plateau epoch (schedule plateau): the epoch after which validation stopped improving and "
+                    "the cool-down began; a run that trained every epoch of its cap without early stopping, or "
+                    "whose cool-down the cap began, 'hit the cap': it may not have converged.")
 NO_BASELINE = "None: no runs of the baseline, or none paired with it by seed."
 
 Block = tuple[str, Any]  # ("h2", title) | ("p", text) | ("table", frame) | ("figures", (title, [(name, path)]))
@@ -114,7 +115,8 @@ def convergence_table(runs: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         The axes, ``seeds``, ``best_epochs`` and ``epochs`` (comma-separated, in seed order),
-        ``max_epochs`` and ``cap_hits`` (``k/n``: runs that trained every epoch of the cap).
+        ``max_epochs`` and ``cap_hits`` (``k/n``: runs that trained every epoch of the cap); with
+        plateau runs also ``plateau_epochs`` (``-`` where the cap, not a plateau, began the cool-down).
     """
     axes = axis_columns(runs)
     rows = []
@@ -122,9 +124,12 @@ def convergence_table(runs: pd.DataFrame) -> pd.DataFrame:
         rows.append({**key, "seeds": ", ".join(str(s) for s in group["seed"]),
                      "best_epochs": ", ".join(str(int(e)) for e in group["best_epoch"]),
                      "epochs": ", ".join(str(int(e)) for e in group["epochs"]),
+                     "plateau_epochs": ", ".join("-" if pd.isna(e) else str(int(e)) for e in group["plateau_epoch"]),
                      "max_epochs": group["max_epochs"].max(),
                      "cap_hits": f"{int((group['hit_cap'] == True).sum())}/{len(group)}"})  # noqa: E712
     frame = pd.DataFrame(rows)
+    if "plateau_epoch" not in runs or runs["plateau_epoch"].isna().all():  # no plateau runs
+        frame = frame.drop(columns="plateau_epochs", errors="ignore")
     if len(frame):
         frame["max_epochs"] = frame["max_epochs"].astype("Int64")  # NA where the cap is unknown ("auto")
     return frame.sort_values(axes, kind="stable").reset_index(drop=True) if axes and len(frame) else frame

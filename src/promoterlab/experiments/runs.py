@@ -9,7 +9,9 @@ summary. A *configuration* is every axis value but ``seed``; its seeds are its r
 Convergence: every run records ``best_epoch`` (the epoch of convergence: best validation
 Pearson), ``epochs`` (epochs trained), ``max_epochs`` (the configured cap) and ``hit_cap``
 (trained all ``max_epochs`` without stopping early, i.e. early stopping never fired; with
-``schedule: plateau``, the cool-down was started by the cap, not by a plateau).
+``schedule: plateau``, the cool-down was started by the cap, not by a plateau). A plateau run also
+records ``plateau_epoch``: the epoch after which validation stopped improving and the cool-down
+began (NaN for other runs and for runs the cap cooled down).
 
 Several sweeps (e.g. one per dataset) are read together by :func:`collect_sweeps`, which adds
 their label as one more axis, so that every statistic is per dataset.
@@ -31,7 +33,7 @@ from promoterlab.experiments.spec import resolve_key
 SEED = "seed"
 SUMMARY_KEYS = ["best_val_pearson", "best_val_spearman", "best_epoch", "epochs", "train_seconds", "params"]
 DREAM_SCORES = ["dream_pearson_score", "dream_spearman_score"]  # official weighted scores, DREAM test sets only
-RUN_COLUMNS = ["run", "run_dir", SEED, *SUMMARY_KEYS[:4], "max_epochs", "hit_cap", *SUMMARY_KEYS[4:],
+RUN_COLUMNS = ["run", "run_dir", SEED, *SUMMARY_KEYS[:4], "max_epochs", "hit_cap", "plateau_epoch", *SUMMARY_KEYS[4:],
                "test_pearson", "test_spearman", *DREAM_SCORES, "loss_gap", "pearson_gap"]
 SUMMARY_COLUMNS = ["n_seeds", "val_pearson_mean", "val_pearson_sd", "val_pearson_ci95", "test_pearson_mean",
                    "test_pearson_sd", "test_pearson_ci95", *(f"{s}_{x}" for s in DREAM_SCORES for x in ("mean", "sd")),
@@ -167,6 +169,8 @@ def _run_metrics(run_dir: Path) -> dict[str, Any]:
     summary = json.loads((run_dir / "summary.json").read_text())
     row = {key: summary.get(key, math.nan) for key in SUMMARY_KEYS}
     row["max_epochs"], row["hit_cap"] = _epoch_cap(run_dir, summary)
+    cooldown = summary.get("cooldown") or {}
+    row["plateau_epoch"] = cooldown["first_epoch"] - 1 if cooldown.get("reason") == "plateau" else math.nan
     test_path, dream_path = run_dir / "test_metrics.json", run_dir / "dream_score.json"
     test = json.loads(test_path.read_text()) if test_path.exists() else {}
     row["test_pearson"] = test.get("pearson", math.nan)
