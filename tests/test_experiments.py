@@ -257,6 +257,7 @@ def test_converged_budget_trains_to_early_stopping_at_one_width(name, runs):
         assert {values["train_size"] for _, values, _ in grid} == {5120}
     if name == "lstm_grid":
         assert spec.search["model.hidden"] == {"choices": [16, 32, 64]}
+        assert spec.pruning is None  # every trial trains to its plateau
         assert load_spec(REPO / "experiments" / "lstm_grid.yaml").search["model.hidden"] == {"choices": [64, 128, 256]}
 
 
@@ -271,6 +272,26 @@ def test_budget_search_overrides_are_checked(tmp_path, sim_library):
     with pytest.raises(ValueError, match="train has no field 'lr'") as err:
         load_spec(path, budget="bad")
     assert str(path) in str(err.value)
+
+
+def test_pruning_settings_reach_the_study(tmp_path, sim_library):
+    from promoterlab.experiments.tune import open_study
+
+    path = write_spec(tmp_path, sim_library, search={"model.width": {"choices": [0.0625]}},
+                      pruning={"first_epoch": 5},
+                      budgets={"full": {"pruning": False}, "bad": {"pruning": {"after": 2}}})
+    spec = load_spec(path)
+    assert spec.pruning == {"first_epoch": 5, "startup_trials": 3}
+    pruner = open_study(spec, tmp_path / "a").pruner
+    assert isinstance(pruner, optuna.pruners.MedianPruner) and pruner._n_warmup_steps == 5
+    spec = load_spec(path, budget="full")
+    assert spec.pruning is None and isinstance(open_study(spec, tmp_path / "b").pruner, optuna.pruners.NopPruner)
+    with pytest.raises(ValueError, match="pruning must be false or a mapping") as err:
+        load_spec(path, budget="bad")
+    assert str(path) in str(err.value)
+    with pytest.raises(ValueError, match="whole numbers"):
+        load_spec(write_spec(tmp_path, sim_library, pruning={"first_epoch": -1}))
+    assert load_spec(write_spec(tmp_path, sim_library)).pruning == {"first_epoch": 1, "startup_trials": 3}
 
 
 def write_dream_test(folder: Path, n: int = 80) -> tuple[Path, Path]:

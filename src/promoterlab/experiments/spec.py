@@ -19,6 +19,7 @@ A spec is a YAML file::
     search:                      # for `promoterlab tune`
       model.hidden: {choices: [64, 128, 256]}
       train.weight_decay: {low: 1.0e-4, high: 1.0e-2, log: true}
+    pruning: {first_epoch: 1, startup_trials: 3}   # tune's median pruner (the default); false: none
 
 A DREAM 2022 test set adds ``dream_leaderboard: public_leaderboard_ids`` (the folder of the
 official public-leaderboard JSONs) to ``test``: every run is then also scored with the
@@ -44,6 +45,9 @@ from promoterlab.config import DataConfig, RunConfig, TrainConfig
 from promoterlab.experiments.naming import slug
 
 SECTIONS = {"data": {f.name for f in fields(DataConfig)}, "train": {f.name for f in fields(TrainConfig)}}
+# Median pruning: a trial is stopped when its validation Pearson falls below the median of earlier
+# trials at the same epoch, from first_epoch on and once startup_trials trials finished.
+DEFAULT_PRUNING = {"first_epoch": 1, "startup_trials": 3}
 
 
 @dataclass
@@ -66,6 +70,7 @@ class Spec:
     test: HeldOutSet | None = None
     search: dict[str, dict[str, Any]] = field(default_factory=dict)
     budget: str | None = None
+    pruning: dict[str, int] | None = field(default_factory=lambda: dict(DEFAULT_PRUNING))
 
     def config(self, values: dict[str, Any]) -> RunConfig:
         """The run config of ``base`` with ``values`` (axis or search values) applied."""
@@ -89,6 +94,7 @@ class Spec:
             out["test"] = self.test.__dict__
         if self.search:
             out["search"] = self.search
+            out["pruning"] = self.pruning if self.pruning is not None else False
         return out
 
 
@@ -141,7 +147,7 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
         raise ValueError(f"{path}: the spec is empty; it needs at least base (with data.path) and axes")
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a spec is a mapping with keys name, base, axes, test, budgets, search")
-    unknown = set(raw) - {"name", "base", "axes", "test", "budgets", "search"}
+    unknown = set(raw) - {"name", "base", "axes", "test", "budgets", "search", "pruning"}
     if unknown:
         raise ValueError(f"{path}: unknown spec keys {sorted(unknown)}")
     try:
@@ -151,7 +157,7 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
             if budget not in budgets:
                 raise ValueError(f"no budget {budget!r}; this spec has {sorted(budgets) or 'none'}")
             for key, value in budgets[budget].items():
-                if key != "search":
+                if key not in ("search", "pruning"):
                     set_field(base, key, value)
         data = base.setdefault("data", {})
         if data.get("path"):
@@ -171,6 +177,10 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
             search.update(budgets[budget]["search"])
         for key in search:
             resolve_key(key)
+        pruning = raw.get("pruning", DEFAULT_PRUNING)
+        if budget is not None and "pruning" in budgets[budget]:
+            pruning = budgets[budget]["pruning"]
+        pruning = _pruning(pruning)
         test = None
         if raw.get("test"):
             test = HeldOutSet(**raw["test"])
@@ -181,11 +191,24 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
                     raise ValueError(f"test.dream_leaderboard: {test.dream_leaderboard} is not a folder (the "
                                      "public_leaderboard_ids JSONs)")
         spec = Spec(name=str(raw.get("name") or path.stem), base=base, axes=axes, test=test,
-                    search=search, budget=budget)
+                    search=search, budget=budget, pruning=pruning)
         spec.grid()  # fail now on a bad setting in any combination
     except (AttributeError, TypeError, ValueError) as err:  # AttributeError: a list where a mapping belongs
         raise ValueError(f"{path}: {err}") from None
     return spec
+
+
+def _pruning(value: Any) -> dict[str, int] | None:
+    """The median pruner's settings (``None``: no pruning) from a spec's ``pruning`` value."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return dict(DEFAULT_PRUNING)
+    if not isinstance(value, dict) or set(value) - set(DEFAULT_PRUNING):
+        raise ValueError(f"pruning must be false or a mapping with keys {sorted(DEFAULT_PRUNING)}; got {value!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value.values()):
+        raise ValueError(f"pruning: {value!r}: values are whole numbers >= 0")
+    return {**DEFAULT_PRUNING, **value}
 
 
 def _resolve(spec_path: Path, data_path: str) -> str:

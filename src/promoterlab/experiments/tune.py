@@ -114,7 +114,9 @@ def open_study(spec: Spec, out_dir: Path, storage: str | None = None, sampler_se
     return optuna.create_study(
         study_name=spec.name, storage=rdb, direction="maximize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=sampler_seed, n_startup_trials=5),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+        pruner=(optuna.pruners.MedianPruner(n_startup_trials=spec.pruning["startup_trials"],
+                                            n_warmup_steps=spec.pruning["first_epoch"])
+                if spec.pruning else optuna.pruners.NopPruner()))
 
 
 def trial_counts(study: optuna.Study) -> tuple[int, int, int]:
