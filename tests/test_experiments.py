@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -191,6 +192,7 @@ def test_two_workers_share_one_optuna_study(tmp_path, sim_library):
     assert list(table.columns) == ["trial", "state", "model.width", "train.max_lr", "val_pearson", "epochs"]
     assert len(table) == len(trials) and table["val_pearson"].iloc[0] == pytest.approx(study.best_value)
     assert table["trial"].iloc[0] == study.best_trial.number and (tmp_path / "tune" / "trials.md").exists()
+    assert "model.width=" in (tmp_path / "tune" / "settings.md").read_text()
 
     # Rerunning with the same total continues the study instead of starting over.
     tune(spec, tmp_path / "tune", n_trials=4)
@@ -419,3 +421,21 @@ def test_a_run_saved_before_a_config_field_existed_still_matches(tmp_path, sim_l
     saved["train"]["epochs"] += 1
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
     assert not saved_config_matches(tmp_path, config)
+
+
+def test_setting_table_shows_the_best_complete_trial_per_setting():
+    from promoterlab.experiments.tune import setting_table
+
+    trials = pd.DataFrame({
+        "trial": range(6), "state": ["COMPLETE"] * 4 + ["PRUNED", "FAIL"],
+        "model.hidden": [16, 16, 64, 16, 64, 16], "model.dropout": [0.0, 0.1, 0.0, 0.0, 0.2, 0.2],
+        "train.weight_decay": [1e-3] * 6, "val_pearson": [0.80, 0.82, 0.85, 0.81, 0.9, float("nan")],
+        "epochs": [10] * 6})
+    table = setting_table(trials)  # dropout and hidden both have 2 tried values: the first is across
+    assert list(table.columns) == ["model.dropout", "train.weight_decay", "model.hidden=16", "model.hidden=64"]
+    assert table.set_index("model.dropout").loc[0.0, "model.hidden=16"] == 0.81  # best of trials 0 and 3
+    assert math.isnan(table.set_index("model.dropout").loc[0.1, "model.hidden=64"])  # not tried
+    assert 0.9 not in table.to_numpy()  # the pruned trial did not converge
+    single = setting_table(trials[["trial", "state", "model.hidden", "val_pearson", "epochs"]])
+    assert single.to_dict("records") == [{"model.hidden=16": 0.82, "model.hidden=64": 0.85}]
+    assert setting_table(trials.iloc[4:]).empty

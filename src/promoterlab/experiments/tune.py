@@ -243,14 +243,42 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     return frame.sort_values("val_pearson", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
+MAX_SETTING_COLUMNS = 8
+
+
+def setting_table(trials: pd.DataFrame, categorical: list[str] | None = None) -> pd.DataFrame:
+    """Validation Pearson by setting: one row per combination of the searched keys but one, one
+    column per value of that one (of the keys with at most :data:`MAX_SETTING_COLUMNS` values, the
+    one with the most), the best complete trial's value in each cell (empty: not tried). Pruned
+    and failed trials are left out: they did not converge. ``categorical`` (default: every key)
+    are the keys searched over a list of choices, the only ones that may go across.
+    """
+    keys = [c for c in trials.columns if c not in ("trial", "state", "val_pearson", "epochs")]
+    done = trials[trials["state"] == "COMPLETE"] if "state" in trials else trials.iloc[:0]
+    if done.empty or not keys:
+        return pd.DataFrame()
+    few = [key for key in keys if done[key].nunique() <= MAX_SETTING_COLUMNS and
+           (categorical is None or key in categorical)]
+    if not few:
+        return done[[*keys, "val_pearson"]].sort_values(keys).reset_index(drop=True)
+    across = max(few, key=lambda key: done[key].nunique())
+    down = [key for key in keys if key != across]
+    best = done.groupby([*down, across])["val_pearson"].max()
+    best = best.unstack(across) if down else best.to_frame().T
+    best.columns = [f"{across}={value}" for value in best.columns]
+    return best.reset_index(drop=not down)
+
+
 def write_best(spec: Spec, out: Path, study: optuna.Study) -> dict[str, Any]:
     """``best_config.yaml`` (ready for ``promoterlab train --config``), ``best_trial.json`` and
-    ``trials.csv``/``trials.md`` (:func:`trials_table`)."""
+    ``trials.csv``/``trials.md`` (:func:`trials_table`) and ``settings.md`` (:func:`setting_table`)."""
     from promoterlab.experiments.results import markdown_table
 
     trials = trials_table(study)
     write_text_atomic(out / "trials.csv", trials.to_csv(index=False))
     write_text_atomic(out / "trials.md", markdown_table(trials) + "\n")
+    categorical = [key for key, space in spec.search.items() if "choices" in space]
+    write_text_atomic(out / "settings.md", markdown_table(setting_table(trials, categorical)) + "\n")
     best = study.best_trial
     config = spec.config({**fixed_values(spec), **best.params})
     config.save(out / "best_config.yaml")
