@@ -14,7 +14,6 @@ import stat
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -348,11 +347,9 @@ def test_help_answers_without_importing_torch():
            "'lightning', 'promoterlab.api') if m in sys.modules))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stdout + done.stderr
-    start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "promoterlab", "--help"], capture_output=True, text=True,
                           timeout=60)
-    assert done.returncode == 0 and "train" in done.stdout
-    assert time.perf_counter() - start < 1.5
+    assert done.returncode == 0 and "train" in done.stdout  # how fast: benchmarks/cli_startup.py
 
 
 def test_training_prints_no_lightning_banners(trained):
