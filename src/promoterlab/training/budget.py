@@ -180,6 +180,7 @@ class CatchUp(Callback):
         self.pace_weight = pace_weight
         self.pace: float | None = None
         self._last: float | None = None
+        self._val_start = 0.0
 
     @staticmethod
     def skipped(trainer) -> int:
