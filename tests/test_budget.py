@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,10 @@ from lightning.pytorch.callbacks import Callback
 
 from conftest import tiny_config
 from promoterlab import load_run, train
+from promoterlab.models import build_model, count_parameters
 from promoterlab.data.simulate import simulate_library
-from promoterlab.training.budget import SAFETY, plan_budget
+from promoterlab.training import run as run_module
+from promoterlab.training.budget import MIN_BUDGET_STEPS, SAFETY, budget_widths, plan_budget
 from promoterlab.training.objective import Objective
 from promoterlab.training.run import TrainingInterrupted
 
@@ -96,6 +99,50 @@ def test_budgeted_run_that_slows_down_still_ends_annealed_within_the_budget(sim_
     assert lrs[-1] <= 0.01 * config.train.max_lr
     metrics = pd.read_csv(tmp_path / "metrics.csv")
     assert np.isfinite(metrics["val_pearson"].iloc[-1])  # the annealed model was validated
+
+
+def test_budget_widths_halve_down_to_an_eighth():
+    assert budget_widths(1.0) == [1.0, 0.5, 0.25, 0.125]
+    assert budget_widths(0.5) == [0.5, 0.25, 0.125]
+    assert budget_widths(0.1) == [0.1]
+
+
+def probe_seconds(per_width: dict[float, float]):
+    """A stand-in for the budget's probe: ``per_width`` seconds per step, 0.1 s per validation."""
+    def fake(model, *args, **kwargs):
+        return per_width[model.cfg.width], 0.1
+    return fake
+
+
+def test_short_budget_trains_the_widest_model_that_fits_enough_steps(sim_library, tmp_path, monkeypatch):
+    # about 11 s to spend: ~20 steps at width 0.5, ~500 at 0.25 (>= MIN_BUDGET_STEPS), so 0.25 trains;
+    # interrupted after its first epoch, then resumed
+    monkeypatch.setattr(run_module, "time_steps", probe_seconds({0.5: 0.5, 0.25: 0.02, 0.125: 0.005}))
+    config = tiny_config(sim_library, width=0.5, train_size=600, val_size=200)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="auto", max_time=0.25))
+    with pytest.raises(TrainingInterrupted):
+        train(config, tmp_path, callbacks=[StopAfterFirstEpoch()])
+    summary = train(config, tmp_path)  # resumed at the width chosen before, from its checkpoint
+    assert summary["epochs"] >= 2 and pd.read_csv(tmp_path / "metrics.csv")["epoch"].iloc[0] == 1
+    budget = summary["budget"]
+    assert budget["width"] == 0.25 and list(budget["steps_by_width"]) == ["0.5", "0.25"]
+    assert budget["steps_by_width"]["0.5"] < MIN_BUDGET_STEPS <= budget["steps_by_width"]["0.25"] == budget["steps"]
+    assert summary["params"] == count_parameters(build_model(dataclasses.replace(config.model, width=0.25), 18))
+    saved = load_run(tmp_path)[1]
+    assert saved.model.width == 0.25 and saved.train.fit_width is False  # its config.yaml trains 0.25 again
+    assert run_module.saved_config_matches(tmp_path, config)  # the same command resumes it
+    fixed = dataclasses.replace(config, train=dataclasses.replace(config.train, fit_width=False))
+    assert not run_module.saved_config_matches(tmp_path, fixed)  # width 0.5 asked for, without narrowing
+
+
+def test_budget_keeps_the_model_without_fit_width(sim_library, tmp_path, monkeypatch):
+    monkeypatch.setattr(run_module, "time_steps", probe_seconds({0.125: 0.5}))
+    config = tiny_config(sim_library, width=0.125, train_size=300, val_size=100)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="auto", max_time=0.1,
+                                                                   fit_width=False))
+    summary = train(config, tmp_path)
+    assert summary["budget"]["width"] is None and summary["budget"]["steps_by_width"] == {}
+    assert summary["budget"]["steps"] < MIN_BUDGET_STEPS  # too few, but the width was fixed
 
 
 def test_explicit_epochs_win_over_the_budget(sim_library, tmp_path):
@@ -184,3 +231,15 @@ def test_ctrl_c_keeps_the_epoch_and_the_same_call_resumes(sim_library, tmp_path)
     assert resumed["epochs"] == 3
     a, b = pd.read_csv(tmp_path / "metrics.csv"), pd.read_csv(tmp_path / "straight" / "metrics.csv")
     np.testing.assert_allclose(a[["train_loss", "val_pearson"]], b[["train_loss", "val_pearson"]], rtol=1e-5)
+
+
+def test_checkpoints_between_thinned_validations_do_not_warn_on_a_terminal():
+    from promoterlab.training.quiet import quiet_lightning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet_lightning()
+        warnings.warn("`ModelCheckpoint(monitor='val_pearson')` could not find the monitored key in the "
+                      "returned metrics: ['epoch', 'step']")
+        warnings.warn("a warning a user can act on")
+    assert [str(w.message) for w in caught] == ["a warning a user can act on"]

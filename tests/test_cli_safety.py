@@ -24,6 +24,7 @@ from promoterlab.cli import app
 from promoterlab.config import DataConfig, RunConfig, TrainConfig
 from promoterlab.data.simulate import write_library
 from promoterlab.files import OutputError, check_output, output_stream
+from promoterlab.models import model_config
 
 LIGHTNING_BANNERS = ("GPU available", "TPU available", "💡 Tip", "Loading `train_dataloader`", "Trainer.fit")
 
@@ -85,6 +86,18 @@ def sequences(tmp_path, library) -> Path:
     seqs = library.read_text().splitlines()[:4]
     path.write_text("".join(f">s{i}\n{line.split()[0]}\n" for i, line in enumerate(seqs)))
     return path
+
+
+def test_a_model_or_width_given_keeps_the_budget_from_narrowing_it(trained, library, tmp_path):
+    assert RunConfig.load(trained[0] / "config.yaml").train.fit_width is False  # --width 0.0625
+    config = tmp_path / "run.yaml"
+    RunConfig(model=model_config("legnet", width=0.0625)).save(config)
+    result = invoke("train", library, "--config", config, "--out", tmp_path / "run", "--epochs", "1",
+                    "--val-size", "50", "--batch-size", "64", "--accelerator", "cpu", "--ensemble", "1",
+                    "--no-progress", "--quiet")
+    assert result.exit_code == 0, result.output
+    saved = RunConfig.load(tmp_path / "run" / "config.yaml")
+    assert saved.train.fit_width is True and saved.model.width == 0.0625
 
 
 # --- outputs: never an input, never a replaced device, never a missing or wrong place ----------------

@@ -88,7 +88,9 @@ def train(
     lr: Optional[float] = typer.Option(None, help="OneCycle maximum learning rate (default {train.max_lr})."),
     weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay (default {train.weight_decay})."),
     max_time: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes; the best checkpoint is "
-                                                        "kept (default {train.max_time})."),
+                                                        "kept. Without --model and --width, a budget too short "
+                                                        "for the model (under 400 steps) trains a narrower one "
+                                                        "(default {train.max_time})."),
     patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs "
                                                       "(default {train.patience})."),
     schedule: Optional[str] = typer.Option(None, help="Learning-rate schedule: onecycle over --epochs, or plateau: "
@@ -150,7 +152,8 @@ def train(
                                    precision=precision, accelerator=accelerator, devices=devices,
                                    strategy=strategy, num_nodes=num_nodes, augment=augment,
                                    finetune_epochs=finetune_epochs, averaging=averaging, schedule=schedule,
-                                   cooldown_epochs=cooldown_epochs)
+                                   cooldown_epochs=cooldown_epochs,
+                                   fit_width=False if model is not None or width is not None else None)
     except ValueError as err:
         _fail(_option_error(err))
     name = model or base.model.name

@@ -124,6 +124,11 @@ class TrainConfig:
     (:mod:`promoterlab.training.plateau`: warm up, hold ``max_lr`` until validation Pearson has
     not improved for ``patience`` epochs, then anneal over ``cooldown_epochs`` and stop;
     ``epochs`` is the cap), for runs trained to convergence.
+
+    ``fit_width``: a ``max_time`` run whose epochs are ``"auto"`` trains a narrower model (the
+    width halved, down to 1/8) when the budget fits fewer than 400 steps of the model asked for
+    (:mod:`promoterlab.training.budget`); the saved config then holds the width trained, with
+    ``fit_width`` false. The command line turns it off when ``--model`` or ``--width`` is given.
     """
 
     loss: str = "kl"
@@ -148,6 +153,7 @@ class TrainConfig:
     averaging: str = "none"
     schedule: str = "onecycle"
     cooldown_epochs: int = 4
+    fit_width: bool = True
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -166,6 +172,8 @@ class TrainConfig:
         if self.patience is not None:
             _check_count("patience", self.patience, 1)
         _check_count("num_nodes", self.num_nodes, 1)
+        if not isinstance(self.fit_width, bool):
+            raise ValueError(f"fit_width must be true or false, got {self.fit_width!r}")
         if str(self.precision) not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         devices = str(self.devices).replace(" ", "")

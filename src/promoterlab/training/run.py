@@ -35,7 +35,8 @@ from promoterlab.evaluation.predict import predict
 from promoterlab.files import write_text_atomic
 from promoterlab.models import build_model, count_parameters
 from promoterlab.training.averaging import parse_averaging
-from promoterlab.training.budget import BudgetPlan, CatchUp, Deadline, plan_budget, time_steps
+from promoterlab.training.budget import (MIN_BUDGET_STEPS, BudgetPlan, CatchUp, Deadline, budget_widths,
+                                         plan_budget, time_steps)
 from promoterlab.training.distributed import RunData, World, lightning_devices, plan_world
 from promoterlab.training.hardware import DEFAULT_EPOCHS, accelerator_kind, resolve_train_config
 from promoterlab.training.module import PromoterRegressor
@@ -98,16 +99,15 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     objective.check_targets(train_set.targets, str(config.data.path))
     config = resolve_config(config, len(train_set))
     resume_from = _prepare_directory(out, config, resume, overwrite, writes=world.rank == 0)
-    if world.rank == 0:
-        config.save(out / "config.yaml")
-
-    model = build_model(config.model, objective.n_outputs)
     train_batches = TrainBatches(train_set, rc_augment=config.train.rc_augment, augment=augment, seed=config.seed)
     batch_size = min(config.train.batch_size, len(train_batches))
     val_flags = val_set.singleton if config.data.val_singleton else None
     data = RunData(train_batches, EvalBatches(val_set.codes, val_set.targets, val_flags), batch_size,
                    config.train.eval_batch_size, config.seed)
-    plan = _budget_plan(out, config, model, objective, data, start, resume_from)
+    config, plan = _budget_plan(out, config, objective, data, start, resume_from)
+    if world.rank == 0:
+        config.save(out / "config.yaml")
+    model = build_model(config.model, objective.n_outputs)
     epochs = plan.epochs if plan else (DEFAULT_EPOCHS if config.train.epochs == "auto" else config.train.epochs)
     epochs += config.train.finetune_epochs
     if world.rank == 0:
@@ -215,6 +215,10 @@ def saved_config_matches(run_dir: str | Path, config: RunConfig) -> bool:
     old = yaml.safe_load(yaml.safe_dump(RunConfig.load(saved).to_dict()))
     new = yaml.safe_load(yaml.safe_dump(config.to_dict()))
     new["model"]["seq_len"] = new["data"]["seq_len"]
+    if (new["train"].get("fit_width") and new["train"]["max_time"] and new["train"]["epochs"] == "auto"
+            and old["model"]["width"] in budget_widths(new["model"]["width"])):
+        new["model"]["width"] = old["model"]["width"]  # the width that the budget chose
+        new["train"]["fit_width"] = old["train"]["fit_width"]
     for key, value in new["train"].items():
         if value == "auto":
             new["train"][key] = old["train"].get(key)
@@ -250,25 +254,62 @@ def _prepare_directory(out: Path, config: RunConfig, resume: bool, overwrite: bo
     return None
 
 
-def _budget_plan(out: Path, config: RunConfig, model, objective: Objective, data: RunData, start: float,
-                 resume_from: Path | None) -> BudgetPlan | None:
-    """The plan of a ``max_time`` run whose epochs are not given (a resumed run keeps its plan).
-    Single-process runs only (:func:`~promoterlab.training.distributed.plan_world` refuses others)."""
+def _budget_plan(out: Path, config: RunConfig, objective: Objective, data: RunData, start: float,
+                 resume_from: Path | None) -> tuple[RunConfig, BudgetPlan | None]:
+    """The plan of a ``max_time`` run whose epochs are not given, and the config it trains.
+
+    With ``fit_width`` the model is the widest of :func:`budget_widths` whose plan holds
+    :data:`MIN_BUDGET_STEPS` steps (the narrowest when none does): each width is probed briefly
+    and rejected, or probed in full and planned. A resumed run keeps its plan and width.
+    Single-process runs only (:func:`~promoterlab.training.distributed.plan_world` refuses others).
+    """
     if not config.train.max_time or config.train.epochs != "auto":
-        return None
+        return config, None
     saved = out / "budget.json"
     if resume_from is not None and saved.exists():
-        return BudgetPlan(**json.loads(saved.read_text()))
+        plan = BudgetPlan(**json.loads(saved.read_text()))
+        return _with_width(config, plan.width), plan
     train_loader = batch_loader(data.train_batches, data.batch_size, shuffle=True, seed=data.seed)
     val_loader = batch_loader(data.val_batches, data.eval_batch_size, shuffle=False)
     device = torch.device("cuda" if accelerator_kind(config.train.accelerator) == "gpu" else "cpu")
-    step_s, val_s = time_steps(model, objective, train_loader, val_loader, config.train.precision, device,
-                               config.train.max_lr / config.train.div_factor,
-                               min_seconds=min(3.0, config.train.max_time * 60 * 0.01))
-    plan = plan_budget(config.train.max_time * 60, time.perf_counter() - start, step_s, val_s,
-                       len(train_loader), reserve_seconds=val_s + 2.0)
+    budget, lr = config.train.max_time * 60, config.train.max_lr / config.train.div_factor
+
+    def plan_for(model, **probe) -> BudgetPlan:
+        step_s, val_s = time_steps(model, objective, train_loader, val_loader, config.train.precision, device, lr,
+                                   **probe)
+        return plan_budget(budget, time.perf_counter() - start, step_s, val_s, len(train_loader),
+                           reserve_seconds=val_s + 2.0)
+
+    widths = budget_widths(config.model.width) if config.train.fit_width else [config.model.width]
+    steps_by_width: dict[str, int] = {}
+    # The probes train throw-away models: the run's own random state stays as it was.
+    with torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
+        for width in widths:
+            model = build_model(dataclasses.replace(config.model, width=width), objective.n_outputs)
+            last = width == widths[-1]
+            if not last:  # two steps after one warm-up step: enough to reject a width far too slow
+                plan = plan_for(model, min_steps=2, min_seconds=0.0, warmup=1)
+                if plan.steps < MIN_BUDGET_STEPS:
+                    steps_by_width[f"{width:g}"] = plan.steps
+                    continue
+            plan = plan_for(model, min_seconds=min(3.0, budget * 0.01))
+            steps_by_width[f"{width:g}"] = plan.steps
+            if plan.steps >= MIN_BUDGET_STEPS or last:
+                break
+    if config.train.fit_width:
+        plan = dataclasses.replace(plan, width=width, steps_by_width=steps_by_width)
+        config = _with_width(config, width)
     write_text_atomic(saved, json.dumps(dataclasses.asdict(plan), indent=2))
-    return plan
+    return config, plan
+
+
+def _with_width(config: RunConfig, width: float | None) -> RunConfig:
+    """``config`` training the model at the ``width`` a budget chose (unchanged for ``None``),
+    saved with ``fit_width`` off so that its ``config.yaml`` trains that width again."""
+    if width is None:
+        return config
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, width=width),
+                               train=dataclasses.replace(config.train, fit_width=False))
 
 
 def _plan_line(config: RunConfig, train_set: EncodedSet, val_set: EncodedSet, model, batch_size: int,
@@ -279,6 +320,10 @@ def _plan_line(config: RunConfig, train_set: EncodedSet, val_set: EncodedSet, mo
     if plan:
         schedule = (f"budget {config.train.max_time:g} min -> {plan.steps} steps ({schedule}, "
                     f"{plan.step_seconds:.2f} s/step measured)")
+        if len(plan.steps_by_width) > 1:
+            tried = ", ".join(f"width {w}: {n}" for w, n in plan.steps_by_width.items())
+            schedule += (f"; narrowed to fit at least {MIN_BUDGET_STEPS} steps ({tried}; give --width or "
+                         f"--model to keep a model)")
     start = f"resuming {out} from epoch {_checkpoint_epoch(resume_from)}" if resume_from else f"training into {out}"
     return (f"{start}: {config.data.path}: {len(train_set):,} train / {len(val_set):,} val sequences; "
             f"{config.model.name} (width {config.model.width:g}, {count_parameters(model):,} parameters), "
