@@ -67,7 +67,8 @@ def train(
     model_opt: list[str] = typer.Option([], help="Model hyperparameter KEY=VALUE (repeatable)."),
     loss: Optional[str] = typer.Option(None, help="kl (18 soft bins) or mse (default {train.loss})."),
     train_size: Optional[int] = typer.Option(None, help="Training sequences (default: all not in validation)."),
-    val_size: Optional[int] = typer.Option(None, help="Validation sequences (default {data.val_size})."),
+    val_size: Optional[int] = typer.Option(None, help="Validation sequences (default: a tenth of the rows, "
+                                                      "at least 256 and at most 2,048)."),
     seq_len: Optional[int] = typer.Option(None, help="Model input length (default {data.seq_len})."),
     left_adapter: Optional[str] = typer.Option(None, help="Leading adapter replaced by the upstream plasmid "
                                                "(default the DREAM one; AACTGCATTTTTTTCACATC for de Boer 2020)."),

@@ -57,7 +57,7 @@ class DataConfig:
     group_col: str | None = None
     drop_missing: bool = False
     train_size: int | None = None
-    val_size: int = 2048
+    val_size: int | str = "auto"  # a tenth of the rows, 256 to 2,048 (data.splits.auto_val_size)
     seq_len: int = 150
     left_adapter: str = LEFT_ADAPTER
     upstream: str = PLASMID_UPSTREAM
@@ -87,7 +87,7 @@ class DataConfig:
         # Every message starts with the field name (the command line turns it into its option).
         if self.train_size is not None:
             _check_count("train_size", self.train_size, 1)
-        _check_count("val_size", self.val_size, 1)
+        _check_count("val_size", self.val_size, 1, auto=True)
         _check_count("seq_len", self.seq_len, 1)
         if isinstance(self.store, bool):  # YAML 1.1 reads a bare on/off as a boolean
             self.store = "on" if self.store else "off"

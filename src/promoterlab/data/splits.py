@@ -4,11 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
+AUTO_VAL_FRACTION = 0.1
+AUTO_VAL_MIN = 256
+AUTO_VAL_MAX = 2048
+
+
+def auto_val_size(n: int) -> int:
+    """Validation rows of ``val_size="auto"`` for a table of ``n`` rows: a tenth of them (the
+    usual held-out share of these libraries), at least :data:`AUTO_VAL_MIN` (for a stable
+    validation Pearson; at most half the rows) and at most :data:`AUTO_VAL_MAX` (validation
+    every epoch stays cheap on large data)."""
+    return min(AUTO_VAL_MAX, max(min(AUTO_VAL_MIN, n // 2), round(n * AUTO_VAL_FRACTION)))
+
 
 def split_indices(
     n: int,
     train_size: int | None,
-    val_size: int,
+    val_size: int | str,
     seed: int,
     groups: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -24,8 +36,8 @@ def split_indices(
         Number of rows.
     train_size : int or None
         Training rows (None: all rows not used for validation).
-    val_size : int
-        Validation rows. With ``groups``, whole groups are added in a seeded random order
+    val_size : int or "auto"
+        Validation rows (``"auto"``: :func:`auto_val_size`). With ``groups``, whole groups are added in a seeded random order
         until at least ``val_size`` rows are reached, so no group is split across train
         and validation.
     seed : int
@@ -38,6 +50,8 @@ def split_indices(
     (numpy.ndarray, numpy.ndarray)
         Training and validation row indices.
     """
+    if val_size == "auto":
+        val_size = auto_val_size(n)
     rng = np.random.default_rng(seed)
     if groups is None:
         order = rng.permutation(n)

@@ -236,7 +236,7 @@ def open_store(path: str | Path, verify: bool = True, source: str | Path | None 
     return SequenceStore(path, header)
 
 
-def split_store(store: SequenceStore, train_size: int | None, val_size: int, seed: int
+def split_store(store: SequenceStore, train_size: int | None, val_size: int | str, seed: int
                 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`~promoterlab.data.splits.split_indices` of a store's rows: the same rows as
     ``load_split`` chooses from the table (group labels are passed as labels, so whole groups

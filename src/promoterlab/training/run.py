@@ -97,7 +97,7 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     train_set, val_set = load_split(config.data, config.seed, windows=augment is not None)
     objective = Objective.of(config)
     objective.check_targets(train_set.targets, str(config.data.path))
-    config = resolve_config(config, len(train_set))
+    config = resolve_config(config, len(train_set), len(val_set))
     resume_from = _prepare_directory(out, config, resume, overwrite, writes=world.rank == 0)
     train_batches = TrainBatches(train_set, rc_augment=config.train.rc_augment, augment=augment, seed=config.seed)
     batch_size = min(config.train.batch_size, len(train_batches))
@@ -193,10 +193,13 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     return summary
 
 
-def resolve_config(config: RunConfig, n_train: int | None = None) -> RunConfig:
+def resolve_config(config: RunConfig, n_train: int | None = None, n_val: int | None = None) -> RunConfig:
     """``config`` as training saves it: package version set, model length from the data layout,
-    precision and batch size chosen for this machine (``n_train`` sequences) where ``"auto"``."""
+    precision and batch size chosen for this machine (``n_train`` sequences) where ``"auto"``,
+    and an ``"auto"`` validation size as the ``n_val`` rows it chose (which split the same way)."""
     train_cfg = resolve_train_config(config.train, n_train or 0)
+    if config.data.val_size == "auto" and n_val is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, val_size=n_val))
     return dataclasses.replace(config, version=__version__, train=train_cfg,
                                model=dataclasses.replace(config.model, seq_len=config.data.seq_len))
 
@@ -219,9 +222,10 @@ def saved_config_matches(run_dir: str | Path, config: RunConfig) -> bool:
             and old["model"]["width"] in budget_widths(new["model"]["width"])):
         new["model"]["width"] = old["model"]["width"]  # the width that the budget chose
         new["train"]["fit_width"] = old["train"]["fit_width"]
-    for key, value in new["train"].items():
-        if value == "auto":
-            new["train"][key] = old["train"].get(key)
+    for section in ("train", "data"):
+        for key, value in new[section].items():
+            if value == "auto":
+                new[section][key] = old[section].get(key)
     for settings in (old, new):
         settings.pop("version", None)
         settings["data"].pop("store", None)
