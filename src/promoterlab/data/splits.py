@@ -17,6 +17,11 @@ def auto_val_size(n: int) -> int:
     return min(AUTO_VAL_MAX, max(min(AUTO_VAL_MIN, n // 2), round(n * AUTO_VAL_FRACTION)))
 
 
+def val_rows(val_size: int | str, n: int) -> int:
+    """``val_size`` as a number of rows of a table of ``n`` rows (``"auto"``: :func:`auto_val_size`)."""
+    return auto_val_size(n) if val_size == "auto" else val_size
+
+
 def split_indices(
     n: int,
     train_size: int | None,
@@ -37,9 +42,9 @@ def split_indices(
     train_size : int or None
         Training rows (None: all rows not used for validation).
     val_size : int or "auto"
-        Validation rows (``"auto"``: :func:`auto_val_size`). With ``groups``, whole groups are added in a seeded random order
-        until at least ``val_size`` rows are reached, so no group is split across train
-        and validation.
+        Validation rows (``"auto"``: :func:`auto_val_size`). With ``groups``, whole groups are
+        added in a seeded random order until at least ``val_size`` rows are reached, so no
+        group is split across train and validation.
     seed : int
         Seed of the permutation.
     groups : numpy.ndarray, optional
@@ -50,8 +55,7 @@ def split_indices(
     (numpy.ndarray, numpy.ndarray)
         Training and validation row indices.
     """
-    if val_size == "auto":
-        val_size = auto_val_size(n)
+    val_size = val_rows(val_size, n)
     rng = np.random.default_rng(seed)
     if groups is None:
         order = rng.permutation(n)

@@ -17,7 +17,7 @@ import numpy as np
 from promoterlab.config import RunConfig
 from promoterlab.data.dataset import load_split
 from promoterlab.data.readers import read_table
-from promoterlab.data.splits import auto_val_size
+from promoterlab.data.splits import val_rows
 from promoterlab.data.store_batches import STORE_AUTO_BYTES
 from promoterlab.evaluation.ensemble import calibration, ensemble_predict, load_ensemble
 from promoterlab.evaluation.metrics import pearson, spearman
@@ -50,7 +50,7 @@ def default_ensemble_size(config: RunConfig) -> int:
             return 1
         data = config.data
         frame = read_table(path, data.seq_col, data.target_col, data.group_col, drop_missing=data.drop_missing)
-        n_train = len(frame) - (auto_val_size(len(frame)) if data.val_size == "auto" else data.val_size)
+        n_train = len(frame) - val_rows(data.val_size, len(frame))
     return SMALL_DATA_ENSEMBLE if n_train <= SMALL_TRAINING_SET else 1
 
 
