@@ -52,11 +52,11 @@ def compare(study_dir: Path, tuned_dir: Path, train_size: int) -> tuple[pd.DataF
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--tune", type=Path, default=REPO / "runs/lstm_grid-converged-tune")
-    parser.add_argument("--study", type=Path, default=REPO / "runs/seed_study-converged")
+    parser.add_argument("--tune", type=Path, default=REPO / "results/lstm_grid-converged-tune")
+    parser.add_argument("--study", type=Path, default=REPO / "results/seed_study-converged")
     parser.add_argument("--spec", type=Path, default=REPO / "experiments/seed_study.yaml")
     parser.add_argument("--budget", default="converged")
-    parser.add_argument("--out", type=Path, default=REPO / "runs/lstm_tuned-converged")
+    parser.add_argument("--out", type=Path, default=REPO / "results/lstm_tuned-converged")
     parser.add_argument("--train-size", type=int, default=10240)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--workers", type=int, default=1)
