@@ -409,6 +409,13 @@ def test_report_of_two_partial_sweeps(tmp_path):
     assert "| DREAM | legnet-dilated | 100 | 0, 1 | 4, 4 | 4, 4 | 6 | 0/2 |" in squeezed
     assert "## Official DREAM 2022 scores (public leaderboard)" in text and "## Wall time and parameters" in text
     assert "| DREAM | 100 | legnet-dilated | legnet | 2 | 2/2 |" in squeezed  # paired bootstrap per dataset
+    test_r = {(model, seed): json.loads((dream / f"model={model}__train_size=100__seed={seed}" / "test_metrics.json")
+                                        .read_text())["pearson"] for model in ("legnet", "legnet-dilated") for seed in (0, 1)}
+    diffs = np.array([test_r["legnet-dilated", s] - test_r["legnet", s] for s in (0, 1)])
+    half = stats.t.ppf(0.975, 1) * diffs.std(ddof=1) / math.sqrt(2)
+    across_seeds = text[text.index("### Across seeds"):text.index("## Official DREAM")]
+    assert (f"| DREAM | 100 | legnet-dilated | legnet | 2 | 2/2 | {diffs.mean():.4f} | {diffs.mean() - half:.4f} | "
+            f"{diffs.mean() + half:.4f} |") in re.sub(" +", " ", across_seeds)
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert {"report_figures/size_curve_test.png", "report_figures/runs_legnet-dilated.png",
             "report_figures/scatter_legnet__DREAM.png"} <= set(links)
