@@ -39,7 +39,7 @@ CONVERGENCE_RULE = ("best epoch: the epoch of best validation Pearson (the model
                     "whose cool-down the cap began, 'hit the cap': it may not have converged.")
 NO_BASELINE = "None: no runs of the baseline, or none paired with it by seed."
 
-Block = tuple[str, Any]  # ("h2", title) | ("p", text) | ("table", frame) | ("figures", (title, [(name, path)]))
+Block = tuple[str, Any]  # ("h1"|"h2"|"h3", title) | ("p", text) | ("table", frame) | ("figures", (title, [(name, path)]))
 
 
 def write_report(runs_dir: str | Path | Mapping[str, str | Path], out_path: str | Path, baseline: Any = "legnet",
