@@ -17,7 +17,7 @@ from promoterlab.config import DataConfig, RunConfig, TrainConfig
 from promoterlab.experiments.bootstrap import pearson_weighted
 from promoterlab.experiments.figures import write_figures
 from promoterlab.experiments.progress import sweep_progress
-from promoterlab.experiments.report import convergence_table, write_report
+from promoterlab.experiments.report import convergence_table, stopping_check, write_report
 from promoterlab.experiments.results import (collect_runs, collect_sweeps, fit_label, paired_comparison, seed_deltas,
                                              summarise, write_tables)
 from promoterlab.models import model_config
@@ -436,3 +436,23 @@ def test_report_command_names_several_sweeps_as_name_dir(tmp_path):
     result = CliRunner().invoke(app, ["report", f"native={tmp_path / 'none'}", "-o", str(tmp_path / "report.md")])
     assert result.exit_code == 2 and "no finished run" in result.output
     assert not (tmp_path / "report.md").exists()
+
+
+def test_stopping_check_correlates_early_plateaus_with_test_pearson():
+    # size 100: the seed that plateaued earliest tests worst in every model (rho +1); size 200: the
+    # reverse (rho -1); a configuration with one seed has no residual and is left out.
+    rows = []
+    for size, sign in ((100, 1.0), (200, -1.0)):
+        for model, level in (("legnet", 0.8), ("legnet-lstm", 0.7)):
+            for seed, plateau in enumerate((8, 12, 16) if model == "legnet" else (10, 11, 15)):
+                rows.append({"run": f"{model}-{size}-{seed}", "run_dir": "x", "model": model, "train_size": size,
+                             "seed": seed, "plateau_epoch": plateau,
+                             "test_pearson": level + sign * 0.001 * plateau})
+    rows.append({"run": "lone", "run_dir": "x", "model": "legnet-dilated", "train_size": 100, "seed": 0,
+                 "plateau_epoch": 30, "test_pearson": 0.1})
+    runs = pd.DataFrame(rows)
+    check = stopping_check(runs).set_index("train_size")
+    assert check.loc[100, "n_runs"] == 6 and check.loc[200, "n_runs"] == 6
+    assert check.loc[100, "rho"] == pytest.approx(1.0) and check.loc[200, "rho"] == pytest.approx(-1.0)
+    assert check.loc[100, "p_value"] < 0.05
+    assert stopping_check(runs.assign(plateau_epoch=np.nan)).empty  # no plateau runs: nothing to check

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from scipy.stats import spearmanr
 
 from promoterlab.experiments.figures import write_figures
 from promoterlab.experiments.progress import sweep_progress
@@ -93,7 +94,7 @@ def write_report(runs_dir: str | Path | Mapping[str, str | Path], out_path: str 
                    f"{', '.join(axis_columns(runs)) or 'none'} (replicates: seed). "
                    f"Generated {datetime.now().strftime('%Y-%m-%d %H:%M')}.")]
     tables = (_progress_blocks(sweeps) + _result_blocks(runs, summary, comparison, baseline, model_axis)
-              + _convergence_blocks(runs) + _cost_blocks(summary, model_axis))
+              + _convergence_blocks(runs, model_axis) + _cost_blocks(summary, model_axis))
     panel = label if label in runs else None
     if out.suffix == ".html":
         with tempfile.TemporaryDirectory() as tmp:
@@ -133,6 +134,42 @@ def convergence_table(runs: pd.DataFrame) -> pd.DataFrame:
     if len(frame):
         frame["max_epochs"] = frame["max_epochs"].astype("Int64")  # NA where the cap is unknown ("auto")
     return frame.sort_values(axes, kind="stable").reset_index(drop=True) if axes and len(frame) else frame
+
+
+def stopping_check(runs: pd.DataFrame, model_axis: str = "model") -> pd.DataFrame:
+    """Did runs that stopped earlier than the other seeds of their configuration test worse?
+
+    Within each configuration (all axes), the plateau epoch and the test Pearson of every seed are
+    taken relative to the configuration's mean; per value of the axes other than ``model_axis``
+    (e.g. one dataset and training-set size), the Spearman correlation of those two residuals
+    across every model's seeds is given. A clearly positive ``rho`` says the early-stopping
+    patience ends some runs on a noisy dip of validation Pearson, so seed-to-seed spread (and any
+    Δ resting on few seeds) partly measures where the stopping rule fired.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The axes other than ``model_axis``, ``n_runs``, ``rho`` and ``p_value``; empty without
+        plateau runs with test Pearson in configurations of two or more seeds.
+    """
+    needed = {"plateau_epoch", "test_pearson"}
+    if not needed <= set(runs) or runs[list(needed)].isna().all().any():
+        return pd.DataFrame()
+    axes = axis_columns(runs)
+    runs = runs.dropna(subset=list(needed))
+    runs = runs[runs.groupby(axes, dropna=False)["seed"].transform("size") > 1] if axes else runs
+    if len(runs) < 3:
+        return pd.DataFrame()
+    centred = runs.groupby(axes, dropna=False)[list(needed)].transform(lambda x: x - x.mean()) if axes \
+        else runs[list(needed)] - runs[list(needed)].mean()
+    runs = runs.assign(plateau_residual=centred["plateau_epoch"], test_residual=centred["test_pearson"])
+    keys, rows = [a for a in axes if a != model_axis], []
+    for key, group in iter_groups(runs, keys):
+        if len(group) >= 3 and group["plateau_residual"].nunique() > 1 and group["test_residual"].nunique() > 1:
+            rho, p_value = spearmanr(group["plateau_residual"], group["test_residual"])
+            rows.append({**key, "n_runs": len(group), "rho": float(rho), "p_value": float(p_value)})
+    frame = pd.DataFrame(rows)
+    return frame.sort_values(keys, kind="stable").reset_index(drop=True) if keys and len(frame) else frame
 
 
 def _progress_blocks(sweeps: dict[str, str | Path]) -> list[Block]:
@@ -184,7 +221,7 @@ def _result_blocks(runs: pd.DataFrame, summary: pd.DataFrame, comparison: pd.Dat
     return blocks
 
 
-def _convergence_blocks(runs: pd.DataFrame) -> list[Block]:
+def _convergence_blocks(runs: pd.DataFrame, model_axis: str) -> list[Block]:
     capped = runs[runs["hit_cap"] == True]  # noqa: E712 (None where unknown)
     if capped.empty:
         flagged = "No run hit its epoch cap: early stopping ended every run."
@@ -194,7 +231,17 @@ def _convergence_blocks(runs: pd.DataFrame) -> list[Block]:
     else:
         flagged = (f"**{len(capped)} of {len(runs)} runs hit the epoch cap** (trained every epoch without early "
                    f"stopping; they may not have converged): {', '.join(capped['run'])}.")
-    return [("h2", "Convergence"), ("p", CONVERGENCE_RULE), ("p", flagged), ("table", convergence_table(runs))]
+    blocks = [("h2", "Convergence"), ("p", CONVERGENCE_RULE), ("p", flagged), ("table", convergence_table(runs))]
+    check = stopping_check(runs, model_axis)
+    if len(check):
+        blocks += [("h3", "Did early stopping decide the seed spread?"),
+                   ("p", "Plateau epoch and test Pearson of each run relative to its configuration's mean over "
+                         "seeds; Spearman rho of the two across every model's runs. rho well above 0: runs whose "
+                         "validation plateaued earlier than their other seeds tested worse, i.e. the patience "
+                         "stopped some runs on a noisy dip, and a Δ resting on few seeds partly measures where "
+                         "the stopping rule fired."),
+                   ("table", check)]
+    return blocks
 
 
 def _cost_blocks(summary: pd.DataFrame, model_axis: str) -> list[Block]:
