@@ -201,6 +201,31 @@ def test_two_workers_share_one_optuna_study(tmp_path, sim_library):
         == len(trials)
 
 
+def test_tune_answers_a_repeated_setting_without_training_it(tmp_path, sim_library):
+    from promoterlab.experiments.tune import open_study, space_size, trial_counts
+
+    path = write_spec(tmp_path, sim_library, search={"model.width": {"choices": [0.0625, 0.125]}})
+    spec = load_spec(path)
+    assert space_size(spec.search) == 2
+    assert space_size({"a": {"choices": [1, 2, 3]}, "b": {"low": 1, "high": 7, "step": 2}}) == 12
+    assert space_size({"a": {"low": 1e-3, "high": 1e-2}}) == float("inf")
+    study = open_study(spec, tmp_path / "tune")
+    study.enqueue_trial({"model.width": 0.0625})
+    study.enqueue_trial({"model.width": 0.0625})  # the same setting again: answered, not trained
+    best = tune(spec, tmp_path / "tune", n_trials=5)  # the space holds 2 settings: the search ends there
+    trials = optuna.load_study(study_name="toy", storage=f"sqlite:///{tmp_path / 'tune' / 'study.db'}").get_trials()
+    assert trials[0].params == trials[1].params == {"model.width": 0.0625}
+    assert trials[1].user_attrs["duplicate_of"] == 0 and trials[1].value == trials[0].value
+    trained = [t for t in trials if "duplicate_of" not in t.user_attrs]
+    assert sorted(t.params["model.width"] for t in trained) == [0.0625, 0.125]
+    assert sorted(p.name for p in (tmp_path / "tune" / "trials").iterdir()) == \
+        [f"trial-{t.number:04d}" for t in trained]
+    assert trial_counts(optuna.load_study(study_name="toy", storage=f"sqlite:///{tmp_path / 'tune' / 'study.db'}")) \
+        == (2, 0, 0)
+    assert best["distinct_settings_finished"] == 2 and best["repeats_not_trained"] == len(trials) - 2
+    assert len(pd.read_csv(tmp_path / "tune" / "trials.csv")) == 2
+
+
 def test_tune_refuses_a_grid(tmp_path, sim_library):
     path = write_spec(tmp_path, sim_library, axes={"seed": [0, 1]}, search={"model.width": {"choices": [0.125]}})
     result = CliRunner().invoke(app, ["tune", str(path), "--trials", "2", "--out", str(tmp_path / "t")])

@@ -74,7 +74,7 @@ def sweep(
 
 def tune(
     spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="Experiment spec with a search space."),
-    trials: int = typer.Option(..., min=1, help="Trials in the study in total (a rerun continues it)."),
+    trials: int = typer.Option(..., min=1, help="Distinct settings to try in all (a rerun continues)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default runs/<spec name>[-<budget>]-tune)."),
     storage: Optional[str] = typer.Option(None, help="Optuna storage URL shared by workers (default SQLite in --out)."),
     budget: Optional[str] = typer.Option(None, help=BUDGET_HELP),

@@ -27,6 +27,7 @@ from promoterlab.experiments.workers import limit_threads, worker_pool
 from promoterlab.files import write_text_atomic
 
 HEARTBEAT_SECONDS = 60
+MAX_REPEATS = 100  # a worker stops after this many proposals in a row of settings already tried
 
 
 class ReportValPearson(L.Callback):
@@ -121,13 +122,48 @@ def open_study(spec: Spec, out_dir: Path, storage: str | None = None, sampler_se
 
 def trial_counts(study: optuna.Study) -> tuple[int, int, int]:
     """``(finished, running, waiting)`` trials of the study. A failed trial that was queued again
-    (its worker died) is not counted: its retry is."""
-    trials = study.get_trials(deepcopy=False)
+    (its worker died) is not counted: its retry is. Nor is a complete trial that repeats an
+    earlier complete trial's values: the budget counts distinct settings."""
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda trial: trial.number)
     retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
-    finished = sum(trial.state.is_finished() and trial.number not in retried for trial in trials)
+    seen: set[str] = set()
+    finished = 0
+    for trial in trials:
+        if not trial.state.is_finished() or trial.number in retried:
+            continue
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            if _values_key(trial.params) in seen:
+                continue
+            seen.add(_values_key(trial.params))
+        finished += 1
     running = sum(trial.state == optuna.trial.TrialState.RUNNING for trial in trials)
     waiting = sum(trial.state == optuna.trial.TrialState.WAITING for trial in trials)
     return finished, running, waiting
+
+
+def _values_key(params: dict[str, Any]) -> str:
+    return repr(sorted(params.items()))
+
+
+def earlier_trial(study: optuna.Study, params: dict[str, Any]) -> optuna.trial.FrozenTrial | None:
+    """The first complete trial of the study with exactly these searched values, if any."""
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        if trial.params == params:
+            return trial
+    return None
+
+
+def space_size(search: dict[str, dict[str, Any]]) -> float:
+    """How many distinct settings a search space holds (``inf`` with a continuous dimension)."""
+    size = 1.0
+    for space in search.values():
+        if "choices" in space:
+            size *= len(space["choices"])
+        elif isinstance(space.get("low"), int) and isinstance(space.get("high"), int) and not space.get("log"):
+            size *= (space["high"] - space["low"]) // int(space.get("step", 1)) + 1
+        else:
+            return float("inf")
+    return size
 
 
 def _fail_stale_trials(study: optuna.Study) -> None:
@@ -144,6 +180,12 @@ def run_worker(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | No
     ``n_trials``, or when a retry is queued. When the budget is taken but other workers' trials
     still run, the worker waits for them: if one of them dies, its retry is run here, so a dead
     worker's trial is never left RUNNING when the last worker ends.
+
+    Training is deterministic, so when the sampler proposes values an earlier trial completed
+    with (TPE does, once it exploits a categorical space), the trial takes that trial's value
+    without training (user attribute ``duplicate_of``) and does not count: ``n_trials`` means
+    distinct settings, at most as many as the space holds. A worker whose sampler proposes only
+    repeats :data:`MAX_REPEATS` times in a row stops.
     """
     from promoterlab import api
 
@@ -153,24 +195,36 @@ def run_worker(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | No
     fixed = fixed_values(spec)
     study = open_study(spec, out, storage, sampler_seed, heartbeat)
 
+    repeats = 0
+
     def objective(trial: optuna.Trial) -> float:
+        nonlocal repeats
         params = {key: suggest(trial, key, space) for key, space in spec.search.items()}
+        earlier = earlier_trial(study, params)
+        if earlier is not None:
+            repeats += 1
+            trial.set_user_attr("duplicate_of", earlier.number)
+            return earlier.value
+        repeats = 0
         run_dir = out / "trials" / f"trial-{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("worker_pid", os.getpid())
         summary = api.train(spec.config({**fixed, **params}), run_dir, callbacks=[ReportValPearson(trial)])
         return summary["best_val_pearson"]
 
-    while True:
+    target = min(n_trials, space_size(spec.search))
+    while repeats < MAX_REPEATS:
         _fail_stale_trials(study)
         finished, running, waiting = trial_counts(study)
-        if waiting or finished + running < n_trials:
+        if waiting or finished + running < target:
             # A failing trial (e.g. diverged training) is recorded as FAILED and the search goes on.
             study.optimize(objective, n_trials=1, catch=(Exception,))
         elif running:
             time.sleep(heartbeat)
         else:
             return
+    warnings.warn(f"tune: the sampler proposed only settings already tried, {MAX_REPEATS} times in a row; "
+                  f"this worker stops with {finished} distinct settings finished")
 
 
 def tune(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | None = None, workers: int = 1,
@@ -184,7 +238,8 @@ def tune(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | None = N
     out_dir : str or Path
         Receives ``study.db`` (default storage), ``trials/`` and ``best_config.yaml``.
     n_trials : int
-        Trials in the study in total (finished, pruned and failed ones count).
+        Trials in the study in total (finished, pruned and failed ones count; a repeat of a
+        complete trial's values does not), at most the number of settings the space holds.
     storage : str, optional
         Optuna storage URL shared by workers (default: SQLite in ``out_dir``).
     workers : int
@@ -218,7 +273,8 @@ def tune(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | None = N
 
 
 def trials_table(study: optuna.Study) -> pd.DataFrame:
-    """Every trial of a study with its searched values and validation Pearson, best first.
+    """Every trial of a study with its searched values and validation Pearson, best first
+    (repeats of an earlier trial's values, answered without training, are left out).
 
     Returns
     -------
@@ -230,6 +286,8 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     """
     rows = []
     for trial in study.get_trials(deepcopy=False):
+        if "duplicate_of" in trial.user_attrs:  # answered from an earlier trial, not trained
+            continue
         reported = trial.intermediate_values
         value = trial.value if trial.state == optuna.trial.TrialState.COMPLETE else (
             max(reported.values()) if reported else float("nan"))
@@ -285,6 +343,8 @@ def write_best(spec: Spec, out: Path, study: optuna.Study) -> dict[str, Any]:
     record = {"number": best.number, "best_val_pearson": best.value, "params": best.params,
               "run_dir": best.user_attrs.get("run_dir"), "config": str(out / "best_config.yaml"),
               "trials": len(study.trials),
+              "distinct_settings_finished": trial_counts(study)[0],
+              "repeats_not_trained": sum("duplicate_of" in t.user_attrs for t in study.trials),
               "states": {state.name: sum(t.state == state for t in study.trials)
                          for state in optuna.trial.TrialState}}
     write_text_atomic(out / "best_trial.json", json.dumps(record, indent=2))
