@@ -226,6 +226,27 @@ def test_tune_answers_a_repeated_setting_without_training_it(tmp_path, sim_libra
     assert len(pd.read_csv(tmp_path / "tune" / "trials.csv")) == 2
 
 
+def test_tune_budget_counts_distinct_settings():
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from promoterlab.experiments.tune import trial_counts
+
+    study = optuna.create_study(direction="maximize")
+    space = {"w": CategoricalDistribution([1, 2, 3, 4])}
+
+    def add(state, w, value=None):
+        study.add_trial(create_trial(state=state, params={"w": w}, distributions=space, value=value))
+
+    add(TrialState.COMPLETE, 1, 0.5)
+    add(TrialState.COMPLETE, 1, 0.5)  # a repeat: not a new setting
+    add(TrialState.FAIL, 1)  # a failed copy of a setting that completed (a doubly queued retry)
+    add(TrialState.FAIL, 2)  # failed for good: counts
+    add(TrialState.PRUNED, 3)
+    add(TrialState.WAITING, 4)
+    assert trial_counts(study) == (3, 0, 1)
+
+
 def test_tune_refuses_a_grid(tmp_path, sim_library):
     path = write_spec(tmp_path, sim_library, axes={"seed": [0, 1]}, search={"model.width": {"choices": [0.125]}})
     result = CliRunner().invoke(app, ["tune", str(path), "--trials", "2", "--out", str(tmp_path / "t")])

@@ -122,19 +122,24 @@ def open_study(spec: Spec, out_dir: Path, storage: str | None = None, sampler_se
 
 def trial_counts(study: optuna.Study) -> tuple[int, int, int]:
     """``(finished, running, waiting)`` trials of the study. A failed trial that was queued again
-    (its worker died) is not counted: its retry is. Nor is a complete trial that repeats an
-    earlier complete trial's values: the budget counts distinct settings."""
+    (its worker died) is not counted: its retry is; nor is one whose values another trial holds
+    (two workers may queue the same retry). Nor is a complete trial that repeats an earlier
+    complete trial's values: the budget counts distinct settings."""
     trials = sorted(study.get_trials(deepcopy=False), key=lambda trial: trial.number)
     retried = {number for trial in trials for number in trial.system_attrs.get("retry_history", [])}
+    alive = {_values_key(trial.params) for trial in trials if trial.state != optuna.trial.TrialState.FAIL}
     seen: set[str] = set()
     finished = 0
     for trial in trials:
         if not trial.state.is_finished() or trial.number in retried:
             continue
+        key = _values_key(trial.params)
+        if trial.state == optuna.trial.TrialState.FAIL and key in alive:
+            continue
         if trial.state == optuna.trial.TrialState.COMPLETE:
-            if _values_key(trial.params) in seen:
+            if key in seen:
                 continue
-            seen.add(_values_key(trial.params))
+            seen.add(key)
         finished += 1
     running = sum(trial.state == optuna.trial.TrialState.RUNNING for trial in trials)
     waiting = sum(trial.state == optuna.trial.TrialState.WAITING for trial in trials)
