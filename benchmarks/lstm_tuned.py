@@ -24,6 +24,7 @@ from promoterlab.experiments.results import markdown_table, paired_comparison, s
 from promoterlab.experiments.runs import collect_runs
 from promoterlab.experiments.spec import Spec, load_spec, set_field
 from promoterlab.experiments.sweep import run_sweep
+from promoterlab.files import write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 TUNED = "legnet-lstm (tuned)"
@@ -74,7 +75,8 @@ def main() -> None:
     settings = args.tune / "settings.md"
     text = "\n\n".join([
         f"# Tuned LSTM against LegNet, native {args.train_size:,} (`benchmarks/lstm_tuned.py`)",
-        f"Best of {best['trials']} trials (trial {best['number']}, validation Pearson "
+        f"Best of {best.get('distinct_settings_finished', best['trials'])} distinct settings searched "
+        f"(trial {best['number']}, validation Pearson "
         f"{best['best_val_pearson']:.4f}): " + ", ".join(f"`{k}` = {v}" for k, v in best["params"].items()) + ".",
         "## Validation Pearson by setting (completed trials)",
         settings.read_text().strip() if settings.exists() else "(no settings.md in the tune folder)",
@@ -83,7 +85,7 @@ def main() -> None:
     ]) + "\n"
     print(text)
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    args.results.write_text(text)
+    write_text_atomic(args.results, text)
 
 
 if __name__ == "__main__":
