@@ -75,7 +75,7 @@ def main() -> None:
     settings = args.tune / "settings.md"
     text = "\n\n".join([
         f"# Tuned LSTM against LegNet, native {args.train_size:,} (`benchmarks/lstm_tuned.py`)",
-        f"Best of {best.get('distinct_settings_finished', best['trials'])} distinct settings searched "
+        f"Best of {best['distinct_settings_finished']} distinct settings searched "
         f"(trial {best['number']}, validation Pearson "
         f"{best['best_val_pearson']:.4f}): " + ", ".join(f"`{k}` = {v}" for k, v in best["params"].items()) + ".",
         "## Validation Pearson by setting (completed trials)",
