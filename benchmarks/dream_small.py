@@ -31,7 +31,7 @@ from promoterlab.data.dataset import load_split
 from promoterlab.evaluation.metrics import pearson
 from promoterlab.evaluation.predict import predict
 from promoterlab.models import model_config
-from promoterlab.training.run import load_run
+from promoterlab.runs import load_run
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dream2022"
 TRAIN_FILE = DATA / "train" / "train_sequences_7369.txt"
@@ -46,7 +46,7 @@ def run_one(model: str, seed: int, args, out: Path, width: float | None = None, 
         model=model_config(model, **({"width": width} if width else {})),
         train=TrainConfig(loss=args.loss, epochs=epochs or args.epochs, batch_size=args.batch_size,
                           max_lr=args.lr, weight_decay=args.weight_decay, precision=args.precision, max_time=max_time,
-                          accelerator="cpu", devices="1"),
+                          accelerator="cpu", devices="1", ensemble=1),
         seed=seed,
     )
     start = time.perf_counter()
@@ -60,7 +60,7 @@ def run_one(model: str, seed: int, args, out: Path, width: float | None = None, 
 def val_pearson_flag0(run_dir: Path) -> float:
     """Validation Pearson of the run's best model with the singleton channel 0, as at prediction."""
     model, config = load_run(run_dir)
-    _, val = load_split(config.data, config.seed)
+    _, val, *_ = load_split(config.data, config.seed)
     return pearson(predict(model, val.codes, batch_size=config.train.eval_batch_size), val.targets.numpy())
 
 

@@ -56,8 +56,8 @@ from promoterlab.evaluation.metrics import pearson, spearman
 from promoterlab.evaluation.predict import predict
 from promoterlab.models import build_model, model_config
 from promoterlab.training.averaging import EMA, SWA
-from promoterlab.training.objective import Objective
-from promoterlab.training.run import load_run
+from promoterlab.objective import Objective
+from promoterlab.runs import load_run
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 DREAM = SHARED / "dream2022"
@@ -78,10 +78,10 @@ def run_config(task: str, recipe: str, seed: int, args) -> RunConfig:
     data = task_data(task)
     if args.smoke:
         data = dataclasses.replace(data, train_size=512, val_size=256)
-    train = TrainConfig(loss="kl", epochs=epochs, accelerator="cpu", devices="1")
+    train = TrainConfig(loss="kl", epochs=epochs, accelerator="cpu", devices="1", ensemble=1)
     if recipe == "evoaug":
         train = TrainConfig(loss="kl", epochs=epochs - args.finetune, finetune_epochs=args.finetune,
-                            augment="evoaug", accelerator="cpu", devices="1")
+                            augment="evoaug", accelerator="cpu", devices="1", ensemble=1)
     return RunConfig(data=data, model=model_config("legnet-s"), train=train, seed=seed)
 
 

@@ -46,7 +46,7 @@ from promoterlab.data.dataset import TrainBatches, load_split
 from promoterlab.data.encoding import model_input, reverse_complement_codes
 from promoterlab.evaluation.predict import predict
 from promoterlab.models import build_model, grouped_conv, legnet, model_config
-from promoterlab.training.objective import Objective
+from promoterlab.objective import Objective
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dream2022"
 TRAIN_FILE = DATA / "train" / "train_sequences_7369.txt"
@@ -116,7 +116,7 @@ def plain_predict_rate(name: str, codes: torch.Tensor, batch: int = 128) -> tupl
 def dream_config(name: str, train_size: int, val_size: int, seed: int = 0, **train) -> RunConfig:
     return RunConfig(data=DataConfig(path=str(TRAIN_FILE), train_size=train_size, val_size=val_size,
                                      val_singleton=False),
-                     model=model_config(name), train=TrainConfig(**train), seed=seed)
+                     model=model_config(name), train=TrainConfig(**{"ensemble": 1, **train}), seed=seed)
 
 
 def real_train_rate(name: str, out: Path) -> float:
@@ -129,7 +129,7 @@ def real_train_rate(name: str, out: Path) -> float:
 
 
 def throughput(args, out: Path) -> dict:
-    train_set, _ = load_split(dream_config("legnet", 2048, 256).data, 0)
+    train_set, _, *_ = load_split(dream_config("legnet", 2048, 256).data, 0)
     codes = train_set.codes
     infer_codes = codes.repeat(2, 1)  # 4,096 sequences
     rows = {}
@@ -241,7 +241,7 @@ def memory(args, out: Path) -> dict:
         data=DataConfig(path=str(native), seq_col="seq", target_col="el_combined", group_col="group",
                         drop_missing=True, train_size=10240, val_size=2048, left_adapter="AACTGCATTTTTTTCACATC",
                         clip_targets=[0, 17]),
-        model=model_config("legnet-s"), train=TrainConfig(epochs=args.memory_epochs), seed=0)
+        model=model_config("legnet-s"), train=TrainConfig(epochs=args.memory_epochs, ensemble=1), seed=0)
     api.train(config, out / "memory", overwrite=True, resume=False, callbacks=[clock])
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     row = {"peak_rss_mb": round(peak, 1), "rss_after_epoch_mb": [round(r, 1) for r in clock.rss],

@@ -48,7 +48,7 @@ from promoterlab.interpret.motifs import find_motifs
 from promoterlab.interpret.variants import variant_effects
 from promoterlab.interpret.wrapper import OneHotExpression, deeplift_ready
 from promoterlab.models.fold import fold_batchnorm
-from promoterlab.training.saved import load_run
+from promoterlab.runs import load_run
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dream2022"
 TRAIN_FILE = DATA / "train" / "train_sequences_7369.txt"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from promoterlab.cli import app
 from promoterlab.config import DataConfig, RunConfig, TrainConfig
 from promoterlab.data.simulate import write_library
 from promoterlab.models import model_config
@@ -30,6 +33,34 @@ def tiny_config(path: Path, seed: int = 0, epochs: int = 2, loss: str = "kl", wi
     return RunConfig(
         data=DataConfig(path=str(path), train_size=train_size, val_size=val_size),
         model=model_config(name, width=width, **model_opts),
-        train=TrainConfig(loss=loss, epochs=epochs, batch_size=64, accelerator="cpu", devices="1"),
+        train=TrainConfig(loss=loss, epochs=epochs, batch_size=64, accelerator="cpu", devices="1", ensemble=1),
         seed=seed,
     )
+
+
+def snapshot(*folders: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file and link under ``folders`` with its mode and content (a link: its target)."""
+    files = {}
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_symlink():
+                files[str(path)] = (0, os.readlink(path).encode())
+            elif path.is_file():
+                files[str(path)] = (path.stat().st_mode, path.read_bytes())
+            else:
+                files[str(path)] = (path.stat().st_mode, b"")
+    return files
+
+
+def invoke(*args: object):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def assert_error(result, *fragments: str) -> None:
+    """Exit 2 and exactly one ``error:`` line naming every fragment; no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert "Traceback" not in result.output

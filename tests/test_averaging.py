@@ -19,7 +19,7 @@ from promoterlab.evaluation.predict import predict
 from promoterlab.models import build_model, model_config
 from promoterlab.training.averaging import EMA, SWA, parse_averaging
 from promoterlab.training.module import PromoterRegressor
-from promoterlab.training.objective import Objective
+from promoterlab.objective import Objective
 
 QUIET = dict(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", devices=1)
 
@@ -172,7 +172,8 @@ def test_a_resumed_run_ends_with_the_same_average(tmp_path, make):
 def _train_cfg():
     from promoterlab.config import TrainConfig
 
-    return TrainConfig(loss="mse", epochs=2, batch_size=32, max_lr=0.01, accelerator="cpu", devices="1")
+    return TrainConfig(loss="mse", epochs=2, batch_size=32, max_lr=0.01, accelerator="cpu", devices="1",
+                       ensemble=1)
 
 
 def test_parse_averaging():

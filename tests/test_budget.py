@@ -17,9 +17,10 @@ from conftest import tiny_config
 from promoterlab import load_run, train
 from promoterlab.models import build_model, count_parameters
 from promoterlab.data.simulate import simulate_library
-from promoterlab.training import run as run_module
+from promoterlab.runs import saved_config_matches
+from promoterlab.training import plan as plan_module
 from promoterlab.training.budget import MIN_BUDGET_STEPS, SAFETY, budget_widths, plan_budget
-from promoterlab.training.objective import Objective
+from promoterlab.objective import Objective
 from promoterlab.training.run import TrainingInterrupted
 
 
@@ -117,7 +118,7 @@ def probe_seconds(per_width: dict[float, float]):
 def test_short_budget_trains_the_widest_model_that_fits_enough_steps(sim_library, tmp_path, monkeypatch):
     # about 11 s to spend: ~20 steps at width 0.5, ~500 at 0.25 (>= MIN_BUDGET_STEPS), so 0.25 trains;
     # interrupted after its first epoch, then resumed
-    monkeypatch.setattr(run_module, "time_steps", probe_seconds({0.5: 0.5, 0.25: 0.02, 0.125: 0.005}))
+    monkeypatch.setattr(plan_module, "time_steps", probe_seconds({0.5: 0.5, 0.25: 0.02, 0.125: 0.005}))
     config = tiny_config(sim_library, width=0.5, train_size=600, val_size=200)
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="auto", max_time=0.25))
     with pytest.raises(TrainingInterrupted):
@@ -130,13 +131,13 @@ def test_short_budget_trains_the_widest_model_that_fits_enough_steps(sim_library
     assert summary["params"] == count_parameters(build_model(dataclasses.replace(config.model, width=0.25), 18))
     saved = load_run(tmp_path)[1]
     assert saved.model.width == 0.25 and saved.train.fit_width is False  # its config.yaml trains 0.25 again
-    assert run_module.saved_config_matches(tmp_path, config)  # the same command resumes it
+    assert saved_config_matches(tmp_path, config)  # the same command resumes it
     fixed = dataclasses.replace(config, train=dataclasses.replace(config.train, fit_width=False))
-    assert not run_module.saved_config_matches(tmp_path, fixed)  # width 0.5 asked for, without narrowing
+    assert not saved_config_matches(tmp_path, fixed)  # width 0.5 asked for, without narrowing
 
 
 def test_budget_keeps_the_model_without_fit_width(sim_library, tmp_path, monkeypatch):
-    monkeypatch.setattr(run_module, "time_steps", probe_seconds({0.125: 0.5}))
+    monkeypatch.setattr(plan_module, "time_steps", probe_seconds({0.125: 0.5}))
     config = tiny_config(sim_library, width=0.125, train_size=300, val_size=100)
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="auto", max_time=0.1,
                                                                    fit_width=False))
@@ -180,7 +181,7 @@ def test_non_default_bin_count_trains_end_to_end(tmp_path):
     frame = simulate_library(900, seed=3)
     path = tmp_path / "ten_bins.txt"
     frame.assign(expr=frame["expr"] * 9 / 17)[["seq", "expr"]].to_csv(path, sep="\t", header=False, index=False)
-    config = tiny_config(path, epochs=1, train_size=600, val_size=200, n_bins=10)
+    config = tiny_config(path, epochs=1, train_size=400, val_size=200, n_bins=10)
     summary = train(config, tmp_path / "run")
     model, saved = load_run(tmp_path / "run")
     assert Objective.of(saved) == Objective("kl", 10)
@@ -196,7 +197,7 @@ def test_constant_targets_are_refused_before_any_file(tmp_path):
     path = tmp_path / "flat.txt"
     path.write_text("".join(f"{s}\t5\n" for s in simulate_library(300, seed=2)["seq"]))
     with pytest.raises(ValueError, match="every target is 5; a model cannot learn"):
-        train(tiny_config(path, epochs=1, train_size=200, val_size=50), tmp_path / "run")
+        train(tiny_config(path, epochs=1, train_size=100, val_size=50), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 

@@ -8,24 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
-from promoterlab.cli import app
+from conftest import assert_error, invoke
 from promoterlab.evaluation.predict import predict
-from promoterlab.training.saved import load_run
+from promoterlab.runs import load_run
 from test_interpret import LAYOUT, dream_like, saved_run
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def assert_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +76,7 @@ def test_explain_names_the_line_of_a_bad_sequence(run, tmp_path):
     bad = tmp_path / "bad.fa"
     bad.write_text(">a\nACGT\n>b\nACGU\n")
     assert_error(invoke("explain", run, bad, "-o", tmp_path / "out"), f"{bad}:4", "'U'")
-    assert_error(invoke("explain", tmp_path / "norun", bad, "-o", tmp_path / "out"), "no trained model")
+    assert_error(invoke("explain", tmp_path / "norun", bad, "-o", tmp_path / "out"), "norun: no such run folder")
     assert not (tmp_path / "out").exists()
 
 

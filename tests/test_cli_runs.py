@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from test_cli_safety import assert_error, invoke, snapshot
+from conftest import assert_error, invoke, snapshot
 from promoterlab.data.simulate import simulate_library, write_library
 
 TINY = ("--width", "0.0625", "--epochs", "1", "--val-size", "50", "--batch-size", "64", "--accelerator", "cpu",
-        "--devices", "1", "--no-progress", "--ensemble", "1")
+        "--devices", "1", "--no-progress", "--ensemble", "1", "--test-size", "50")
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def run(library, tmp_path_factory):
 def test_train_prints_its_plan_and_where_the_run_went(run, library):
     out, result = run
     lines = result.stderr.splitlines()
-    assert lines[0].startswith(f"training into {out}: {library}: 200 train / 50 val sequences; legnet (width 0.0625")
+    assert lines[0].startswith(f"training into {out}: {library}: 150 train / 50 val / 50 test sequences; legnet (width 0.0625")
     assert "batch 64, 1 epochs, seed 0" in lines[0]
     assert lines[-1].startswith("best val Pearson") and lines[-1].endswith(f"run directory: {out}")
 

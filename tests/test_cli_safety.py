@@ -20,6 +20,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import assert_error, invoke, snapshot
 from promoterlab.cli import app
 from promoterlab.config import DataConfig, RunConfig, TrainConfig
 from promoterlab.data.simulate import write_library
@@ -27,34 +28,6 @@ from promoterlab.files import OutputError, check_output, output_stream
 from promoterlab.models import model_config
 
 LIGHTNING_BANNERS = ("GPU available", "TPU available", "💡 Tip", "Loading `train_dataloader`", "Trainer.fit")
-
-
-def snapshot(*folders: Path) -> dict[str, tuple[int, bytes]]:
-    """Every file and link under ``folders`` with its mode and content (a link: its target)."""
-    files = {}
-    for folder in folders:
-        for path in sorted(folder.rglob("*")):
-            if path.is_symlink():
-                files[str(path)] = (0, os.readlink(path).encode())
-            elif path.is_file():
-                files[str(path)] = (path.stat().st_mode, path.read_bytes())
-            else:
-                files[str(path)] = (path.stat().st_mode, b"")
-    return files
-
-
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def assert_error(result, *fragments: str) -> None:
-    """Exit 2 and exactly one ``error:`` line naming every fragment; no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert "Traceback" not in result.output
 
 
 @pytest.fixture(scope="module")

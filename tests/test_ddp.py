@@ -24,9 +24,10 @@ from promoterlab.training.distributed import ValidationShards, World, plan_world
 
 
 def single_process_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """The batches of one process, as ShuffledBatches drew them before it knew about ranks."""
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-    return [order[i:i + batch_size].tolist() for i in range(0, n, batch_size)]
+    """The batches of one process (the reference the ranks' shares are compared with)."""
+    sampler = ShuffledBatches(n, batch_size, seed)
+    sampler.set_epoch(epoch)
+    return list(sampler)
 
 
 def rank_batches(n: int, batch_size: int, seed: int, epoch: int, ranks: int) -> list[list[list[int]]]:
@@ -38,9 +39,15 @@ def rank_batches(n: int, batch_size: int, seed: int, epoch: int, ranks: int) -> 
 
 def test_one_process_keeps_the_seeded_batches():
     for n, batch_size in [(1, 1), (10, 3), (64, 64), (600, 64), (540, 64), (7, 10)]:
-        sampler = ShuffledBatches(n, batch_size, seed=5)
-        sampler.set_epoch(3)
-        assert list(sampler) == single_process_batches(n, batch_size, 5, 3) and len(sampler) == -(-n // batch_size)
+        batches = single_process_batches(n, batch_size, 5, 3)
+        # every index once, in full batches but the last, the same whenever drawn again (a resumed
+        # run), and another order in another epoch or with another seed
+        assert sorted(i for batch in batches for i in batch) == list(range(n))
+        assert [len(b) for b in batches] == [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+        assert batches == single_process_batches(n, batch_size, 5, 3) and len(batches) == -(-n // batch_size)
+        if n >= 10:
+            assert batches != single_process_batches(n, batch_size, 5, 4)
+            assert batches != single_process_batches(n, batch_size, 6, 3)
 
 
 @pytest.mark.parametrize("n,batch_size,ranks", [(540, 64, 2), (600, 64, 2), (201, 100, 2), (1000, 7, 3),
@@ -199,7 +206,7 @@ def ddp_run(tmp_path_factory):
     their reverse complements: 9 batches of 64, so the last round is spread over both ranks) and
     101 validation sequences (shards of 51 and 50)."""
     root = tmp_path_factory.mktemp("ddp")
-    library = write_library(root / "library.txt", n=400, seed=3)
+    library = write_library(root / "library.txt", n=700, seed=3)
     base = tiny_config(library, epochs=2, train_size=270, val_size=101)
     config = dataclasses.replace(base, train=dataclasses.replace(
         base.train, devices="2", strategy="ddp", precision="32", eval_batch_size=16))
@@ -253,7 +260,7 @@ def test_ddp_validation_is_over_the_whole_validation_set(ddp_run):
     assert stdout.count("SUMMARY {}") == 1 and stdout.count('"world_size": 2') == 1  # rank 1 returns {}
     # The saved (best) model, evaluated in this one process on the same validation rows.
     model, saved = load_run(out)
-    _, val_set = load_split(saved.data, saved.seed)
+    _, val_set, *_ = load_split(saved.data, saved.seed)
     pred = predict(model, val_set.codes, singleton=val_set.singleton, precision="32", fold=False)
     target = val_set.targets.numpy()
     assert pearson(pred, target) == pytest.approx(summary["best_val_pearson"], abs=1e-5)

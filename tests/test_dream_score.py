@@ -253,6 +253,9 @@ def test_cli_score_json_and_errors(tiny_leaderboard, tmp_path):
 
 def test_cli_predict_writes_submission(tmp_path, monkeypatch):
     from promoterlab import api
+    from test_interpret import saved_run
+
+    saved_run(tmp_path / "run")
     seqs = ["ACGTAC", "TTTT", "GGGCCA"]
     test = tmp_path / "test_sequences.txt"
     test.write_text("".join(f"{s}\t0\n" for s in seqs))
@@ -260,7 +263,7 @@ def test_cli_predict_writes_submission(tmp_path, monkeypatch):
 
     def fake_iter_predictions(run_dir, path, seq_col=None, id_col=None, batch_size=256, device="cpu",
                               progress=False, precision="auto"):
-        calls["run_dir"], calls["device"], calls["batch_size"] = str(run_dir), device, batch_size
+        calls["run_dir"], calls["device"], calls["batch_size"] = str(run_dir.path), device, batch_size
         from promoterlab.data.readers import read_sequences
         frame = read_sequences(path)
         yield frame.assign(prediction=[len(s) / 10 for s in frame["seq"]])[["id", "seq", "prediction"]]

@@ -10,11 +10,11 @@ import torch
 from matplotlib.figure import Figure
 
 from promoterlab.config import DataConfig, RunConfig
-from promoterlab.evaluation.ensemble import (calibration, ensemble_predict, load_ensemble, plot_calibration,
-                                             resolve_runs)
+from promoterlab.evaluation.ensemble import calibration, ensemble_predict, plot_calibration
 from promoterlab.evaluation.predict import predict
 from promoterlab.models import build_model, model_config
-from promoterlab.training.saved import save_model
+from promoterlab.models.ensemble import EnsembleModel
+from promoterlab.runs import Run, RunError, save_model
 
 NATIVE_ADAPTER = "AACTGCATTTTTTTCACATC"
 
@@ -25,7 +25,7 @@ def save_run(folder, seed: int, **data) -> None:
     torch.manual_seed(seed)
     model = build_model(config.model, 18)
     folder.mkdir(parents=True)
-    save_model(model, config, folder / "model.pt")
+    save_model(model, config, folder)
 
 
 @pytest.fixture(scope="module")
@@ -42,23 +42,60 @@ def random_dna(n: int, seed: int = 0) -> list[str]:
     return ["".join(rng.choice(list("ACGT"), size=80)) for _ in range(n)]
 
 
-def test_resolve_runs_from_folders_globs_and_files(sweep):
+def test_runs_are_found_from_folders_globs_and_files(sweep):
     runs = [sweep / f"seed={seed}" for seed in range(3)]
-    assert resolve_runs([sweep]) == runs
-    assert resolve_runs([str(sweep / "seed=*")]) == runs
-    assert resolve_runs([runs[1], sweep / "seed=0" / "model.pt", str(sweep / "seed=[01]")]) == [runs[1], runs[0]]
-    with pytest.raises(FileNotFoundError, match=re.escape(f"{sweep / 'missing'}: no such run directory")):
-        resolve_runs([sweep / "missing"])
-    with pytest.raises(FileNotFoundError, match="matches no run directory"):
-        resolve_runs([str(sweep / "run*")])
-    with pytest.raises(ValueError, match=re.escape(f"{sweep / 'notes'}: no trained model (model.pt) in it")):
-        resolve_runs([sweep / "notes"])
-    with pytest.raises(ValueError, match="no runs given"):
-        resolve_runs([])
+    assert Run.open(sweep).members == tuple(runs) and Run.open(sweep).ensemble
+    assert Run.open(str(sweep / "seed=*")).members == tuple(runs)
+    picked = Run.open([runs[1], sweep / "seed=0" / "model.pt", str(sweep / "seed=[01]")])
+    assert picked.members == (runs[1], runs[0]) and picked.ensemble and picked.path is None
+    one = Run.open(runs[2] / "model.pt")
+    assert one.members == (runs[2],) and not one.ensemble and one.describe() == f"one model ({runs[2]})"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{sweep / 'missing'}: no such run folder")):
+        Run.open(sweep / "missing")
+    with pytest.raises(FileNotFoundError, match="matches no run folder"):
+        Run.open(str(sweep / "run*"))
+    with pytest.raises(RunError, match=re.escape(f"{sweep / 'notes'}: no trained model (model.pt) in it")):
+        Run.open(sweep / "notes")
+    with pytest.raises(RunError, match="no run given"):
+        Run.open([])
+
+
+def test_an_ensemble_folder_is_one_run_and_an_unfinished_one_is_refused(tmp_path):
+    folder = tmp_path / "ens"
+    folder.mkdir()
+    config = RunConfig(model=model_config("legnet", width=0.125), seed=4)
+    planned = RunConfig.from_dict({**config.to_dict(), "train": {**config.to_dict()["train"], "ensemble": 3}})
+    planned.save(folder / "config.yaml")
+    save_run(folder / "seed=4", 4)
+    save_run(folder / "seed=5", 5)
+    with pytest.raises(RunError, match=re.escape(
+            f"{folder}: unfinished ensemble: 2 of 3 members trained (seed=6 has no model.pt); rerun the same train "
+            f"command to finish it; or name finished members ({folder / 'seed=4'} {folder / 'seed=5'})")):
+        Run.open(folder)
+    save_run(folder / "seed=6", 6)
+    with pytest.raises(RunError, match="its members are trained but its summary.json is missing"):
+        Run.open(folder)
+    (folder / "summary.json").write_text("{}")
+    run = Run.open(folder)
+    assert run.members == tuple(folder / f"seed={s}" for s in (4, 5, 6)) and run.ensemble
+    assert run.describe() == f"an ensemble of 3 models ({folder})"
+    model, loaded = run.load()
+    assert isinstance(model, EnsembleModel) and len(model) == 3 and loaded.seed == 4
+    # the members alone, named explicitly, are an ensemble of their own
+    assert Run.open([folder / "seed=4", folder / "seed=5"]).members == (folder / "seed=4", folder / "seed=5")
+
+
+def test_an_unfinished_single_run_is_refused(tmp_path):
+    RunConfig().save(tmp_path / "config.yaml")
+    with pytest.raises(RunError, match=re.escape(f"{tmp_path}: unfinished run: training did not complete (no "
+                                                 "model.pt)")):
+        Run.open(tmp_path)
 
 
 def test_mean_and_sd_are_numpys_over_the_stacked_member_predictions(sweep):
-    members, names = load_ensemble([sweep])
+    run = Run.open(sweep)
+    members = run.load_members()
+    names = [str(m) for m in run.members]
     assert names == [str(sweep / f"seed={seed}") for seed in range(3)]
     seqs = random_dna(40)
     result = ensemble_predict(members, seqs, names=names, precision="32")
@@ -70,15 +107,19 @@ def test_mean_and_sd_are_numpys_over_the_stacked_member_predictions(sweep):
     assert (result.sd > 0).all()  # differently initialised members disagree
     single = ensemble_predict(members[:1], seqs, precision="32")
     assert single.n_models == 1 and (single.sd == 0).all()
+    # the ensemble as one module predicts the members' mean (RC-averaged, as predict does)
+    model, config = run.load()
+    np.testing.assert_allclose(predict(model, seqs, layout=config.data.layout, precision="32"), result.mean,
+                               rtol=0, atol=1e-5)
 
 
 def test_mismatched_layouts_are_refused(sweep, tmp_path):
     save_run(tmp_path / "native", 0, left_adapter=NATIVE_ADAPTER)
     with pytest.raises(ValueError, match=re.escape(
             f"runs {sweep / 'seed=0'} and {tmp_path / 'native'} lay sequences out differently (left_adapter differ)")):
-        load_ensemble([sweep / "seed=0", tmp_path / "native"])
-    members, _ = load_ensemble([sweep / "seed=0"])
-    native, _ = load_ensemble([tmp_path / "native"])
+        Run.open([sweep / "seed=0", tmp_path / "native"]).load_members()
+    members = Run.open(sweep / "seed=0").load_members()
+    native = Run.open(tmp_path / "native").load_members()
     with pytest.raises(ValueError, match=r"runs model 1 and model 2 lay sequences out differently \(left_adapter"):
         ensemble_predict(members + native, random_dna(3))
 

@@ -460,7 +460,8 @@ def test_bad_storage_url_is_a_clear_error(tmp_path, sim_library):
 
 
 def test_a_run_saved_before_a_config_field_existed_still_matches(tmp_path, sim_library):
-    from promoterlab.training.run import resolve_config, saved_config_matches
+    from promoterlab.runs import saved_config_matches
+    from promoterlab.training.run import resolve_config
 
     config = load_spec(write_spec(tmp_path, sim_library)).grid()[0][2]
     saved = resolve_config(config).to_dict()

@@ -12,7 +12,7 @@ import torch
 
 import promoterlab
 from promoterlab.models import build_model, count_parameters, model_config
-from promoterlab.training.objective import Objective
+from promoterlab.objective import Objective
 
 
 def fixed_weights(model: torch.nn.Module) -> torch.nn.Module:

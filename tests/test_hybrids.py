@@ -16,8 +16,9 @@ from promoterlab.evaluation.predict import predict
 from promoterlab.models import LegNet, LegNetConfig, build_model, count_parameters, model_config, model_names
 from promoterlab.training import timing
 from promoterlab.training.timing import models_table, step_time_per_1000
-from promoterlab.training.objective import Objective
-from promoterlab.training.run import load_run, save_model, train
+from promoterlab.objective import Objective
+from promoterlab.runs import load_run, save_model
+from promoterlab.training.train import train
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty"),
               pytest.mark.filterwarnings("ignore:.*LeafSpec")]
@@ -212,7 +213,7 @@ def test_save_load_gives_identical_predictions(tmp_path, name, opts, loss):
     model = build_model(cfg, 18 if loss == "kl" else 1)
     fit_steps(model, loss)
     run = RunConfig(model=cfg, train=TrainConfig(loss=loss))
-    save_model(model, run, tmp_path / "model.pt")
+    save_model(model, run, tmp_path)
     loaded, loaded_run = load_run(tmp_path / "model.pt")
     assert loaded_run.model == cfg and type(loaded) is type(model)
     test_codes = codes(40, seed=9)
@@ -225,7 +226,7 @@ def run_config(path, name: str, loss: str, epochs: int, train_size: int, val_siz
         data=DataConfig(path=str(path), train_size=train_size, val_size=val_size),
         model=tiny(name),
         train=TrainConfig(loss=loss, epochs=epochs, batch_size=32, rc_augment=False, precision=precision,
-                          accelerator="cpu", devices="1"),
+                          accelerator="cpu", devices="1", ensemble=1),
         seed=0,
     )
 
@@ -244,10 +245,10 @@ def test_kl_run_directory_reloads(sim_library, tmp_path, name):
     summary = train(config, tmp_path)
     model, loaded = load_run(tmp_path)
     assert loaded.model.name == name and loaded.train.loss == "kl"
-    _, val_set = load_split(config.data, config.seed)
+    _, val_set, *_ = load_split(config.data, config.seed)
     # validation carries the flags; fp32 (the run's precision), BatchNorm folded into the convolutions
     pred = predict(model, val_set.codes, singleton=val_set.singleton, precision="32")
-    assert ((pred >= 0) & (pred <= 17)).all()
+    assert np.ptp(pred) > 0  # the trained model tells sequences apart
     assert pearson(pred, val_set.targets.numpy()) == pytest.approx(summary["best_val_pearson"], abs=1e-4)
 
 

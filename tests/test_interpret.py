@@ -19,7 +19,7 @@ from promoterlab.interpret.motifs import compare_with_known, discover_motifs
 from promoterlab.interpret.variants import variant_effects
 from promoterlab.interpret.wrapper import OneHotExpression, deeplift_ready, insert_span
 from promoterlab.models import build_model, model_config
-from promoterlab.training.saved import save_model
+from promoterlab.runs import save_model
 
 LAYOUT = Layout()
 
@@ -75,7 +75,7 @@ def saved_run(path, loss: str = "kl"):
     config = RunConfig(data=DataConfig(path="unused.txt"), model=model_config("legnet", width=0.125),
                        train=TrainConfig(loss=loss), seed=0)
     path.mkdir(parents=True, exist_ok=True)
-    save_model(nontrivial_legnet(loss), config, path / "model.pt")
+    save_model(nontrivial_legnet(loss), config, path)
     return path
 
 

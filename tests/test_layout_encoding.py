@@ -9,7 +9,7 @@ import torch
 from conftest import SHARED_DATA
 from promoterlab.data.encoding import decode, encode, is_integer, model_input, one_hot, reverse_complement_codes
 from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, RIGHT_ADAPTER, layout, reverse_complement
-from promoterlab.training.objective import expected_bin, soft_labels
+from promoterlab.objective import expected_bin, soft_labels
 
 FLANK57 = "AGTGCTAGCAGGAATGATGCAAAAGGTTCCCGATTCGAACTGCATTTTTTTCACATC"
 N80 = "TCCATCGTATAAAGTATTTGTTAGCAACTTTGATTGGTCCATAGTGCCGGTAAACTTTGAGTGCCTTGAGCCATTTATAG"

@@ -20,7 +20,7 @@ from promoterlab.config import TrainConfig
 from promoterlab.data.augment import parse_augment, window_mask
 from promoterlab.data.dataset import TrainBatches, load_split
 from promoterlab.training.module import FINETUNE_LR_DIVISOR
-from promoterlab.training.saved import save_model
+from promoterlab.runs import save_model
 
 runner = CliRunner()
 
@@ -71,7 +71,7 @@ def averaged_run(sim_library, tmp_path_factory):
 
 def test_augmented_batches_differ_from_plain_ones_only_inside_the_insert_windows(sim_library):
     config = tiny_config(sim_library)
-    train_set, _ = load_split(config.data, config.seed, windows=True)
+    train_set, _, *_ = load_split(config.data, config.seed, windows=True)
     assert train_set.windows is not None and len(train_set.windows) == len(train_set)
     augment = parse_augment("evoaug")
     augmented = TrainBatches(train_set, augment=augment, seed=3)
@@ -179,7 +179,7 @@ def test_ensemble_of_mismatched_layouts_is_refused(finetuned_run, averaged_run, 
     model, config = load_run(averaged_run[0])
     other = dataclasses.replace(config, data=dataclasses.replace(config.data, upstream="A" * 200))
     (tmp_path / "other").mkdir()
-    save_model(model, other, tmp_path / "other" / "model.pt")
+    save_model(model, other, tmp_path / "other")
     fasta = tmp_path / "seqs.fa"
     fasta.write_text(">a\nACGTACGTACGT\n")
     result = runner.invoke(app, ["predict", str(finetuned_run[0]), str(tmp_path / "other"), str(fasta),
@@ -203,7 +203,7 @@ def test_train_ensemble_shares_one_split_and_writes_ensemble_metrics(sim_library
     configs = [load_run(run)[1] for run in runs]
     assert [c.seed for c in configs] == [4, 5, 6] and {c.data.split_seed for c in configs} == {4}
     # every member validated on the same sequences, and the summary's numbers are those of their mean
-    _, val = load_split(configs[0].data, 4)
+    _, val, *_ = load_split(configs[0].data, 4)
     for config in configs[1:]:
         assert torch.equal(load_split(config.data, config.seed)[1].codes, val.codes)
     members, names = load_ensemble(runs)
@@ -259,7 +259,7 @@ def test_variants_and_dream_predict_take_an_ensemble(finetuned_run, averaged_run
 
 
 def test_small_training_sets_default_to_a_three_model_ensemble(sim_library, tmp_path):
-    from promoterlab.training.ensemble_train import SMALL_TRAINING_SET, default_ensemble_size
+    from promoterlab.training.train import SMALL_TRAINING_SET, default_ensemble_size
 
     config = tiny_config(sim_library, train_size=None, val_size=500)  # 3,000 rows: 2,500 to train on
     assert default_ensemble_size(config) == 3

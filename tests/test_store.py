@@ -109,9 +109,9 @@ def test_windows_longer_than_255_store_two_byte_insert_lengths(tmp_path):
 def test_store_batches_equal_in_memory_batches(table, tmp_path, singleton_channel, clip):
     cfg = DataConfig(path=str(table), train_size=700, val_size=300, singleton_channel=singleton_channel,
                      clip_targets=list(clip) if clip else None)
-    train_mem, val_mem = load_split(cfg, seed=5)  # a small table: in memory
+    train_mem, val_mem, *_ = load_split(cfg, seed=5)  # a small table: in memory
     assert isinstance(train_mem.codes, torch.Tensor)
-    train_store, val_store = load_store_split(cfg, seed=5, cache_root=tmp_path)
+    train_store, val_store, *_ = load_store_split(cfg, seed=5, cache_root=tmp_path)
     assert isinstance(train_store, StoreSet)
     assert (len(train_store), len(val_store)) == (700, 300)
     rng = np.random.default_rng(0)
@@ -133,13 +133,13 @@ def test_store_batches_equal_in_memory_batches(table, tmp_path, singleton_channe
 def test_group_split_equals_the_table_split(tmp_path):
     path = random_table(tmp_path / "pool.tsv", 600, seed=2, groups=True)  # labels "0".."119": "10" < "2"
     cfg = DataConfig(path=str(path), group_col="family", train_size=300, val_size=150)
-    train_mem, val_mem = load_split(cfg, seed=3)
-    train_store, val_store = load_store_split(cfg, seed=3, cache_root=tmp_path / "cache")
+    train_mem, val_mem, *_ = load_split(cfg, seed=3)
+    train_store, val_store, *_ = load_store_split(cfg, seed=3, cache_root=tmp_path / "cache")
     assert torch.equal(train_store.load().codes, train_mem.codes)
     assert torch.equal(val_store.targets, val_mem.targets)
     store = train_store.codes.store
     labels = np.asarray(store.group_labels)[np.asarray(store.groups)]
-    train_idx, val_idx = split_store(store, 300, 150, seed=3)
+    train_idx, val_idx, _ = split_store(store, 300, 150, seed=3)
     assert not set(labels[train_idx]) & set(labels[val_idx])
     assert store.group_labels == sorted(store.group_labels)
     np.testing.assert_array_equal(store.lines, np.arange(2, 602))  # after the header line

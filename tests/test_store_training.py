@@ -90,8 +90,8 @@ def test_load_split_through_the_store_equals_in_memory(tmp_path, cache):
     dream_table(path, 700, seed=2)
     memory = DataConfig(path=str(path), train_size=400, val_size=150, clip_targets=[1.0, 16.0], store="off")
     stored = dataclasses.replace(memory, store="on")
-    train_mem, val_mem = load_split(memory, seed=4, windows=True)
-    train_store, val_store = load_split(stored, seed=4, windows=True)
+    train_mem, val_mem, *_ = load_split(memory, seed=4, windows=True)
+    train_store, val_store, *_ = load_split(stored, seed=4, windows=True)
     assert isinstance(train_store, StoreSet) and isinstance(train_store.codes, store_batches.StoreColumn)
     assert train_store.codes.store.path.parent == cache
     assert torch.equal(train_store.load().codes, train_mem.codes)
@@ -230,7 +230,7 @@ def test_explicit_store_must_match_the_run(tmp_path):
     folder = tmp_path / "t.store"
     build_store(path, folder)
     cfg = DataConfig(path=str(path), train_size=150, val_size=50, store=str(folder))
-    train_set, _ = load_split(cfg, seed=0)
+    train_set, _, *_ = load_split(cfg, seed=0)
     assert train_set.codes.store.path == folder
     with pytest.raises(StoreError, match=r"t\.store: encoded with left_adapter 'TGCATTTTTTTCACATC' "
                                          r"\(the run: 'AACTGCATTTTTTTCACATC'\); encode it again"):
@@ -290,7 +290,7 @@ def test_cli_train_names_a_bad_store(tmp_path):
 
 def test_a_run_read_through_another_store_setting_is_the_same_run(tmp_path):
     from promoterlab.config import DataConfig, RunConfig
-    from promoterlab.training.run import saved_config_matches
+    from promoterlab.runs import saved_config_matches
 
     RunConfig(data=DataConfig(path="lib.txt", store="off")).save(tmp_path / "config.yaml")
     assert saved_config_matches(tmp_path, RunConfig(data=DataConfig(path="lib.txt", store="on")))

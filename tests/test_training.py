@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,8 +41,11 @@ def test_tiny_legnet_learns_simulated_promoters(trained_run):
 
 def test_run_directory_contents(trained_run, sim_library):
     out, summary = trained_run
-    for name in ("config.yaml", "metrics.csv", "best.ckpt", "model.pt", "curves.png", "summary.json"):
-        assert (out / name).stat().st_size > 0, name
+    for name in ("curves.png", "val_scatter.png"):  # pictures that decode, of the size plotted at 120 dpi
+        height, width, _ = matplotlib.image.imread(out / name).shape
+        assert width > 500 and height > 400, (name, width, height)
+    best = torch.load(out / "best.ckpt", map_location="cpu", weights_only=False)
+    assert best["epoch"] + 1 == summary["best_epoch"] and any(k.startswith("model.") for k in best["state_dict"])
     saved = json.loads((out / "summary.json").read_text())
     for key in ("best_val_pearson", "best_val_spearman", "best_epoch", "epochs", "train_seconds", "params"):
         assert key in saved
@@ -57,11 +61,10 @@ def test_saved_model_reproduces_best_validation_pearson(trained_run, sim_library
     model, config = load_run(out)
     assert not model.training
     frame = read_table(sim_library)
-    from promoterlab.data.splits import split_indices
-    _, val_idx = split_indices(len(frame), 1500, 500, seed=0)
-    val = frame.iloc[val_idx]
+    split = load_split(config.data, config.seed)
+    val = frame.iloc[split.rows.val]
     # Validation carries the data's singleton flags (LegNet's convention); prediction sets them to 0.
-    _, val_set = load_split(config.data, config.seed)
+    val_set = split.val
     assert 0.05 < val_set.singleton.float().mean() < 0.95
     r = np.corrcoef(predict(model, val_set.codes, singleton=val_set.singleton), val_set.targets)[0, 1]
     # Validation ran under the run's precision (bf16 autocast where native); prediction folds the
@@ -70,6 +73,7 @@ def test_saved_model_reproduces_best_validation_pearson(trained_run, sim_library
     assert r == pytest.approx(summary["best_val_pearson"], abs=tolerance)
     r_flag0 = np.corrcoef(predict_sequences(model, val["seq"].tolist(), config), val["target"])[0, 1]
     assert abs(r_flag0 - r) > 1e-3
+    assert summary["val_flag0"]["pearson"] == pytest.approx(r_flag0, abs=tolerance)
     with pytest.raises(ValueError, match="3 flags for"):
         predict(model, val_set.codes, singleton=val_set.singleton[:3])
 
@@ -99,8 +103,8 @@ def test_mse_loss_and_kl_range_check(tmp_path):
     path = tmp_path / "shifted.tsv"
     frame.assign(expr=frame["expr"] - 20)[["seq", "expr"]].to_csv(path, sep="\t", index=False)
     with pytest.raises(ValueError, match="--loss kl needs targets on the 0..17 bin scale"):
-        train(tiny_config(path, epochs=1, train_size=500, val_size=200), tmp_path / "kl")
-    summary = train(tiny_config(path, epochs=1, train_size=500, val_size=200, loss="mse"), tmp_path / "mse")
+        train(tiny_config(path, epochs=1, train_size=300, val_size=200), tmp_path / "kl")
+    summary = train(tiny_config(path, epochs=1, train_size=300, val_size=200, loss="mse"), tmp_path / "mse")
     model, _ = load_run(tmp_path / "mse")
     assert model(torch.zeros(2, 6, 150)).shape == (2,)
     assert np.isfinite(summary["best_val_pearson"])
@@ -164,7 +168,7 @@ def test_bf16_mixed_precision_tracks_fp32(sim_library, tmp_path):
         train(config, tmp_path / precision)
         model, saved = load_run(tmp_path / precision)
         assert saved.train.precision == precision
-        _, val_set = load_split(saved.data, saved.seed)
+        _, val_set, *_ = load_split(saved.data, saved.seed)
         predictions[precision] = predict(model, val_set.codes)
     fp32, bf16 = predictions["32"], predictions["bf16-mixed"]
     assert not np.array_equal(fp32, bf16)  # bf16 autocast really ran

@@ -11,16 +11,17 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from promoterlab.version import __version__
 
-_API = ("evaluate", "load_run", "predict", "predict_sequences", "train")
-_SUBMODULES = ("api", "cli", "config", "data", "datasets", "evaluation", "experiments", "files", "models",
+_API = ("Run", "evaluate", "load_run", "predict", "predict_sequences", "train")
+_SUBMODULES = ("api", "cli", "config", "data", "datasets", "evaluation", "experiments", "files", "models", "objective",
+               "runs",
                "training")
 
 __all__ = ["__version__", *_API]
 
 if TYPE_CHECKING:
-    from promoterlab.api import evaluate, load_run, predict, predict_sequences, train
+    from promoterlab.api import Run, evaluate, load_run, predict, predict_sequences, train
 
 
 def __getattr__(name: str) -> Any:

@@ -16,7 +16,8 @@ from typing import Any, Optional
 
 import typer
 
-from promoterlab import __version__, cli_experiments, cli_interpret
+from promoterlab import cli_experiments, cli_interpret
+from promoterlab.version import __version__
 from promoterlab.cli_data import (
     LazyHelpCommand,
     _check_device,
@@ -24,7 +25,7 @@ from promoterlab.cli_data import (
     _check_output,
     _fail,
     _quiet_lightning,
-    _run_inputs,
+    _open_run,
     _terminal,
     data_app,
     dream_app,
@@ -69,6 +70,10 @@ def train(
     train_size: Optional[int] = typer.Option(None, help="Training sequences (default: all not in validation)."),
     val_size: Optional[int] = typer.Option(None, help="Validation sequences (default: a tenth of the rows, "
                                                       "at least 256 and at most 2,048)."),
+    test_size: Optional[str] = typer.Option(None, help="Held-out test set, drawn before validation and never used "
+                                                       "in training: rows, a fraction (0.1) or 0 for none (default: "
+                                                       "a tenth of the rows, at least 256 and at most 2,048)."),
+    test: Optional[Path] = typer.Option(None, help="Test on this measured file instead of a held-out split."),
     seq_len: Optional[int] = typer.Option(None, help="Model input length (default {data.seq_len})."),
     left_adapter: Optional[str] = typer.Option(None, help="Leading adapter replaced by the upstream plasmid "
                                                "(default the DREAM one; AACTGCATTTTTTTCACATC for de Boer 2020)."),
@@ -130,6 +135,9 @@ def train(
         _fail(f"--width must be > 0, got {width:g}")
     clip = _parse_range(clip_targets)
     options = _parse_options(model_opt)
+    held_out = _parse_test_size(test_size)
+    if test is not None and not test.is_file():
+        _fail(f"--test {test}: file not found" if not test.exists() else f"--test {test}: not a file")
     if data is not None and not data.is_file():
         _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
 
@@ -145,7 +153,8 @@ def train(
     try:
         data_cfg = replace_fields(base.data, path=str(data) if data else None, seq_col=seq_col,
                                   target_col=target_col, group_col=group_col, drop_missing=drop_missing or None,
-                                  train_size=train_size, val_size=val_size, seq_len=seq_len,
+                                  train_size=train_size, val_size=val_size, seq_len=seq_len, test_size=held_out,
+                                  test_path=str(test) if test is not None else None,
                                   left_adapter=left_adapter, clip_targets=clip, val_singleton=val_singleton,
                                   store=store)
         train_cfg = replace_fields(base.train, loss=loss, epochs=epochs, batch_size=batch_size, max_lr=lr,
@@ -174,11 +183,25 @@ def train(
     _check_accelerator(str(train_cfg.accelerator))
     run_cfg = RunConfig(data=data_cfg, model=model_cfg, train=train_cfg,
                         seed=seed if seed is not None else base.seed)
-    if ensemble is None:
-        ensemble = _default_ensemble(run_cfg, out, quiet)
-    summary = _train(run_cfg, out, progress and not quiet, quiet, overwrite, ensemble)
+    run_cfg = _with_ensemble(run_cfg, ensemble, out, quiet)
+    summary = _train(run_cfg, out, progress and not quiet, quiet, overwrite)
     if summary:  # empty on the ranks other than 0 of a multi-process (ddp) run
         typer.echo(json.dumps(summary, indent=2))
+
+
+def _parse_test_size(text: str | None) -> int | float | None:
+    """``--test-size`` as a row count or a fraction (None when not given)."""
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        _fail(f"--test-size must be a number of rows, a fraction between 0 and 1, or 0, got {text!r}")
+    if value.is_integer() and value >= 0 and "." not in text:
+        return int(value)
+    if not 0 < value < 1:
+        _fail(f"--test-size must be a number of rows, a fraction between 0 and 1, or 0, got {text!r}")
+    return value
 
 
 def _check_accelerator(accelerator: str) -> None:
@@ -193,28 +216,36 @@ def _check_accelerator(accelerator: str) -> None:
         _fail(f"--accelerator {accelerator}: CUDA is not available on this machine (use --accelerator cpu)")
 
 
-def _default_ensemble(run_cfg: Any, out: Path, quiet: bool) -> int:
-    """:func:`~promoterlab.training.ensemble_train.default_ensemble_size`, said on stderr; 1 for
+def _with_ensemble(run_cfg: Any, ensemble: int | None, out: Path, quiet: bool) -> Any:
+    """``run_cfg`` with the number of models to train: ``--ensemble``, the config's, or the
+    default (:func:`~promoterlab.training.train.default_ensemble_size`, said on stderr); 1 for
     an ``out`` that already holds a single run (resumed as one)."""
+    import dataclasses
+
     from promoterlab.data.readers import DataError
-    from promoterlab.training.ensemble_train import SMALL_TRAINING_SET, default_ensemble_size
+    from promoterlab.runs import LAST_CHECKPOINT, MODEL
+    from promoterlab.training.train import SMALL_TRAINING_SET, default_ensemble_size
 
-    if any((out / name).exists() for name in ("last.ckpt", "model.pt")):
-        return 1
-    try:
-        k = default_ensemble_size(run_cfg)
-    except (DataError, OSError) as err:
-        _fail(err)
-    if k > 1 and not quiet:
-        typer.echo(f"training an ensemble of {k} models (the default for training sets of at most "
-                   f"{SMALL_TRAINING_SET:,} sequences; --ensemble 1 trains one)", err=True)
-    return k
+    if ensemble is None and run_cfg.train.ensemble == "auto":
+        if any((out / name).exists() for name in (LAST_CHECKPOINT, MODEL)):
+            ensemble = 1
+        else:
+            try:
+                ensemble = default_ensemble_size(run_cfg)
+            except (DataError, OSError) as err:
+                _fail(err)
+            if ensemble > 1 and not quiet:
+                typer.echo(f"training an ensemble of {ensemble} models (the default for training sets of at most "
+                           f"{SMALL_TRAINING_SET:,} sequences; --ensemble 1 trains one)", err=True)
+    if ensemble is None:
+        return run_cfg
+    return dataclasses.replace(run_cfg, train=dataclasses.replace(run_cfg.train, ensemble=ensemble))
 
 
-def _train(run_cfg: Any, out: Path, progress: bool, quiet: bool, overwrite: bool = False, ensemble: int = 1) -> dict:
-    """``api.train`` (``api.train_ensemble`` for ``ensemble`` > 1) with Lightning quiet and errors as
-    one line; an ``out`` that this call created and left empty is removed on failure. Ctrl-C says
-    what was kept (exit 130)."""
+def _train(run_cfg: Any, out: Path, progress: bool, quiet: bool, overwrite: bool = False) -> dict:
+    """``api.train`` (one model or an ensemble, as ``run_cfg.train.ensemble`` says) with Lightning
+    quiet and errors as one line; an ``out`` that this call created and left empty is removed on
+    failure. Ctrl-C says what was kept (exit 130)."""
     with _terminal(quiet):
         _quiet_lightning()
         from lightning.fabric.utilities.exceptions import MisconfigurationException
@@ -224,8 +255,6 @@ def _train(run_cfg: Any, out: Path, progress: bool, quiet: bool, overwrite: bool
 
         created = not out.exists()
         try:
-            if ensemble > 1:
-                return api.train_ensemble(run_cfg, out, ensemble, progress=progress, overwrite=overwrite)
             return api.train(run_cfg, out, progress=progress, overwrite=overwrite)
         except TrainingInterrupted as err:
             _fail(err, code=130)
@@ -253,29 +282,29 @@ def predict(
     """Predict expression for new sequences (forward and reverse complement averaged), streamed:
     a file of any size is read and written in chunks. Several models predict their mean, with the
     standard deviation across them."""
-    inputs = [*(path for run in run_dir for path in _run_inputs(run)), input]
+    run = _open_run(run_dir)
+    inputs = [*run.files(), input]
     _check_output(output, inputs)  # before the predictions, not after
     _check_device(device)
     from promoterlab import api
 
     try:
-        n = api.write_predictions(_runs(run_dir), input, output, seq_col, id_col, batch_size, device, progress,
+        n = api.write_predictions(run, input, output, seq_col, id_col, batch_size, device, progress,
                                   precision, inputs=inputs)
     except (ValueError, OSError) as err:
         _fail(err)
-    typer.echo(f"wrote {n} predictions to {'standard output' if str(output) == '-' else output}", err=True)
-
-
-def _runs(run_dirs: list[Path]) -> Path | list[Path]:
-    """One run as itself, several as a list (an ensemble)."""
-    return run_dirs[0] if len(run_dirs) == 1 else run_dirs
+    typer.echo(f"wrote {n} predictions of {run.describe()} to {'standard output' if str(output) == '-' else output}",
+               err=True)
 
 
 @app.command()
 def evaluate(
-    run_dir: list[Path] = typer.Argument(..., help="Run directory (or model.pt); several, a folder of runs or a "
-                                                   "glob: an ensemble.", metavar="RUN"),
-    data: Path = typer.Argument(..., help="Measured file (DREAM text, CSV/TSV); rows without a value are skipped."),
+    paths: list[Path] = typer.Argument(..., help="RUN... DATA: run folder(s) (several, a folder of runs or a glob: "
+                                                 "an ensemble), then the measured file (DREAM text, CSV/TSV; rows "
+                                                 "without a value are skipped); with --split, only runs.",
+                                       metavar="RUN... [DATA]"),
+    split: Optional[str] = typer.Option(None, help="Evaluate on the run's own held-out rows instead of a file: test "
+                                                   "(drawn before validation, never used in training) or val."),
     seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
     target_col: Optional[str] = typer.Option(None, help="Target column of a table with a header."),
     batch_size: int = typer.Option(64, min=1, help="Sequences per forward pass (64 is fastest on a CPU)."),
@@ -285,16 +314,28 @@ def evaluate(
     calibration_plot: Optional[Path] = typer.Option(None, help="Ensembles: save the calibration figure (±k sd "
                                                                "coverage, |error| against sd) here (.png, .pdf)."),
 ) -> None:
-    """Pearson, Spearman, MSE and n of a trained model on measured data; for an ensemble, of its
-    mean, with the calibration of its sd (fraction inside ±1 and ±2 sd, Spearman |error| vs sd)."""
+    """Pearson, Spearman, MSE and n of a trained model on measured data (or on its own held-out test
+    rows with --split test); for an ensemble, of its mean, with the calibration of its sd (fraction
+    inside ±1 and ±2 sd, Spearman |error| vs sd)."""
+    if split is not None and split not in ("test", "val"):
+        _fail(f"--split must be test or val, not {split!r}")
+    if split is None and len(paths) < 2:
+        _fail("give RUN and a measured DATA file, or --split test to evaluate on the run's held-out rows")
+    run_dirs, data = (paths, None) if split else (paths[:-1], paths[-1])
+    if data is not None and not data.is_file():
+        _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
     _check_device(device)
+    run = _open_run(run_dirs)
     if calibration_plot is not None:
-        _check_output(calibration_plot, [data, *(path for run in run_dir for path in _run_inputs(run))])
+        _check_output(calibration_plot, [*([data] if data else []), *run.files()])
     from promoterlab import api
 
     try:
-        metrics = api.evaluate(_runs(run_dir), data, seq_col, target_col, batch_size, device, precision=precision,
-                               calibration_plot=calibration_plot)
+        if data is None:
+            metrics = api.evaluate_split(run, split, batch_size, device, precision, calibration_plot)
+        else:
+            metrics = api.evaluate(run, data, seq_col, target_col, batch_size, device, precision=precision,
+                                   calibration_plot=calibration_plot)
     except (ValueError, OSError) as err:
         _fail(err)
     if not metrics.get("n"):
@@ -304,9 +345,11 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(metrics, indent=2, allow_nan=False))
     else:
+        typer.echo(f"{'model':13s} {run.describe()}")
         for key, value in metrics.items():
-            text = f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else value
-            typer.echo(f"{key:10s} {text}")
+            text = (f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None
+                    else "[" + ", ".join(f"{v:.4f}" for v in value) + "]" if isinstance(value, list) else value)
+            typer.echo(f"{key:13s} {text}")
 
 
 @app.command()

@@ -129,9 +129,15 @@ def _check_folder(path: Path) -> None:
         _fail(f"{path}: exists and is not a directory; give a directory for the output")
 
 
-def _run_inputs(run_dir: Path) -> list[Path]:
-    """The files a command reads from a run directory (or a model.pt path)."""
-    return [run_dir, run_dir / "model.pt"]
+def _open_run(paths: list[Path]) -> Any:
+    """The :class:`~promoterlab.runs.Run` that ``paths`` name (one model or an ensemble; commands
+    say which in their last line); an unfinished or missing run is one ``error:`` line."""
+    from promoterlab.runs import Run, RunError
+
+    try:
+        return Run.open(paths[0] if len(paths) == 1 else paths)
+    except (RunError, FileNotFoundError, OSError) as err:
+        _fail(err)
 
 
 def _check_device(device: str, option: str = "--device") -> None:
@@ -316,7 +322,8 @@ def dream_predict(
     if not test.is_file():
         _fail(f"{test}: test file not found; pass --test FILE or run "
               f"'promoterlab data fetch dream2022 --only test/test_sequences.txt'")
-    inputs = [*(path for run in run_dir for path in _run_inputs(run)), test]
+    run = _open_run(run_dir)
+    inputs = [*run.files(), test]
     _check_output(output, inputs)  # before the predictions, not after
     if table is not None:
         _check_output(table, [*inputs, output])
@@ -325,7 +332,7 @@ def dream_predict(
     from promoterlab.evaluation.dream import DREAM_TEST_SIZE
 
     try:
-        frame = predict_file(run_dir[0] if len(run_dir) == 1 else run_dir, test, batch_size=batch_size,
+        frame = predict_file(run, test, batch_size=batch_size,
                              device=device, progress=progress)
         positions = [int(i) for i in frame["id"]]
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
@@ -345,4 +352,4 @@ def dream_predict(
                 frame.to_csv(handle, sep="\t", index=False, lineterminator="\n", float_format="%.6g")
     except (OSError, ValueError) as exc:
         _fail(f"{exc}" if isinstance(exc, OutputError) else f"{output}: {exc}")
-    typer.echo(f"wrote {len(positions)} predictions to {output}", err=True)
+    typer.echo(f"wrote {len(positions)} predictions of {run.describe()} to {output}", err=True)

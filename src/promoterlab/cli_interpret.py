@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from promoterlab.cli_data import _check_device, _check_folder, _check_output, _fail, _run_inputs
+from promoterlab.cli_data import _check_device, _check_folder, _check_output, _fail, _open_run
 
 METHODS = ("ism", "deepliftshap")
 PRECISIONS = ("auto", "32", "bf16")
@@ -37,12 +37,6 @@ def _check_inputs(*paths: Optional[Path]) -> None:
             _fail(f"{path}: not a file")
 
 
-def _check_run(run_dir: Path) -> None:
-    model = run_dir / "model.pt" if run_dir.is_dir() else run_dir
-    if not model.is_file():
-        _fail(f"{model}: no trained model here (expected a run directory with model.pt)")
-
-
 @contextlib.contextmanager
 def _warnings_once() -> Iterator[None]:
     """Library warnings as one ``warning:`` line each, every distinct message once."""
@@ -58,7 +52,9 @@ def _warnings_once() -> Iterator[None]:
 
 
 def explain(
-    run_dir: Path = typer.Argument(..., help="Run directory (or model.pt)."),
+    run_dir: Path = typer.Argument(..., help="Run folder (or model.pt), ensemble folder, folder of runs or a quoted "
+                                             "glob: an ensemble is interpreted as the mean of its models.",
+                                   metavar="RUN"),
     input: Path = typer.Argument(..., help="FASTA, TSV/CSV or DREAM text file of sequences."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: attributions.npz and one PNG per sequence."),
     method: str = typer.Option("ism", help="ism (saturation mutagenesis) or deepliftshap (DeepLIFT/SHAP against "
@@ -77,9 +73,9 @@ def explain(
     _check_choice(method, METHODS, "--method")
     _check_choice(precision, PRECISIONS, "--precision")
     _check_folder(out)
-    _check_run(run_dir)
     _check_inputs(input)
     _check_device(device)
+    run = _open_run([run_dir])
     chosen = [i.strip() for i in ids.split(",") if i.strip()] if ids is not None else None
     if ids is not None and not chosen:
         _fail("--ids is empty; give comma-separated ids")
@@ -87,13 +83,13 @@ def explain(
 
     try:
         with _warnings_once():
-            result = explain_file(run_dir, input, out, method, chosen, seq_col, id_col, max_plots, shuffles, seed,
+            result = explain_file(run, input, out, method, chosen, seq_col, id_col, max_plots, shuffles, seed,
                                   precision, device, progress)
     except (ValueError, OSError) as err:
         _fail(err)
     plots = min(max_plots, len(result.ids))
-    typer.echo(f"explained {len(result.ids)} sequences ({method}): {out / 'attributions.npz'} and {plots} PNGs",
-               err=True)
+    typer.echo(f"explained {len(result.ids)} sequences with {run.describe()} ({method}): "
+               f"{out / 'attributions.npz'} and {plots} PNGs", err=True)
 
 
 def variants(
@@ -112,29 +108,31 @@ def variants(
 ) -> None:
     """What a mutation does: predicted expression of reference and alternative (RC-averaged), streamed."""
     _check_choice(precision, PRECISIONS, "--precision")
-    inputs = [*(path for run in run_dir for path in _run_inputs(run)), pairs]
+    run = _open_run(run_dir)
+    inputs = [*run.files(), pairs]
     _check_output(output, inputs)
     if plot is not None:
         _check_output(plot, [*inputs, output])
         if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
             _fail(f"--plot {plot}: give a .png, .svg or .pdf file")
-    if len(run_dir) == 1:
-        _check_run(run_dir[0])
     _check_inputs(pairs)
     _check_device(device)
     from promoterlab.interpret.variants import write_variant_effects
 
     try:
-        n = write_variant_effects(run_dir[0] if len(run_dir) == 1 else run_dir, pairs, output, plot, batch_size,
+        n = write_variant_effects(run, pairs, output, plot, batch_size,
                                   device, precision, progress,
                                   inputs=inputs)
     except (ValueError, OSError) as err:
         _fail(err)
-    typer.echo(f"wrote {n} variant effects to {'standard output' if str(output) == '-' else output}", err=True)
+    typer.echo(f"wrote {n} variant effects of {run.describe()} to "
+               f"{'standard output' if str(output) == '-' else output}", err=True)
 
 
 def motifs(
-    run_dir: Path = typer.Argument(..., help="Run directory (or model.pt)."),
+    run_dir: Path = typer.Argument(..., help="Run folder (or model.pt), ensemble folder, folder of runs or a quoted "
+                                             "glob: an ensemble is interpreted as the mean of its models.",
+                                   metavar="RUN"),
     input: Path = typer.Argument(..., help="FASTA, TSV/CSV or DREAM text file of many sequences."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: seqlets.tsv, motifs.tsv, one PNG per motif."),
     method: str = typer.Option("deepliftshap", help="Attributions: deepliftshap or ism."),
@@ -157,24 +155,27 @@ def motifs(
         if not 0 < value <= 1:
             _fail(f"{option} must be a p-value in (0, 1], got {value:g}")
     _check_folder(out)
-    _check_run(run_dir)
     _check_inputs(input)
     _check_device(device)
+    run = _open_run([run_dir])
     from promoterlab.interpret.motifs import find_motifs
 
     try:
         with _warnings_once():
-            _, found, table = find_motifs(run_dir, input, out, method, seq_col, id_col, threshold, max_seqlets,
+            _, found, table = find_motifs(run, input, out, method, seq_col, id_col, threshold, max_seqlets,
                                           cluster_p, min_seqlets, shuffles, seed, precision, device, progress)
     except (ValueError, OSError) as err:
         _fail(err)
     if len(table):
         typer.echo(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    typer.echo(f"found {len(found)} motifs; tables and logos in {out}", err=True)
+    typer.echo(f"found {len(found)} motifs in the attributions of {run.describe()}; tables and logos in {out}",
+               err=True)
 
 
 def marginalize(
-    run_dir: Path = typer.Argument(..., help="Run directory (or model.pt)."),
+    run_dir: Path = typer.Argument(..., help="Run folder (or model.pt), ensemble folder, folder of runs or a quoted "
+                                             "glob: an ensemble is interpreted as the mean of its models.",
+                                   metavar="RUN"),
     motif: str = typer.Argument(..., help="Known motif name (TATA, Reb1, Abf1, Rap1, Cbf1, polyA:T, Ume6, Gcn4) "
                                           "or bases (A, C, G, T; N keeps the background)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: marginalize.tsv and marginalize.png."),
@@ -190,18 +191,18 @@ def marginalize(
     """Insert a motif at every position of background sequences: mean effect by position and strand."""
     _check_choice(precision, PRECISIONS, "--precision")
     _check_folder(out)
-    _check_run(run_dir)
     _check_inputs(background)
     _check_device(device)
+    run = _open_run([run_dir])
     from promoterlab.interpret.marginalize import marginalize_run, motif_bases
 
     try:
         bases = motif_bases(motif)
-        table = marginalize_run(run_dir, motif, out, background, n_background, seed, seq_col, None, precision,
+        table = marginalize_run(run, motif, out, background, n_background, seed, seq_col, None, precision,
                                 device, progress)
     except (ValueError, OSError) as err:
         _fail(err)
     best = table.loc[table["mean"].abs().idxmax()]
-    typer.echo(f"{motif} ({bases}): largest mean effect {best['mean']:+.3f} at insert position "
+    typer.echo(f"{motif} ({bases}) with {run.describe()}: largest mean effect {best['mean']:+.3f} at insert position "
                f"{int(best['position'])} ({best['strand']} strand); {out / 'marginalize.tsv'}, "
                f"{out / 'marginalize.png'}", err=True)

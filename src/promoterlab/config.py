@@ -16,13 +16,14 @@ from promoterlab.data.augment import parse_augment
 from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, Layout
 from promoterlab.files import write_text_atomic
 from promoterlab.models import LegNetConfig, model_config
-from promoterlab.training.objective import LOSSES
+from promoterlab.objective import LOSSES
 
 
 # Lightning's precision settings ("auto": chosen for the hardware).
 PRECISIONS = ("auto", "32", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64", "64-true",
               "16", "bf16")
 SCHEDULES = ("onecycle", "plateau")  # learning-rate schedules (TrainConfig.schedule)
+NARROWEST_WIDTH = 0.125  # the narrowest model a time budget trains (TrainConfig.fit_width)
 
 
 def _is_number(value: Any) -> bool:
@@ -47,6 +48,49 @@ def _check_number(name: str, value: Any, low: float, high: float | None = None, 
         raise ValueError(f"{name} must be a number {bound}, got {value!r}")
 
 
+def budget_widths(width: float) -> list[float]:
+    """Widths a time budget may train (``TrainConfig.fit_width``), widest first: ``width``, then
+    halved while at least :data:`NARROWEST_WIDTH` (a model already narrower keeps its width)."""
+    widths = [width]
+    while widths[-1] / 2 >= NARROWEST_WIDTH:
+        widths.append(widths[-1] / 2)
+    return widths
+
+
+def averaging_spec(spec: str) -> tuple[str, float | int] | None:
+    """``("ema", decay)`` or ``("swa", epochs)`` of ``"ema[:DECAY]"`` (default 0.999) or
+    ``"swa[:EPOCHS]"`` (default 5); None for ``"none"``.
+
+    Raises
+    ------
+    ValueError
+        Naming the unknown kind or the bad value.
+    """
+    kind, colon, value = (part.strip() for part in spec.strip().lower().partition(":"))
+    if kind in ("", "none") and not colon:
+        return None
+    if kind not in ("ema", "swa"):
+        raise ValueError(f"average: unknown weight averaging {spec.strip()!r}; use none, ema[:DECAY] or "
+                         "swa[:EPOCHS]")
+    if colon and not value:
+        raise ValueError(f"average: no value after '{kind}:'")
+    if kind == "ema":
+        try:
+            decay = float(value) if colon else 0.999
+        except ValueError:
+            raise ValueError(f"average: ema takes a number in [0, 1), got {value!r}") from None
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"average: ema decay must be in [0, 1), got {decay!r}")
+        return kind, decay
+    try:
+        epochs = int(value) if colon else 5
+    except ValueError:
+        raise ValueError(f"average: swa takes a whole number of epochs >= 1, got {value!r}") from None
+    if epochs < 1:
+        raise ValueError(f"average: swa epochs must be a whole number >= 1, got {epochs!r}")
+    return kind, epochs
+
+
 @dataclass
 class DataConfig:
     """Where the data comes from and how it is laid out and split."""
@@ -58,6 +102,11 @@ class DataConfig:
     drop_missing: bool = False
     train_size: int | None = None
     val_size: int | str = "auto"  # a tenth of the rows, 256 to 2,048 (data.splits.auto_val_size)
+    # Held out before validation is drawn and never used to train, choose a checkpoint or stop:
+    # "auto" (the validation rule on all rows), a count, a fraction in (0, 1), or 0 for none.
+    test_size: int | float | str = "auto"
+    # A measured file to test on instead of a held-out split (test_size is then 0).
+    test_path: str | None = None
     seq_len: int = 150
     left_adapter: str = LEFT_ADAPTER
     upstream: str = PLASMID_UPSTREAM
@@ -78,6 +127,25 @@ class DataConfig:
     # sequences that none of its members trained on.
     split_seed: int | None = None
 
+    def _check_test(self) -> None:
+        if isinstance(self.test_path, os.PathLike):
+            self.test_path = os.fspath(self.test_path)
+        if self.test_path is not None and (not isinstance(self.test_path, str) or not self.test_path.strip()):
+            raise ValueError(f"test_path must be a file name, got {self.test_path!r}")
+        size = self.test_size
+        if isinstance(size, float) and not isinstance(size, bool) and size.is_integer() and size >= 1:
+            self.test_size = size = int(size)
+        fraction = isinstance(size, float) and 0 < size < 1
+        count = isinstance(size, int) and not isinstance(size, bool) and size >= 0
+        if not (size == "auto" or fraction or count):
+            raise ValueError(f"test_size must be auto, a number of rows >= 0 or a fraction between 0 and 1, "
+                             f"got {size!r}")
+        if self.test_path:
+            if size not in ("auto", 0):
+                raise ValueError(f"test_size {size!r} and test_path {self.test_path}: give a held-out test size or "
+                                 "a test file, not both")
+            self.test_size = 0
+
     @property
     def layout(self) -> Layout:
         """The run's :class:`~promoterlab.data.layout.Layout` (saved as the three fields above)."""
@@ -88,6 +156,7 @@ class DataConfig:
         if self.train_size is not None:
             _check_count("train_size", self.train_size, 1)
         _check_count("val_size", self.val_size, 1, auto=True)
+        self._check_test()
         _check_count("seq_len", self.seq_len, 1)
         if isinstance(self.store, bool):  # YAML 1.1 reads a bare on/off as a boolean
             self.store = "on" if self.store else "off"
@@ -154,6 +223,9 @@ class TrainConfig:
     schedule: str = "onecycle"
     cooldown_epochs: int = 4
     fit_width: bool = True
+    # Models trained on one split with seeds seed, seed + 1, ... ("auto": 3 for training sets
+    # of at most 20,480 sequences without a time budget, else 1; resolved before training).
+    ensemble: int | str = "auto"
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -172,6 +244,7 @@ class TrainConfig:
         if self.patience is not None:
             _check_count("patience", self.patience, 1)
         _check_count("num_nodes", self.num_nodes, 1)
+        _check_count("ensemble", self.ensemble, 1, auto=True)
         if not isinstance(self.fit_width, bool):
             raise ValueError(f"fit_width must be true or false, got {self.fit_width!r}")
         if str(self.precision) not in PRECISIONS:
@@ -190,13 +263,10 @@ class TrainConfig:
                              "of one schedule); give --epochs and --finetune-epochs without --max-time")
         if not isinstance(self.averaging, str):
             raise ValueError(f"averaging must be none, ema[:DECAY] or swa[:EPOCHS], got {self.averaging!r}")
-        if self.averaging.strip().lower() not in ("", "none"):
-            from promoterlab.training.averaging import parse_averaging  # imports Lightning
-
-            try:
-                parse_averaging(self.averaging)
-            except ValueError as err:
-                raise ValueError("averaging:" + str(err).removeprefix("average:")) from None
+        try:
+            averaging_spec(self.averaging)
+        except ValueError as err:
+            raise ValueError("averaging:" + str(err).removeprefix("average:")) from None
         self._check_schedule()
 
     def _check_schedule(self) -> None:
@@ -232,9 +302,15 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
         raw = dict(raw)
+        data_raw = dict(raw.pop("data", {}) or {})
+        train_raw = dict(raw.pop("train", {}) or {})
+        if raw.get("version") and _version_tuple(raw["version"]) < (0, 2):
+            # Saved before test splits and ensemble configs existed: one model, without a test split.
+            data_raw.setdefault("test_size", 0)
+            train_raw.setdefault("ensemble", 1)
         try:
-            data = DataConfig(**raw.pop("data", {}))
-            train = TrainConfig(**raw.pop("train", {}))
+            data = DataConfig(**data_raw)
+            train = TrainConfig(**train_raw)
             model_raw = dict(raw.pop("model", {}))
             model = model_config(model_raw.pop("name", "legnet"), **model_raw)
             return cls(data=data, model=model, train=train, **raw)
@@ -247,6 +323,10 @@ class RunConfig:
     @classmethod
     def load(cls, path: str | Path) -> "RunConfig":
         return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", str(version))[:3])
 
 
 def replace_fields(cfg: Any, **changes: Any) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 import stat
 import sys
@@ -38,6 +40,15 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 
 class OutputError(ValueError):
     """An output path that cannot be written safely; the message names the path."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (of the compressed bytes for ``.gz``), read in 16 MB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(16 * 2**20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _is_stdout(path: str | Path) -> bool:

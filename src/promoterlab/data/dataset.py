@@ -7,6 +7,7 @@ Sequences are stored once as ``(n, L)`` uint8 codes (150 bytes each, about 1 GB 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ from promoterlab.data.augment import EvoAugConfig, common_suffix, evoaug, insert
 from promoterlab.data.encoding import encode, is_integer, model_input, reverse_complement_codes
 from promoterlab.data.layout import Layout, layout_all
 from promoterlab.data.readers import DataError, read_table
-from promoterlab.data.splits import split_indices
+from promoterlab.data.splits import Split, split_indices
 
 
 @dataclass
@@ -70,9 +71,30 @@ def encode_frame(frame: pd.DataFrame, layout: Layout, singleton_channel: bool = 
     return EncodedSet(codes, torch.from_numpy(targets), torch.from_numpy(singleton))
 
 
-def load_split(cfg, seed: int, windows: bool = False) -> tuple[EncodedSet, EncodedSet]:
-    """The seeded (train, validation) sets of a :class:`~promoterlab.config.DataConfig`
-    (split by ``cfg.split_seed`` when it is set, else by ``seed``).
+class SplitSets(NamedTuple):
+    """The encoded sets of a split and the rows each took from the table.
+
+    ``test`` is None without a held-out test split (``test_size`` 0, or an external test file);
+    its singleton channel is always 0, as at prediction. ``n_rows`` counts the table's rows.
+    """
+
+    train: EncodedSet
+    val: EncodedSet
+    test: EncodedSet | None
+    rows: Split
+    n_rows: int
+
+
+def held_out_test_size(cfg) -> int | float | str:
+    """The held-out test size a :class:`~promoterlab.config.DataConfig` asks of the split: its
+    ``test_size``, or 0 when an external ``test_path`` is the test set instead."""
+    return 0 if getattr(cfg, "test_path", None) else getattr(cfg, "test_size", 0)
+
+
+def load_split(cfg, seed: int, windows: bool = False) -> SplitSets:
+    """The seeded training, validation and held-out test sets of a
+    :class:`~promoterlab.config.DataConfig` (split by ``cfg.split_seed`` when it is set, else by
+    ``seed``; :func:`~promoterlab.data.splits.split_indices`).
 
     ``cfg.store`` says where they are read from
     (:func:`~promoterlab.data.store_batches.config_store`): from a memory-mapped sequence store,
@@ -80,8 +102,9 @@ def load_split(cfg, seed: int, windows: bool = False) -> tuple[EncodedSet, Encod
     batch by batch; else ``cfg.path`` is read into memory. Either way a seed gives the same rows
     in the same order, so the same batches.
 
-    With ``windows``, both sets carry each sequence's insert window, without the right flank
-    that all training sequences share (:func:`~promoterlab.data.augment.common_suffix`).
+    With ``windows``, the training and validation sets carry each sequence's insert window,
+    without the right flank that all training sequences share
+    (:func:`~promoterlab.data.augment.common_suffix`).
     """
     from promoterlab.data.store_batches import config_store, load_store_split
 
@@ -92,26 +115,41 @@ def load_split(cfg, seed: int, windows: bool = False) -> tuple[EncodedSet, Encod
     return load_table_split(cfg, seed, windows)
 
 
-def load_table_split(cfg, seed: int, windows: bool = False) -> tuple[EncodedSet, EncodedSet]:
+def load_table_split(cfg, seed: int, windows: bool = False) -> SplitSets:
     """:func:`load_split` in memory: read and validate the whole of ``cfg.path``, then encode the
     chosen rows."""
     frame = read_table(cfg.path, cfg.seq_col, cfg.target_col, cfg.group_col, drop_missing=cfg.drop_missing)
     groups = frame["group"].to_numpy() if cfg.group_col else None
     try:
-        train_idx, val_idx = split_indices(len(frame), cfg.train_size, cfg.val_size, seed, groups)
+        rows = split_indices(len(frame), cfg.train_size, cfg.val_size, seed, groups, held_out_test_size(cfg))
     except ValueError as err:
         raise DataError(cfg.path, None, str(err)) from None
-    chosen = np.concatenate([train_idx, val_idx])
+    chosen = np.concatenate([rows.train, rows.val, rows.test])
     encoded = encode_frame(frame.iloc[chosen], cfg.layout, cfg.singleton_channel, cfg.path)
+    n_train, n_val = len(rows.train), len(rows.val)
     if windows:
-        right_flank = common_suffix(frame["seq"].iloc[train_idx])
+        right_flank = common_suffix(frame["seq"].iloc[rows.train])
         encoded.windows = insert_windows(frame["seq"].iloc[chosen], cfg.layout, right_flank=right_flank)
-    n_train = len(train_idx)
     train_set = encoded.subset(np.arange(n_train))
     if cfg.clip_targets:
         low, high = cfg.clip_targets
         train_set.targets = train_set.targets.clamp(float(low), float(high))
-    return train_set, encoded.subset(np.arange(n_train, len(chosen)))
+    val_set = encoded.subset(np.arange(n_train, n_train + n_val))
+    test_set = None
+    if len(rows.test):
+        test_set = encoded.subset(np.arange(n_train + n_val, len(chosen)))
+        test_set.singleton, test_set.windows = torch.zeros_like(test_set.singleton), None
+    return SplitSets(train_set, val_set, test_set, rows, len(frame))
+
+
+def load_test_file(cfg) -> EncodedSet:
+    """The measured rows of ``cfg.test_path`` (rows without a value are skipped), laid out as
+    ``cfg`` lays out training data, with the singleton channel 0 as at prediction; columns as
+    ``cfg.seq_col``/``cfg.target_col``, or found as for any table."""
+    frame = read_table(cfg.test_path, cfg.seq_col, cfg.target_col, drop_missing=True)
+    if frame.empty:
+        raise DataError(cfg.test_path, None, "no row has a measured value to test on")
+    return encode_frame(frame, cfg.layout, singleton_channel=False, path=cfg.test_path)
 
 
 class TrainBatches(Dataset):

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from promoterlab.data.layout import Layout
+from promoterlab.files import file_sha256
 
 # 2: insert lengths and adapter flags; 3: both flags in one byte, one-byte insert lengths
 FORMAT, VERSION = "promoterlab-sequence-store", 3
@@ -100,15 +101,6 @@ class FlagBit:
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         values = self[:]
         return values if dtype is None else values.astype(dtype)
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (of the compressed bytes for ``.gz``), read in 16 MB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class SequenceStore:
@@ -236,8 +228,8 @@ def open_store(path: str | Path, verify: bool = True, source: str | Path | None 
     return SequenceStore(path, header)
 
 
-def split_store(store: SequenceStore, train_size: int | None, val_size: int | str, seed: int
-                ) -> tuple[np.ndarray, np.ndarray]:
+def split_store(store: SequenceStore, train_size: int | None, val_size: int | str, seed: int,
+                test_size: int | float | str = 0) -> "Split":
     """:func:`~promoterlab.data.splits.split_indices` of a store's rows: the same rows as
     ``load_split`` chooses from the table (group labels are passed as labels, so whole groups
     go to one side exactly as from the table; that holds one label string per row in memory)."""
@@ -246,4 +238,4 @@ def split_store(store: SequenceStore, train_size: int | None, val_size: int | st
     groups = None
     if store.groups is not None:
         groups = np.asarray(store.group_labels, dtype=str)[np.asarray(store.groups)]
-    return split_indices(len(store), train_size, val_size, seed, groups)
+    return split_indices(len(store), train_size, val_size, seed, groups, test_size)

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from promoterlab.data.dataset import EncodedSet
+from promoterlab.data.dataset import EncodedSet, SplitSets, held_out_test_size
 from promoterlab.data.readers import DataError
 from promoterlab.data.store import ReadOptions, SequenceStore, StoreError, open_store, split_store
 from promoterlab.data.store_build import store_for
@@ -191,31 +191,32 @@ def _short(value) -> str:
 
 
 def load_store_split(cfg, seed: int, windows: bool = False, cache_root: str | Path | None = None,
-                     store: SequenceStore | None = None) -> tuple[StoreSet, EncodedSet]:
+                     store: SequenceStore | None = None) -> SplitSets:
     """:func:`~promoterlab.data.dataset.load_split` from a store: the same rows, targets, flags
     and (with ``windows``) insert windows, in the same order.
 
     The training set is a :class:`StoreSet` whose codes are read batch by batch; its targets
-    (clipped to ``cfg.clip_targets``), flags and windows, and the whole validation set, are in
-    memory. ``store`` defaults to the cached store of ``cfg.path``
+    (clipped to ``cfg.clip_targets``), flags and windows, and the whole validation and test
+    sets, are in memory. ``store`` defaults to the cached store of ``cfg.path``
     (:func:`~promoterlab.data.store_build.store_for`, built on first use).
     """
     if store is None:
         read = ReadOptions(cfg.seq_col, cfg.target_col, cfg.group_col, cfg.drop_missing)
         store = store_for(cfg.path, cfg.layout, read, cache_root=cache_root)
     try:
-        train_idx, val_idx = split_store(store, cfg.train_size, cfg.val_size, seed)
+        rows = split_store(store, cfg.train_size, cfg.val_size, seed, held_out_test_size(cfg))
     except ValueError as err:
         raise DataError(cfg.path or store.path, None, str(err)) from None
-    train_set = StoreSet.of(store, train_idx, cfg.singleton_channel)
+    train_set = StoreSet.of(store, rows.train, cfg.singleton_channel)
     train_set.targets = torch.from_numpy(train_set.targets.numpy())
     train_set.singleton = torch.from_numpy(train_set.singleton.numpy())
     if cfg.clip_targets:
         low, high = cfg.clip_targets
         train_set.targets = train_set.targets.clamp(float(low), float(high))
-    val_set = StoreSet.of(store, val_idx, cfg.singleton_channel).load()
+    val_set = StoreSet.of(store, rows.val, cfg.singleton_channel).load()
+    test_set = StoreSet.of(store, rows.test, singleton_channel=False).load() if len(rows.test) else None
     if windows:
-        right_flank = store_common_suffix(store, train_idx)
-        train_set.windows = store_windows(store, train_idx, right_flank)
-        val_set.windows = store_windows(store, val_idx, right_flank)
-    return train_set, val_set
+        right_flank = store_common_suffix(store, rows.train)
+        train_set.windows = store_windows(store, rows.train, right_flank)
+        val_set.windows = store_windows(store, rows.val, right_flank)
+    return SplitSets(train_set, val_set, test_set, rows, len(store))

@@ -1,7 +1,8 @@
 """Ensembles of trained runs: mean prediction with its spread, and how well the spread is calibrated.
 
-Members must share a layout (``config.data.layout``): each is asked about the same sequences
-placed in the window the same way. The ensemble's prediction is the mean of the members'
+Members must share a layout (``config.data.layout``) and objective
+(:func:`promoterlab.runs.check_compatible`): each is asked about the same sequences placed in
+the window the same way. The ensemble's prediction is the mean of the members'
 (RC-averaged) predictions and its uncertainty their population standard deviation
 (``ddof=0``: the spread of these K models, not an estimate for a larger population of models;
 0 for a single model).
@@ -9,7 +10,6 @@ placed in the window the same way. The ensemble's prediction is the mean of the 
 
 from __future__ import annotations
 
-import glob
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +23,10 @@ from torch import nn
 
 from promoterlab.config import RunConfig
 from promoterlab.data.dataset import encode_sequences
-from promoterlab.data.layout import Layout
 from promoterlab.evaluation.metrics import spearman
 from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, predict
 from promoterlab.files import atomic_path
-from promoterlab.training.saved import load_run
-
-_GLOB_CHARS = set("*?[")
+from promoterlab.runs import check_compatible
 
 
 @dataclass
@@ -45,89 +42,6 @@ class EnsemblePrediction:
         return int(self.members.shape[0])
 
 
-def resolve_runs(paths: Sequence[str | Path]) -> list[Path]:
-    """Run directories named by run directories, sweep folders or glob patterns.
-
-    A folder holding ``model.pt`` is one run (a ``model.pt`` file names its folder); another
-    folder stands for every folder below it that holds a ``model.pt`` (a sweep, or the
-    ``seed=*`` runs of an ensemble); a pattern with ``*``, ``?`` or ``[`` that is not itself a
-    path is expanded (e.g. ``runs/legnet_s_seed*``). Order is kept, repeats dropped.
-
-    Raises
-    ------
-    FileNotFoundError
-        A path that does not exist, or a pattern that matches nothing.
-    ValueError
-        No paths, or a folder with no trained run in or below it.
-    """
-    if not paths:
-        raise ValueError("no runs given")
-    runs: list[Path] = []
-    for given in paths:
-        path = Path(given)
-        if path.exists():
-            matches = [path]
-        elif _GLOB_CHARS & set(str(given)):
-            matches = [Path(p) for p in sorted(glob.glob(str(given)))]
-            if not matches:
-                raise FileNotFoundError(f"{given}: matches no run directory")
-        else:
-            raise FileNotFoundError(f"{given}: no such run directory")
-        for match in matches:
-            found = _runs_in(match)
-            if not found:
-                raise ValueError(f"{match}: no trained model (model.pt) in it or in any folder below it")
-            runs.extend(run for run in found if run not in runs)
-    return runs
-
-
-def _runs_in(path: Path) -> list[Path]:
-    if path.is_file():
-        return [path.parent] if path.name == "model.pt" else []
-    if (path / "model.pt").is_file():
-        return [path]
-    return sorted({model.parent for model in path.rglob("model.pt") if model.is_file()})
-
-
-def load_ensemble(paths: Sequence[str | Path], device: str = "cpu"
-                  ) -> tuple[list[tuple[nn.Module, RunConfig]], list[str]]:
-    """Load every run of :func:`resolve_runs` (``load_run``) and check that they share a layout.
-
-    Returns
-    -------
-    members : list of (nn.Module, RunConfig)
-        Models in eval mode with their configs, for :func:`ensemble_predict`.
-    names : list of str
-        The run directories, in the same order.
-    """
-    runs = resolve_runs(paths)
-    names = [str(run) for run in runs]
-    members = [load_run(run, device) for run in runs]
-    shared_layout([config for _, config in members], names)
-    return members, names
-
-
-def shared_layout(configs: Sequence[RunConfig], names: Sequence[str] | None = None) -> Layout:
-    """The layout that every member's ``config.data.layout`` agrees on.
-
-    Raises
-    ------
-    ValueError
-        Naming the first run whose layout differs from the first run's, and how.
-    """
-    if not configs:
-        raise ValueError("an ensemble needs at least one model")
-    names = list(names) if names is not None else [f"model {i + 1}" for i in range(len(configs))]
-    first = configs[0].data.layout
-    for name, config in zip(names[1:], configs[1:]):
-        layout = config.data.layout
-        if layout != first:
-            fields = [f for f in ("seq_len", "left_adapter", "upstream") if getattr(layout, f) != getattr(first, f)]
-            raise ValueError(f"runs {names[0]} and {name} lay sequences out differently ({', '.join(fields)} "
-                             "differ); an ensemble's models must share a layout")
-    return first
-
-
 def ensemble_predict(members: Sequence[tuple[nn.Module, RunConfig]],
                      seqs: Sequence[str] | torch.Tensor | np.ndarray,
                      names: Sequence[str] | None = None, batch_size: int = PREDICT_BATCH_SIZE,
@@ -139,7 +53,7 @@ def ensemble_predict(members: Sequence[tuple[nn.Module, RunConfig]],
     Parameters
     ----------
     members : sequence of (nn.Module, RunConfig)
-        Models with their run configs, e.g. from ``load_run`` of each of :func:`resolve_runs`.
+        Models with their run configs, e.g. from :meth:`promoterlab.runs.Run.load_members`.
     seqs : sequence of str, torch.Tensor or numpy.ndarray
         DNA strings (laid out once with the shared layout) or ``(n, L)`` codes already laid out.
     names : sequence of str, optional
@@ -154,10 +68,11 @@ def ensemble_predict(members: Sequence[tuple[nn.Module, RunConfig]],
 
     Raises
     ------
-    ValueError
-        If the members' layouts differ.
+    promoterlab.runs.RunError
+        If the members' layouts or objectives differ.
     """
-    layout = shared_layout([config for _, config in members], names)
+    names = list(names) if names is not None else [f"model {i + 1}" for i in range(len(members))]
+    layout = check_compatible([config for _, config in members], names)
     if len(seqs) and isinstance(seqs[0], str):
         seqs = encode_sequences(list(seqs), layout)
     values = np.stack([predict(model, seqs, batch_size=batch_size, device=device, singleton=singleton,

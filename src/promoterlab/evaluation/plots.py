@@ -9,7 +9,7 @@ it saves that figure atomically.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,15 +22,16 @@ from promoterlab.evaluation.metrics import pearson
 from promoterlab.files import atomic_path
 
 
-def plot_curves(history: pd.DataFrame, path: str | Path | None = None,
+def plot_curves(history: pd.DataFrame | Mapping[str, pd.DataFrame], path: str | Path | None = None,
                 ax: Sequence[Axes] | None = None) -> Figure:
-    """Loss and Pearson per epoch, train and validation, side by side.
+    """Loss and Pearson per epoch, train and validation, side by side; several runs (an
+    ensemble's members) overlaid, one colour each.
 
     Parameters
     ----------
-    history : pandas.DataFrame
+    history : pandas.DataFrame or mapping of str to pandas.DataFrame
         ``metrics.csv`` of a run: ``epoch``, ``train_loss``, ``val_loss``, ``train_pearson``,
-        ``val_pearson``.
+        ``val_pearson``; or one per run, by name.
     path : str or Path, optional
         Where to save the figure (format from the suffix).
     ax : pair of matplotlib Axes, optional
@@ -47,13 +48,17 @@ def plot_curves(history: pd.DataFrame, path: str | Path | None = None,
     else:
         ax_loss, ax_r = ax
         fig = ax_loss.figure
-    for split, style in (("train", "-o"), ("val", "-s")):
-        ax_loss.plot(history["epoch"], history[f"{split}_loss"], style, ms=3, label=split)
-        ax_r.plot(history["epoch"], history[f"{split}_pearson"], style, ms=3, label=split)
+    runs = {"": history} if isinstance(history, pd.DataFrame) else dict(history)
+    for i, (name, rows) in enumerate(runs.items()):
+        for split, style in (("train", "-o"), ("val", "--s" if name else "-s")):
+            label = f"{name} {split}".strip()
+            color = f"C{i}" if name else None
+            ax_loss.plot(rows["epoch"], rows[f"{split}_loss"], style, ms=3, label=label, color=color)
+            ax_r.plot(rows["epoch"], rows[f"{split}_pearson"], style, ms=3, label=label, color=color)
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax_r.set(xlabel="epoch", ylabel="Pearson r", title="Pearson")
     for axis in (ax_loss, ax_r):
-        axis.legend()
+        axis.legend(fontsize="small" if len(runs) > 1 else None)
         axis.grid(alpha=0.3)
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     if ax is None:

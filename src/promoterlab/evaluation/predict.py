@@ -18,7 +18,7 @@ from promoterlab.data.dataset import EvalBatches, batch_loader, encode_sequences
 from promoterlab.data.layout import Layout
 from promoterlab.models.fold import fold_batchnorm
 from promoterlab.training.hardware import CPU_EVAL_BATCH_SIZE, native_bf16
-from promoterlab.training.objective import Objective
+from promoterlab.objective import Objective
 
 PREDICT_BATCH_SIZE = CPU_EVAL_BATCH_SIZE
 INFERENCE_PRECISIONS = ("auto", "32", "bf16")

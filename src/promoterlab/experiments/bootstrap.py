@@ -13,11 +13,12 @@ import pandas as pd
 
 from promoterlab.evaluation.bootstrap import bootstrap_pearson
 from promoterlab.evaluation.bootstrap import weighted_pearson as pearson_weighted
+from promoterlab.runs import TEST_PREDICTIONS
 
 
 def read_test_predictions(run_dir: str | Path) -> pd.DataFrame:
     """``test_predictions.tsv`` of a run (columns ``index``, ``target``, ``prediction``)."""
-    return pd.read_csv(Path(run_dir) / "test_predictions.tsv", sep="\t")
+    return pd.read_csv(Path(run_dir) / TEST_PREDICTIONS, sep="\t")
 
 
 def paired_bootstrap_delta(pairs: list[tuple[str, str]], n_boot: int, rng: np.random.Generator,

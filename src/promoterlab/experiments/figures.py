@@ -22,13 +22,14 @@ from matplotlib.ticker import MaxNLocator, NullLocator
 from promoterlab.evaluation.plots import plot_curves, plot_val_scatter, save_figure_formats
 from promoterlab.experiments.naming import slug
 from promoterlab.experiments.results import axis_columns, iter_groups, read_test_predictions
+from promoterlab.runs import METRICS, TEST_PREDICTIONS
 
 FORMATS = ("png", "svg")
 
 
 def plot_run_curves(run_dir: str | Path, out_path: str | Path) -> list[Path]:
     """Loss and Pearson per epoch of one run (its ``metrics.csv``), as PNG and SVG."""
-    history = pd.read_csv(Path(run_dir) / "metrics.csv")
+    history = pd.read_csv(Path(run_dir) / METRICS)
     return save_figure_formats(plot_curves(history), out_path, FORMATS)
 
 
@@ -57,9 +58,9 @@ def plot_overlay(runs: pd.DataFrame, axis: str, out_path: str | Path,
     selected = _select(runs, fixed)
     histories = []
     for run_dir, value in zip(selected["run_dir"], selected[axis]):
-        if not (Path(run_dir) / "metrics.csv").exists():
+        if not (Path(run_dir) / METRICS).exists():
             continue
-        history = pd.read_csv(Path(run_dir) / "metrics.csv")
+        history = pd.read_csv(Path(run_dir) / METRICS)
         history[axis] = value
         histories.append(history)
     if not histories:
@@ -148,9 +149,9 @@ def plot_model_runs(runs: pd.DataFrame, model: Any, out_path: str | Path, model_
     handles = []
     for (key, group), colour in zip(groups, colours):
         for run_dir, best_epoch in zip(group["run_dir"], group["best_epoch"]):
-            if not (Path(run_dir) / "metrics.csv").exists():
+            if not (Path(run_dir) / METRICS).exists():
                 continue
-            history = pd.read_csv(Path(run_dir) / "metrics.csv")
+            history = pd.read_csv(Path(run_dir) / METRICS)
             for ax, metric in ((ax_r, "pearson"), (ax_loss, "loss")):
                 ax.plot(history["epoch"], history[f"val_{metric}"], "-", color=colour, lw=1)
                 ax.plot(history["epoch"], history[f"train_{metric}"], "--", color=colour, lw=0.8, alpha=0.7)
@@ -242,7 +243,7 @@ def write_figures(runs: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path
     if run_curves:
         (out / "curves").mkdir(exist_ok=True)
     for run, run_dir in zip(runs["run"], runs["run_dir"]) if run_curves else ():
-        if (Path(run_dir) / "metrics.csv").exists():
+        if (Path(run_dir) / METRICS).exists():
             paths += plot_run_curves(run_dir, out / "curves" / slug(run))
     varying = [a for a in axis_columns(runs) if runs[a].nunique(dropna=False) > 1]
     for axis in [a for a in varying if a != panel_axis]:
@@ -261,7 +262,7 @@ def write_figures(runs: pd.DataFrame, summary: pd.DataFrame, out_dir: str | Path
         if size_axis in varying:
             paths += plot_size_curve(summary, out / f"size_curve_{metric}", size_axis, model_axis, metric, panel_axis)
         paths += plot_models_bar(summary, out / f"models_bar_{metric}", size_axis, model_axis, metric)
-    with_test = runs[[(Path(d) / "test_predictions.tsv").exists() for d in runs["run_dir"]]]
+    with_test = runs[[(Path(d) / TEST_PREDICTIONS).exists() for d in runs["run_dir"]]]
     by_model = [a for a in (model_axis, panel_axis) if a and a in with_test]
     for key, group in iter_groups(with_test, by_model):
         if group.empty:

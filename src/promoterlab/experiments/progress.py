@@ -13,6 +13,7 @@ import pandas as pd
 import yaml
 
 from promoterlab.experiments.spec import run_name
+from promoterlab.runs import DREAM_SCORE, METRICS, SUMMARY, TEST_METRICS
 
 PROGRESS_COLUMNS = ["run", "status", "epochs_done"]
 
@@ -46,14 +47,14 @@ def sweep_progress(sweep_dir: str | Path) -> pd.DataFrame:
     except (OSError, yaml.YAMLError, AttributeError, TypeError) as err:
         raise ValueError(f"{path}: not a sweep's spec ({err})") from None
     test = spec.get("test") or {}
-    needed = ["test_metrics.json"] if test else []
-    needed += ["dream_score.json"] if test.get("dream_leaderboard") else []
+    needed = [TEST_METRICS] if test else []
+    needed += [DREAM_SCORE] if test.get("dream_leaderboard") else []
     rows = []
     for combo in itertools.product(*axes.values()):
         run_dir = folder / run_name(dict(zip(axes, combo)))
-        metrics = run_dir / "metrics.csv"
+        metrics = run_dir / METRICS
         epochs = len(pd.read_csv(metrics)) if metrics.exists() and metrics.stat().st_size else 0
-        if (run_dir / "summary.json").exists():
+        if (run_dir / SUMMARY).exists():
             status = "finished" if all((run_dir / name).exists() for name in needed) else "not evaluated"
         else:
             status = "in progress" if epochs else "not started"

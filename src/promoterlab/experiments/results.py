@@ -43,6 +43,7 @@ from promoterlab.experiments.bootstrap import paired_bootstrap_delta, read_test_
 from promoterlab.experiments.runs import (COMPARISON_COLUMNS, DREAM_SCORES, RUN_COLUMNS, SEED, SUMMARY_COLUMNS,
                                           axis_columns, collect_runs, collect_sweeps, find_run_dirs, iter_groups)
 from promoterlab.files import write_text_atomic
+from promoterlab.runs import TEST_PREDICTIONS
 
 __all__ = ["COMPARISON_RULE", "FIT_RULE", "RUN_COLUMNS", "SUMMARY_COLUMNS", "analyse", "axis_columns",
            "collect_runs", "collect_sweeps", "fit_label", "find_run_dirs", "iter_groups", "markdown_table",
@@ -163,7 +164,7 @@ def paired_comparison(runs: pd.DataFrame, baseline: Any = "legnet", model_axis: 
     rows = []
     for key, model, base, candidates, seeds in _seed_pairs(runs, baseline, model_axis):
         pairs = [(candidates.at[s, "run_dir"], base.at[s, "run_dir"]) for s in seeds]
-        if all((Path(d) / "test_predictions.tsv").exists() for pair in pairs for d in pair):
+        if all((Path(d) / TEST_PREDICTIONS).exists() for pair in pairs for d in pair):
             delta, low, high = paired_bootstrap_delta(pairs, n_boot, rng)
             basis = "test bootstrap"
             wins = int((candidates.loc[seeds, "test_pearson"] > base.loc[seeds, "test_pearson"]).sum())

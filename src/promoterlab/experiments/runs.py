@@ -29,6 +29,7 @@ import pandas as pd
 import yaml
 
 from promoterlab.experiments.spec import resolve_key
+from promoterlab.runs import AXES, CONFIG, DREAM_SCORE, METRICS, SUMMARY, TEST_METRICS, model_runs
 
 SEED = "seed"
 SUMMARY_KEYS = ["best_val_pearson", "best_val_spearman", "best_epoch", "epochs", "train_seconds", "params"]
@@ -44,11 +45,9 @@ _RESERVED = set(RUN_COLUMNS) | set(SUMMARY_COLUMNS) | set(COMPARISON_COLUMNS) | 
 
 
 def find_run_dirs(runs_dir: str | Path) -> list[Path]:
-    """Finished run folders (holding ``summary.json``) in ``runs_dir`` or one or two levels below."""
-    root = Path(runs_dir)
-    found = {p.parent for pattern in ("summary.json", "*/summary.json", "*/*/summary.json")
-             for p in root.glob(pattern)}
-    return sorted(found)
+    """Finished model runs (:func:`promoterlab.runs.model_runs`) in ``runs_dir`` or one or two
+    levels below; an ensemble stands for its members."""
+    return sorted(model_runs(runs_dir, max_depth=2))
 
 
 def collect_runs(runs_dir: str | Path) -> pd.DataFrame:
@@ -146,8 +145,8 @@ def iter_groups(frame: pd.DataFrame, keys: list[str]) -> Iterator[tuple[dict[str
 
 
 def _axis_values(run_dir: Path) -> dict[str, Any]:
-    axes_path, config_path = run_dir / "axes.json", run_dir / "config.yaml"
-    summary = json.loads((run_dir / "summary.json").read_text())
+    axes_path, config_path = run_dir / AXES, run_dir / CONFIG
+    summary = json.loads((run_dir / SUMMARY).read_text())
     if axes_path.exists():
         values = json.loads(axes_path.read_text())
     else:
@@ -166,13 +165,13 @@ def _axis_values(run_dir: Path) -> dict[str, Any]:
 
 
 def _run_metrics(run_dir: Path) -> dict[str, Any]:
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = json.loads((run_dir / SUMMARY).read_text())
     row = {key: summary.get(key, math.nan) for key in SUMMARY_KEYS}
     row["max_epochs"], row["hit_cap"] = _epoch_cap(run_dir, summary)
     cooldown = summary.get("cooldown") or {}
     row["plateau_epoch"] = cooldown["first_epoch"] - 1 if cooldown.get("reason") == "plateau" else math.nan
-    test_path, dream_path = run_dir / "test_metrics.json", run_dir / "dream_score.json"
-    test = json.loads(test_path.read_text()) if test_path.exists() else {}
+    test_path, dream_path = run_dir / TEST_METRICS, run_dir / DREAM_SCORE
+    test = json.loads(test_path.read_text()) if test_path.exists() else (summary.get("test") or {})
     row["test_pearson"] = test.get("pearson", math.nan)
     row["test_spearman"] = test.get("spearman", math.nan)
     dream = json.loads(dream_path.read_text()) if dream_path.exists() else {}
@@ -180,7 +179,7 @@ def _run_metrics(run_dir: Path) -> dict[str, Any]:
         value = dream.get(column.removeprefix("dream_"))
         row[column] = math.nan if value is None else value
     row["loss_gap"] = row["pearson_gap"] = math.nan
-    metrics_path = run_dir / "metrics.csv"
+    metrics_path = run_dir / METRICS
     if metrics_path.exists():
         history = pd.read_csv(metrics_path)
         if len(history):
@@ -193,7 +192,7 @@ def _run_metrics(run_dir: Path) -> dict[str, Any]:
 def _epoch_cap(run_dir: Path, summary: dict[str, Any]) -> tuple[float, Any]:
     """``(max_epochs, hit_cap)`` of a run: the configured epochs (plus fine-tuning epochs; NaN for
     ``auto``) and whether it trained them all (``None`` when neither is known)."""
-    config_path = run_dir / "config.yaml"
+    config_path = run_dir / CONFIG
     train = ((yaml.safe_load(config_path.read_text()) or {}).get("train") or {}) if config_path.exists() else {}
     epochs = train.get("epochs")
     max_epochs = float(epochs + (train.get("finetune_epochs") or 0)) if isinstance(epochs, int) else math.nan

@@ -160,6 +160,10 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
                 if key not in ("search", "pruning"):
                     set_field(base, key, value)
         data = base.setdefault("data", {})
+        # One model per run (the seeds are an axis); a spec's test set replaces a held-out split.
+        base.setdefault("train", {}).setdefault("ensemble", 1)
+        if raw.get("test"):
+            data.setdefault("test_size", 0)
         if data.get("path"):
             data["path"] = _resolve(path, data["path"])
         axes = {key: list(values) if isinstance(values, list) else [values]

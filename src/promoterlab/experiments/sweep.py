@@ -28,8 +28,8 @@ from promoterlab.config import RunConfig
 from promoterlab.experiments.spec import HeldOutSet, Spec
 from promoterlab.experiments.workers import worker_pool
 from promoterlab.files import write_text_atomic
+from promoterlab.runs import AXES, DREAM_SCORE, LOCK, SUMMARY, TEST_METRICS, TEST_PREDICTIONS, saved_config_matches
 from promoterlab.training.hardware import resolve_train_config
-from promoterlab.training.run import saved_config_matches
 
 
 @dataclass
@@ -55,7 +55,7 @@ def is_finished(run_dir: Path, config: RunConfig, test: HeldOutSet | None) -> bo
     if not saved_config_matches(run_dir, config):
         raise ValueError(f"{run_dir}: holds a run with a different config (another budget or spec?); "
                          "remove it or sweep into another folder")
-    needed = ["summary.json"] + ([] if test is None else ["test_metrics.json"])
+    needed = [SUMMARY] + ([] if test is None else [TEST_METRICS])
     if test is not None and test.dream_leaderboard:
         needed.append("dream_score.json")
     return all((run_dir / name).exists() for name in needed)
@@ -135,7 +135,7 @@ def select(spec: Spec, only: dict[str, list[str]]) -> list[tuple[str, dict[str, 
 
 def run_one(run_dir: Path, values: dict[str, Any], config: RunConfig, test: HeldOutSet | None) -> RunOutcome:
     """Train (or resume) one run and evaluate it on the test set; never raises on a bad run."""
-    from promoterlab import api
+    from promoterlab.training.train import train
 
     name = run_dir.name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -145,9 +145,9 @@ def run_one(run_dir: Path, values: dict[str, Any], config: RunConfig, test: Held
         try:
             if is_finished(run_dir, config, test):
                 return RunOutcome(name, "skipped")
-            write_text_atomic(run_dir / "axes.json", json.dumps(values, indent=2))
-            if not (run_dir / "summary.json").exists():
-                api.train(config, run_dir, resume=True)
+            write_text_atomic(run_dir / AXES, json.dumps(values, indent=2))
+            if not (run_dir / SUMMARY).exists():
+                train(config, run_dir, resume=True)
             if test is not None:
                 eval_batch_size = resolve_train_config(config.train, 0).eval_batch_size
                 write_test_evaluation(run_dir, test, eval_batch_size, _eval_device(config))
@@ -160,15 +160,15 @@ def write_test_evaluation(run_dir: Path, test: HeldOutSet, batch_size: int = 128
                           device: str = "cpu") -> dict[str, float]:
     """``test_predictions.tsv`` (index, target, prediction) and ``test_metrics.json`` of a run,
     and with ``test.dream_leaderboard`` its official DREAM scores (:func:`write_dream_score`)."""
-    from promoterlab import api
+    from promoterlab.evaluation.stream import measured_predictions
     from promoterlab.evaluation.metrics import regression_metrics
 
-    frame = api.measured_predictions(run_dir, test.path, test.seq_col, test.target_col, batch_size, device)
-    write_text_atomic(run_dir / "test_predictions.tsv", frame.to_csv(sep="\t", index=False))
+    frame = measured_predictions(run_dir, test.path, test.seq_col, test.target_col, batch_size, device)
+    write_text_atomic(run_dir / TEST_PREDICTIONS, frame.to_csv(sep="\t", index=False))
     if test.dream_leaderboard:
         write_dream_score(run_dir, frame, test.path, test.dream_leaderboard)
     metrics = regression_metrics(frame["prediction"].to_numpy(), frame["target"].to_numpy())
-    write_text_atomic(run_dir / "test_metrics.json", json.dumps(metrics, indent=2))
+    write_text_atomic(run_dir / TEST_METRICS, json.dumps(metrics, indent=2))
     return metrics
 
 
@@ -182,7 +182,7 @@ def write_dream_score(run_dir: Path, frame: pd.DataFrame, measured_path: str | P
         Run folder the file is written to.
     frame : pandas.DataFrame
         Predictions of the measured rows of ``measured_path`` in file order
-        (:func:`promoterlab.api.measured_predictions`).
+        (:func:`promoterlab.evaluation.stream.measured_predictions`).
     measured_path : str or Path
         The official ``seq<TAB>expr`` test file (row index = position; ``nan`` where unmeasured).
     leaderboard_dir : str or Path
@@ -210,7 +210,7 @@ def write_dream_score(run_dir: Path, frame: pd.DataFrame, measured_path: str | P
                          f"{run_dir}'s test predictions; is it the official seq<TAB>expr test file?")
     result = score(dict(zip(positions, frame["prediction"].to_numpy(np.float64))), load_truth(leaderboard_dir))
     data = result.to_dict()
-    write_text_atomic(run_dir / "dream_score.json", json.dumps(data, indent=2))
+    write_text_atomic(run_dir / DREAM_SCORE, json.dumps(data, indent=2))
     return data
 
 
@@ -223,7 +223,7 @@ def _locked(run_dir: Path) -> Iterator[bool]:
     refuse rather than fall back to a soft lock (which ``kill -9`` would leave behind) on a
     file system without ``flock``.
     """
-    lock = FileLock(run_dir / ".lock", preserve_lock_file=True)
+    lock = FileLock(run_dir / LOCK, preserve_lock_file=True)
     try:
         lock.acquire(blocking=False)
     except Timeout:

@@ -192,7 +192,7 @@ def run_worker(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | No
     distinct settings, at most as many as the space holds. A worker whose sampler proposes only
     repeats :data:`MAX_REPEATS` times in a row stops.
     """
-    from promoterlab import api
+    from promoterlab.training.run import train_model
 
     if threads:
         limit_threads(threads)
@@ -214,7 +214,7 @@ def run_worker(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | No
         run_dir = out / "trials" / f"trial-{trial.number:04d}"
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("worker_pid", os.getpid())
-        summary = api.train(spec.config({**fixed, **params}), run_dir, callbacks=[ReportValPearson(trial)])
+        summary = train_model(spec.config({**fixed, **params}), run_dir, callbacks=[ReportValPearson(trial)])
         return summary["best_val_pearson"]
 
     target = min(n_trials, space_size(spec.search))

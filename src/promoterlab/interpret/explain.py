@@ -36,7 +36,7 @@ from promoterlab.interpret.attribution import (
 )
 from promoterlab.interpret.wrapper import OneHotExpression, deeplift_ready
 from promoterlab.models.fold import fold_batchnorm
-from promoterlab.training.saved import load_run
+from promoterlab.runs import load_run
 
 METHODS = ("ism", "deepliftshap")
 SEQUENCES_PER_CALL = 8

@@ -25,7 +25,7 @@ from promoterlab.interpret.known_motifs import KNOWN_MOTIFS, consensus_site, kno
 from promoterlab.interpret.plots import plot_marginalization
 from promoterlab.interpret.wrapper import OneHotExpression
 from promoterlab.models.fold import fold_batchnorm
-from promoterlab.training.saved import load_run
+from promoterlab.runs import load_run
 
 RANDOM_INSERT_LEN = 80
 N_BACKGROUND = 100

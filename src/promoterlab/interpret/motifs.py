@@ -28,7 +28,7 @@ from promoterlab.files import atomic_path
 from promoterlab.interpret.attribution import N_SHUFFLES, one_hot_codes, torch_threads_kept
 from promoterlab.interpret.explain import attribute, read_laid_out
 from promoterlab.interpret.known_motifs import BASES, KNOWN_MOTIFS, KnownMotif
-from promoterlab.training.saved import load_run
+from promoterlab.runs import load_run
 
 SEQLET_THRESHOLD = 1e-3
 MIN_SEQLET_LEN = 4

@@ -203,7 +203,7 @@ def ranked(effects: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_variant_effects(run_dir: str | Path | Sequence[str | Path], path: str | Path, output: str | Path, plot: str | Path | None = None,
+def write_variant_effects(run_dir: "Run | str | Path | Sequence[str | Path]", path: str | Path, output: str | Path, plot: str | Path | None = None,
                           batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu", precision: str = "auto",
                           progress: bool = False, chunk_rows: int = CHUNK_ROWS, inputs: Sequence[str | Path] = ()
                           ) -> int:
@@ -220,16 +220,16 @@ def write_variant_effects(run_dir: str | Path | Sequence[str | Path], path: str 
     from tqdm.auto import tqdm
 
     from promoterlab.files import check_output, output_stream
-    from promoterlab.api import load_models
-    from promoterlab.evaluation.ensemble import shared_layout
     from promoterlab.models.fold import fold_batchnorm
+    from promoterlab.runs import Run
 
     inputs = [path, *inputs]
     check_output(output, inputs)
     if plot is not None:
         check_output(plot, [*inputs, output])
-    members, names = load_models(run_dir, device)
-    layout = shared_layout([config for _, config in members], names)
+    run = run_dir if isinstance(run_dir, Run) else Run.open(run_dir)
+    members = run.load_members(device)
+    layout = members[0][1].data.layout
     models = [fold_batchnorm(model) for model, _ in members]
     ids, deltas, n, bar = [], [], 0, None
     with output_stream(output, inputs=inputs) as handle:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from promoterlab.data.layout import Layout
+from promoterlab.models.ensemble import EnsembleModel
 from promoterlab.models.legnet import SqueezeExcitation
 
 N_BASES = 4
@@ -69,6 +70,10 @@ class OneHotExpression(nn.Module):
         self.model = model
         self.rc_average = rc_average
         self.softmax = nn.Softmax(dim=1)
+        # An ensemble's expression is the mean of its members' (each member's probabilities pass
+        # a softmax module of their own, so that DeepLIFT's rules apply to each).
+        members = len(model.members) if isinstance(model, EnsembleModel) else 0
+        self.member_softmax = nn.ModuleList(nn.Softmax(dim=1) for _ in range(members))
         # The wrapper's mode is the model's: tangermeme restores the mode it found after a call,
         # and a wrapper left in training mode would switch the model's BatchNorms to batch statistics.
         self.train(model.training)
@@ -78,18 +83,27 @@ class OneHotExpression(nn.Module):
             raise ValueError(f"expected a (batch, 4, length) one-hot, got shape {tuple(x.shape)}")
         x = torch.where(x.sum(dim=1, keepdim=True) == 0, torch.full_like(x, 0.25), x)
         flags = x.new_zeros(x.shape[0], 2, x.shape[2])
-        value = self.expression(self.model(torch.cat([x, flags], dim=1)))
+        value = self.model_expression(torch.cat([x, flags], dim=1))
         if self.rc_average:
             reverse = flags.clone()
             reverse[:, 0] = 1.0
             # Complement = reversed channel order (A, C, G, T -> T, G, C, A); then reverse the positions.
-            value = (value + self.expression(self.model(torch.cat([x.flip(1, 2), reverse], dim=1)))) / 2
+            value = (value + self.model_expression(torch.cat([x.flip(1, 2), reverse], dim=1))) / 2
         return value.unsqueeze(1)
 
-    def expression(self, output: torch.Tensor) -> torch.Tensor:
+    def model_expression(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``(batch,)`` expression of the 6-channel ``inputs``: the model's, or an ensemble's
+        members' mean."""
+        if len(self.member_softmax):
+            values = [self.expression(member(inputs), softmax)
+                      for member, softmax in zip(self.model.members, self.member_softmax)]
+            return torch.stack(values).mean(dim=0)
+        return self.expression(self.model(inputs))
+
+    def expression(self, output: torch.Tensor, softmax: nn.Module | None = None) -> torch.Tensor:
         """Model output -> ``(batch,)`` expression: expected bin of bin logits, else the value."""
         if output.ndim == 2 and output.shape[1] > 1:
-            probs = self.softmax(output.float())
+            probs = (softmax or self.softmax)(output.float())
             bins = torch.arange(output.shape[1], dtype=probs.dtype, device=probs.device)
             return (probs * bins).sum(dim=1)
         return output.float().reshape(-1)

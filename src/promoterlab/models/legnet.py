@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from promoterlab.models.grouped_conv import BlockGroupedConv1d
+from promoterlab.objective import DEFAULT_BINS
 from promoterlab.models.layers import SeqBatchNorm1d, SeqConv1d, length_mean, per_channel, to_planar
 
 # Run stem and blocks on planar channels-last tensors on a CPU (see ``models/layers.py``);
@@ -62,7 +63,7 @@ class LegNetConfig:
     expansion: int = 4
     se_reduction: int = 4
     channels_per_group: int = 2
-    n_bins: int = 18
+    n_bins: int = DEFAULT_BINS
 
     def __post_init__(self) -> None:
         width_ok = isinstance(self.width, (int, float)) and not isinstance(self.width, bool) and \

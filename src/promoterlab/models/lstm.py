@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from promoterlab.models import register
+from promoterlab.models.registry import register
 from promoterlab.models.legnet import LegNet, LegNetConfig
 
 FULL_WIDTH_HIDDEN = 128

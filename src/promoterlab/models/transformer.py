@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from promoterlab.models import register
+from promoterlab.models.registry import register
 from promoterlab.models.legnet import LegNet, LegNetConfig
 
 POSITIONAL = ("sinusoidal", "learned")

@@ -23,6 +23,8 @@ import lightning as L
 from lightning.pytorch.callbacks import WeightAveraging
 from torch.optim.swa_utils import get_ema_multi_avg_fn, update_bn
 
+from promoterlab.config import averaging_spec
+
 
 class _FromFirstUpdate(WeightAveraging):
     """:class:`WeightAveraging` that acts only once the average holds at least one update."""
@@ -121,27 +123,9 @@ class SWA(_FromFirstUpdate):
 
 
 def parse_averaging(spec: str) -> EMA | SWA | None:
-    """``"none"``, ``"ema"``, ``"ema:DECAY"`` (default 0.999), ``"swa"`` or ``"swa:EPOCHS"`` (default 5).
-
-    Raises
-    ------
-    ValueError
-        Naming the unknown kind or the bad value.
-    """
-    kind, colon, value = (part.strip() for part in spec.strip().lower().partition(":"))
-    if kind in ("", "none") and not colon:
+    """The callback of an averaging spec (:func:`promoterlab.config.averaging_spec`), or None."""
+    parsed = averaging_spec(spec)
+    if parsed is None:
         return None
-    if kind not in ("ema", "swa"):
-        raise ValueError(f"average: unknown weight averaging {spec.strip()!r}; use none, ema[:DECAY] or "
-                         "swa[:EPOCHS]")
-    if colon and not value:
-        raise ValueError(f"average: no value after '{kind}:'")
-    try:
-        if kind == "ema":
-            return EMA(float(value)) if colon else EMA()
-        return SWA(int(value)) if colon else SWA()
-    except ValueError as err:
-        if "must be" in str(err):
-            raise ValueError(f"average: {err}") from None
-        what = "a number in [0, 1)" if kind == "ema" else "a whole number of epochs >= 1"
-        raise ValueError(f"average: {kind} takes {what}, got {value!r}") from None
+    kind, value = parsed
+    return EMA(value) if kind == "ema" else SWA(value)

@@ -23,6 +23,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from promoterlab.config import NARROWEST_WIDTH, budget_widths  # noqa: F401 (re-used by training.run)
+
 # Fraction of the budget kept back for what the probe cannot see (Lightning's own work, the
 # operating system, a slower epoch); the final model save and figures get their own reserve.
 SAFETY = 0.08
@@ -32,7 +34,6 @@ WHOLE_EPOCHS_ENOUGH = 4
 # minute, width 1 fits 30 steps (val Pearson 0.11) and width 0.125 248 (0.80); in five minutes
 # on DREAM-5120, width 1 fits 240 steps (test 0.709) and width 0.5 480 (0.736).
 MIN_BUDGET_STEPS = 400
-NARROWEST_WIDTH = 0.125
 
 
 @dataclass
@@ -52,15 +53,6 @@ class BudgetPlan:
 
     def to_dict(self) -> dict:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
-
-
-def budget_widths(width: float) -> list[float]:
-    """Widths a budget may train, widest first: ``width``, then halved while at least
-    :data:`NARROWEST_WIDTH` (a model already narrower keeps its width)."""
-    widths = [width]
-    while widths[-1] / 2 >= NARROWEST_WIDTH:
-        widths.append(widths[-1] / 2)
-    return widths
 
 
 def _autocast(precision: str, device: torch.device):

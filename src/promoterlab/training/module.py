@@ -21,7 +21,7 @@ from torch import nn
 
 from promoterlab.evaluation.metrics import pearson, spearman
 from promoterlab.training.distributed import gather_rows
-from promoterlab.training.objective import Objective
+from promoterlab.objective import Objective
 
 FINETUNE_LR_DIVISOR = 10.0
 

@@ -12,7 +12,7 @@ import torch
 
 from promoterlab.data.encoding import model_input
 from promoterlab.models import build_model, count_parameters, model_config, model_names
-from promoterlab.training.objective import Objective
+from promoterlab.objective import Objective
 
 
 def step_time_per_1000(model_name: str, width: float, n_outputs: int = 18, batch_size: int = 128,

@@ -16,10 +16,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from promoterlab.models.legnet import LegNetConfig
-
 LOSSES = ("kl", "mse")
-DEFAULT_BINS = LegNetConfig.n_bins
+DEFAULT_BINS = 18  # the sort-seq bins of the DREAM and de Boer libraries (LegNet's head)
 SOFT_LABEL_SIGMA = 0.5
 
 
