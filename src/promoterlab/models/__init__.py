@@ -52,7 +52,8 @@ __all__ = ["LegNet", "LegNetConfig", "build_model", "count_parameters", "model_c
 from promoterlab.models.dilated import DilatedConfig, LegNetDilated  # noqa: E402
 from promoterlab.models.embed import EmbedConfig, LegNetEmbed  # noqa: E402
 from promoterlab.models.lstm import LegNetLSTM, LSTMConfig  # noqa: E402
+from promoterlab.models.original import OriginalConfig, OriginalLegNet  # noqa: E402
 from promoterlab.models.transformer import LegNetTransformer, TransformerConfig  # noqa: E402
 
 __all__ += ["DilatedConfig", "EmbedConfig", "LSTMConfig", "LegNetDilated", "LegNetEmbed", "LegNetLSTM",
-            "LegNetTransformer", "TransformerConfig"]
+            "LegNetTransformer", "OriginalConfig", "OriginalLegNet", "TransformerConfig"]
