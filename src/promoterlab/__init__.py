@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 _API = ("evaluate", "load_run", "predict", "predict_sequences", "train")
 _SUBMODULES = ("api", "cli", "config", "data", "datasets", "evaluation", "experiments", "files", "models",
-               "training")
+               "pretrained", "training")
 
 __all__ = ["__version__", *_API]
 

@@ -34,8 +34,9 @@ BILINEAR_INIT_STD = 0.00075
 
 
 def cp_rank(shape: tuple[int, ...], fraction: float) -> int:
-    """The CP rank tensorly gives a fractional ``rank``: round(fraction * prod(shape) / sum(shape))."""
-    return int(round(fraction * math.prod(shape) / sum(shape)))
+    """The CP rank tensorly gives a fractional ``rank``: round(fraction * prod(shape) / sum(shape)),
+    at least 1 (narrow models would otherwise get none)."""
+    return max(1, int(round(fraction * math.prod(shape) / sum(shape))))
 
 
 @dataclass
