@@ -114,7 +114,7 @@ class BilinearSqueezeExcitation(SqueezeExcitation):
     """
 
     def __init__(self, channels: int, hidden: int, rank_fraction: float):
-        nn.Module.__init__(self)
+        nn.Module.__init__(self)  # a gate of its own instead of the plain one
         extra = hidden // 2
         # Indices 0, 2, 3 and 5 hold parameters, as in the original's ``SELayer.fc``.
         self.gate = nn.Sequential(

@@ -121,11 +121,13 @@ def architecture_from_state_dict(state_dict: Mapping, seq_len: int = 150) -> Ori
     hidden = _shape(tensors, f"{_PREFIX}inv_res_blc0.6.fc.0.weight", 2)[0]
     rank = _shape(tensors, f"{_PREFIX}inv_res_blc0.6.fc.3.mod.trl.weight.factors.factor_0", 2)[1]
     n_bins = _shape(tensors, _HEAD, 3)[0]
-    if inner % channels[1] or c0 // hidden < 1:
+    if min(channels) < 1 or hidden < 1 or inner % channels[1] or c0 // hidden < 1:
         raise OriginalWeightsError(f"block 0 expands to {inner} channels with an SE bottleneck of {hidden}: "
                                    f"no LegNet block of {c0} -> {channels[1]} channels")
-    shape = (hidden, hidden, hidden // 2)
-    fraction = next((f for f in (0.5, rank * sum(shape) / (shape[0] * shape[1] * shape[2]))
+    # The published code uses rank 0.5; another fraction is read from the first block's rank.
+    size = hidden * hidden * (hidden // 2)
+    candidates = (0.5, rank * (2 * hidden + hidden // 2) / size) if size else (0.5,)
+    fraction = next((f for f in candidates
                      if all(_block_rank(tensors, i) in (None, cp_rank(_block_shape(tensors, i), f))
                             for i in range(len(channels) - 1))), None)
     if fraction is None:
