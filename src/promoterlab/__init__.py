@@ -15,8 +15,7 @@ from promoterlab.version import __version__
 
 _API = ("Run", "evaluate", "load_run", "predict", "predict_sequences", "train")
 _SUBMODULES = ("api", "cli", "config", "data", "datasets", "evaluation", "experiments", "files", "models", "objective",
-               "runs",
-               "training")
+               "pretrained", "runs", "training")
 
 __all__ = ["__version__", *_API]
 

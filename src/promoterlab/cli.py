@@ -30,12 +30,14 @@ from promoterlab.cli_data import (
     data_app,
     dream_app,
 )
+from promoterlab.cli_models import models_app
 from promoterlab.cli_options import _bad_model_value, _option_error, _parse_options, _parse_range
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Predict gene expression from promoter DNA with LegNet and its hybrids.")
 app.add_typer(data_app, name="data")
 app.add_typer(dream_app, name="dream")
+app.add_typer(models_app, name="models")
 
 def _version(value: bool) -> None:
     if value:
@@ -61,7 +63,7 @@ def train(
     target_col: Optional[str] = typer.Option(None, help="Target column of a table with a header."),
     group_col: Optional[str] = typer.Option(None, help="Group column: no group is split across train/val."),
     drop_missing: bool = typer.Option(False, help="Drop rows with a missing or non-numeric target."),
-    model: Optional[str] = typer.Option(None, help="Registered model name (see `promoterlab models`; "
+    model: Optional[str] = typer.Option(None, help="Registered model name (see `promoterlab models --benchmark`; "
                                                    "default {model.name})."),
     width: Optional[float] = typer.Option(None, help="Channel width multiplier, > 0 (default: the model's; "
                                                      "{model.width} for {model.name})."),
@@ -393,21 +395,6 @@ def demo(
     if not quiet:
         typer.echo(f"best validation Pearson {summary['best_val_pearson']:.3f}; curves in {out / 'curves.png'}",
                    err=True)
-
-
-@app.command()
-def models(
-    repeats: int = typer.Option(3, min=1, help="Timed training steps per model and width (median reported)."),
-    device: str = typer.Option("cpu", help="Torch device to time on."),
-) -> None:
-    """Registered models: parameters and training step time per 1,000 sequences on this machine."""
-    _check_device(device)
-    from promoterlab.training.timing import models_table
-
-    table = models_table(widths=(1.0, 0.5), repeats=repeats, device=device)
-    typer.echo(f"{'model':<20}{'parameters':>12}{'s/1000 seqs (width 1)':>24}{'s/1000 seqs (legnet-s width 0.5)':>34}")
-    for row in table.itertuples(index=False):
-        typer.echo(f"{row[0]:<20}{row[1]:>12,}{row[2]:>24.2f}{row[3]:>34.2f}")
 
 
 app.command()(cli_experiments.sweep)

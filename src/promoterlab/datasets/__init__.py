@@ -19,7 +19,14 @@ from promoterlab.datasets.registry import (
     get_dataset,
     list_datasets,
 )
-from promoterlab.datasets.transfer import ChecksumError, DownloadError, check_file, download_file, file_digests
+from promoterlab.datasets.transfer import (
+    ChecksumError,
+    DownloadError,
+    check_file,
+    download_file,
+    file_digests,
+    git_blob_id,
+)
 
 __all__ = [
     "DATASETS",
@@ -38,6 +45,7 @@ __all__ = [
     "fetch",
     "file_digests",
     "get_dataset",
+    "git_blob_id",
     "is_local_copy",
     "list_datasets",
     "read_manifest",

@@ -7,12 +7,17 @@ because pooch cannot resume: its ``HTTPDownloader`` opens a fresh temporary file
 attempt and pooch deletes it when an attempt fails, so an interrupted transfer of the
 multi-gigabyte DREAM training file would start again from byte 0. The bytes received are kept
 in ``NAME.part`` beside the target, across attempts and calls, and the rest is asked for with
-``Range: bytes=N-``. The finished file is checked (size, md5, sha256 where known) before it is
-moved into place; a checksum error is final (not retried) and removes the partial file.
+``Range: bytes=N-``. The finished file is checked (size, md5, sha256, git blob id where known)
+before it is moved into place; a checksum error is final (not retried) and removes the partial file.
+
+The git blob id (:func:`git_blob_id`) is the checksum of a file in a git repository: a file
+downloaded from a pinned commit is verified by the id that ``git ls-tree`` lists, with no separate
+list of hashes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -36,32 +41,45 @@ class ChecksumError(DownloadError):
     """A downloaded or present file whose size or digest differs from the expected one."""
 
 
+def git_blob_id(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
+    """Git's object id of a file's content: SHA-1 of ``b"blob <size>\\0" + content``, in hex."""
+    path = Path(path)
+    digest = hashlib.sha1(f"blob {path.stat().st_size}\0".encode())
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
-def file_digests(path: str | os.PathLike[str]) -> dict[str, str | int]:
-    """Size, md5 and sha256 of a file."""
-    return {"size": Path(path).stat().st_size, "md5": pooch.file_hash(str(path), alg="md5"),
-            "sha256": pooch.file_hash(str(path), alg="sha256")}
+
+def file_digests(path: str | os.PathLike[str], git_blob: bool = False) -> dict[str, str | int]:
+    """Size, md5 and sha256 of a file, and its git blob id when ``git_blob``."""
+    found: dict[str, str | int] = {"size": Path(path).stat().st_size,
+                                   "md5": pooch.file_hash(str(path), alg="md5"),
+                                   "sha256": pooch.file_hash(str(path), alg="sha256")}
+    if git_blob:
+        found["git_blob"] = git_blob_id(path)
+    return found
 
 
 def check_file(path: str | os.PathLike[str], size: int | None = None, md5: str | None = None,
-               sha256: str | None = None) -> dict[str, str | int]:
+               sha256: str | None = None, git_blob: str | None = None) -> dict[str, str | int]:
     """Digests of ``path``, after checking them against whatever is expected.
 
     Raises
     ------
     ChecksumError
-        If the size, md5 or sha256 differs from an expected (non-``None``) value.
+        If the size, md5, sha256 or git blob id differs from an expected (non-``None``) value.
     """
-    found = file_digests(path)
-    problem = _mismatch(found, size, md5, sha256)
+    found = file_digests(path, git_blob=git_blob is not None)
+    problem = _mismatch(found, size, md5, sha256, git_blob)
     if problem:
         raise ChecksumError(f"{path}: checksum mismatch, {problem}")
     return found
 
 
 def _mismatch(found: dict[str, str | int], size: int | None, md5: str | None,
-              sha256: str | None) -> str | None:
-    for key, expected in (("size", size), ("md5", md5), ("sha256", sha256)):
+              sha256: str | None, git_blob: str | None = None) -> str | None:
+    for key, expected in (("size", size), ("md5", md5), ("sha256", sha256), ("git_blob", git_blob)):
         if expected is not None and str(found[key]).lower() != str(expected).lower():
             return f"{key} is {found[key]}, expected {expected}"
     return None
@@ -71,7 +89,7 @@ class ResumingHTTPDownloader:
     """A pooch downloader (``downloader(url, output_file, pooch)``) that resumes with HTTP Range.
 
     Each call continues ``part`` with the rest of ``url`` (or rewrites it when the server ignores
-    ``Range``), checks the complete file against ``size``/``md5``/``sha256`` and moves it onto
+    ``Range``), checks the complete file against ``size``/``md5``/``sha256``/``git_blob`` and moves it onto
     ``output_file`` (pooch's temporary file, which pooch then renames onto the target).
     An interrupted transfer raises a :mod:`requests` exception, which pooch retries, and leaves
     ``part`` in place; an HTTP 4xx raises :class:`DownloadError` and a wrong checksum
@@ -79,16 +97,17 @@ class ResumingHTTPDownloader:
     """
 
     def __init__(self, part: Path, *, size: int | None = None, md5: str | None = None,
-                 sha256: str | None = None, progress: bool = True, timeout: float = 60.0,
-                 chunk_size: int = 1 << 20, desc: str | None = None):
-        self.part, self.expected = Path(part), {"size": size, "md5": md5, "sha256": sha256}
+                 sha256: str | None = None, git_blob: str | None = None, progress: bool = True,
+                 timeout: float = 60.0, chunk_size: int = 1 << 20, desc: str | None = None):
+        self.part = Path(part)
+        self.expected = {"size": size, "md5": md5, "sha256": sha256, "git_blob": git_blob}
         self.progress, self.timeout, self.chunk_size = progress, timeout, chunk_size
         self.desc = desc or self.part.name.removesuffix(".part")
         self.digests: dict[str, str | int] | None = None
 
     def __call__(self, url: str, output_file: str, pooch_instance: pooch.Pooch | None = None) -> None:
         self._transfer(url)
-        digests = file_digests(self.part)
+        digests = file_digests(self.part, git_blob=self.expected["git_blob"] is not None)
         problem = _mismatch(digests, **self.expected)
         if problem:
             self.part.unlink(missing_ok=True)
@@ -161,8 +180,8 @@ def _pooch_log_level(level: int) -> Iterator[None]:
 
 
 def download_file(url: str, dest: str | os.PathLike[str], *, size: int | None = None,
-                  md5: str | None = None, sha256: str | None = None, progress: bool = True,
-                  retries: int = 3, timeout: float = 60.0,
+                  md5: str | None = None, sha256: str | None = None, git_blob: str | None = None,
+                  progress: bool = True, retries: int = 3, timeout: float = 60.0,
                   chunk_size: int = 1 << 20) -> dict[str, str | int]:
     """Download ``url`` to ``dest``, resuming, verifying and placing it atomically.
 
@@ -173,8 +192,8 @@ def download_file(url: str, dest: str | os.PathLike[str], *, size: int | None = 
     dest : str or path-like
         Final path. Parent directories are created. A file already there is replaced once
         the new one is complete and verified.
-    size, md5, sha256 : optional
-        Expected size and digests; ``None`` skips that check.
+    size, md5, sha256, git_blob : optional
+        Expected size and digests (``git_blob``: :func:`git_blob_id`); ``None`` skips that check.
     progress : bool
         Show a byte progress bar and pooch's log lines.
     retries : int
@@ -188,7 +207,7 @@ def download_file(url: str, dest: str | os.PathLike[str], *, size: int | None = 
     Returns
     -------
     dict
-        ``size``, ``md5`` and ``sha256`` of the placed file.
+        ``size``, ``md5`` and ``sha256`` of the placed file (and ``git_blob`` when one was expected).
 
     Raises
     ------
@@ -211,8 +230,8 @@ def download_file(url: str, dest: str | os.PathLike[str], *, size: int | None = 
     staged = dest.with_name(dest.name + ".download") if dest.exists() else dest
     if staged != dest:
         staged.unlink(missing_ok=True)
-    downloader = ResumingHTTPDownloader(part, size=size, md5=md5, sha256=sha256, progress=progress,
-                                        timeout=timeout, chunk_size=chunk_size, desc=dest.name)
+    downloader = ResumingHTTPDownloader(part, size=size, md5=md5, sha256=sha256, git_blob=git_blob,
+                                        progress=progress, timeout=timeout, chunk_size=chunk_size, desc=dest.name)
     fetcher = pooch.create(path=dest.parent, base_url="", registry={staged.name: None},
                            urls={staged.name: url}, retry_if_failed=retries)
     try:
@@ -224,4 +243,4 @@ def download_file(url: str, dest: str | os.PathLike[str], *, size: int | None = 
                             f"{exc}{kept}") from exc
     if staged != dest:
         os.replace(staged, dest)
-    return downloader.digests or file_digests(dest)
+    return downloader.digests or file_digests(dest, git_blob=git_blob is not None)

@@ -5,8 +5,8 @@ layer (the low-rank bilinear term of the original is left out). At width 1 and w
 18 output bins the network has 1,725,122 parameters.
 
 The network is stem -> blocks -> neck -> head. Hybrids override one hook:
-``spatial_conv`` (the grouped k=7 convolution inside each block), ``make_stem``,
-``make_neck`` or ``head_channels``.
+``spatial_conv`` (the grouped k=7 convolution inside each block), ``squeeze_excitation``,
+``make_stem``, ``make_neck`` or ``head_channels``.
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ class SqueezeExcitation(nn.Module):
 class LegNetBlock(nn.Module):
     """EfficientNet-like block: expand, grouped conv, SE, project; concat input; mix to c_out."""
 
-    def __init__(self, c_in: int, c_out: int, cfg: LegNetConfig, spatial_conv: nn.Module):
+    def __init__(self, c_in: int, c_out: int, cfg: LegNetConfig, spatial_conv: nn.Module,
+                 squeeze_excitation: nn.Module | None = None):
         super().__init__()
         inner = cfg.expansion * c_out
         self.branch = nn.Sequential(
@@ -116,7 +117,8 @@ class LegNetBlock(nn.Module):
             spatial_conv,
             SeqBatchNorm1d(inner),
             nn.SiLU(),
-            SqueezeExcitation(inner, max(1, c_in // cfg.se_reduction)),
+            SqueezeExcitation(inner, max(1, c_in // cfg.se_reduction)) if squeeze_excitation is None
+            else squeeze_excitation,
             conv_bn_silu(inner, c_in, 1),
         )
         self.mix = conv_bn_silu(2 * c_in, c_out, cfg.kernel_size)
@@ -163,7 +165,8 @@ class LegNet(nn.Module):
         self.stem = self.make_stem(ch[0])
         self.blocks = nn.Sequential(
             *(
-                LegNetBlock(c_in, c_out, cfg, self.spatial_conv(i, cfg.expansion * c_out))
+                LegNetBlock(c_in, c_out, cfg, self.spatial_conv(i, cfg.expansion * c_out),
+                            self.squeeze_excitation(cfg.expansion * c_out, max(1, c_in // cfg.se_reduction)))
                 for i, (c_in, c_out) in enumerate(zip(ch[:-1], ch[1:]))
             )
         )
@@ -182,6 +185,10 @@ class LegNet(nn.Module):
         groups = channels // self.cfg.channels_per_group
         return BlockGroupedConv1d(channels, channels, self.cfg.kernel_size, padding="same", groups=groups,
                                   bias=False)
+
+    def squeeze_excitation(self, channels: int, hidden: int) -> nn.Module:
+        """The squeeze-excitation of a block's ``channels`` inner channels with a ``hidden`` bottleneck."""
+        return SqueezeExcitation(channels, hidden)
 
     def make_neck(self, channels: int) -> nn.Module:
         return nn.Identity()
