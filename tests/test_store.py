@@ -16,12 +16,11 @@ import promoterlab.data.store_build as store_build
 from promoterlab.cli import app
 from promoterlab.config import DataConfig
 from promoterlab.data.dataset import EvalBatches, TrainBatches, encode_sequences, load_split
-from promoterlab.data.layout import LEFT_ADAPTER, Layout
 from promoterlab.data.readers import DataError
 from promoterlab.data.store import HEADER, ReadOptions, StoreError, open_store, split_store
 from promoterlab.data.store_batches import StoreSet, load_store_split
 from promoterlab.data.store_build import build_store, default_cache_root, store_for
-from promoterlab.data.store_layout import layout_codes
+from promoterlab.sequence import LEFT_ADAPTER, Layout
 
 DE_BOER_ADAPTER = "AACTGCATTTTTTTCACATC"
 
@@ -45,25 +44,12 @@ def random_table(path, n: int, seed: int = 0, groups: bool = False):
     return path
 
 
-def test_layout_codes_equal_encode_sequences():
-    rng = np.random.default_rng(3)
-    seqs = ["".join(rng.choice(list("ACGTNacgtn"), size=rng.integers(1, 151))) for _ in range(400)]
-    seqs += [LEFT_ADAPTER + s for s in seqs[:200]] + [LEFT_ADAPTER.lower() + "ACGT", LEFT_ADAPTER, "A" * 150,
-                                                      DE_BOER_ADAPTER + "C" * 130, LEFT_ADAPTER[:10]]
-    layouts = [Layout(), Layout(seq_len=20), Layout(left_adapter=""), Layout(left_adapter=DE_BOER_ADAPTER),
-               Layout(left_adapter=LEFT_ADAPTER.lower()), Layout(seq_len=300)]
-    for layout in layouts:
-        fits = [s for s in seqs if layout.insert_length(s.upper()) <= layout.seq_len]
-        expected = encode_sequences(fits, layout).numpy()
-        np.testing.assert_array_equal(layout_codes(fits, layout), expected)
-
-
-def test_layout_codes_too_long_names_the_line():
+def test_encode_sequences_too_long_names_the_line():
     seqs = ["ACGT" * 10, LEFT_ADAPTER + "A" * 150, "C" * 151]
     with pytest.raises(DataError, match=r"f\.txt:12: sequence of 151 bp .* longer than the model length 150"):
-        layout_codes(seqs, Layout(), "f.txt", np.array([10, 11, 12]))
+        encode_sequences(seqs, Layout(), "f.txt", np.array([10, 11, 12]))
     with pytest.raises(DataError, match="sequence 3: sequence of 151 bp"):
-        layout_codes(seqs, Layout())
+        encode_sequences(seqs, Layout())
 
 
 @pytest.fixture(scope="module")

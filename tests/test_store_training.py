@@ -19,14 +19,14 @@ from conftest import tiny_config
 from promoterlab import load_run, train
 from promoterlab.cli import app
 from promoterlab.config import DataConfig
-from promoterlab.data.augment import common_suffix, insert_windows, parse_augment
+from promoterlab.data.augment import parse_augment
 from promoterlab.data.dataset import TrainBatches, batch_loader, load_split
-from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, RIGHT_ADAPTER, Layout
 from promoterlab.data.readers import DataError
 from promoterlab.data.store import HEADER, StoreError
 from promoterlab.data.store_batches import StoreSet, config_store
 from promoterlab.data.store_build import STORE_DIR_ENV, build_store, store_for
 from promoterlab.data.store_windows import store_common_suffix, store_windows
+from promoterlab.sequence import LEFT_ADAPTER, PLASMID_UPSTREAM, RIGHT_ADAPTER, Layout, common_suffix, insert_windows
 
 DE_BOER_ADAPTER = "AACTGCATTTTTTTCACATC"
 

@@ -23,7 +23,7 @@ from torch import nn
 
 from promoterlab.config import RunConfig
 from promoterlab.data.dataset import encode_sequences
-from promoterlab.data.layout import Layout
+from promoterlab.sequence import Layout
 from promoterlab.evaluation.metrics import spearman
 from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, predict
 from promoterlab.files import atomic_path

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
-from promoterlab.data.encoding import model_input
+from promoterlab.sequence import model_input
 from promoterlab.models import build_model, count_parameters, model_config, model_names
 from promoterlab.training.objective import Objective
 
