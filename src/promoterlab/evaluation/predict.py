@@ -15,8 +15,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from promoterlab.data.dataset import EvalBatches, batch_loader, encode_sequences
-from promoterlab.sequence import Layout
 from promoterlab.models.fold import fold_batchnorm
+from promoterlab.sequence import Layout
 from promoterlab.training.hardware import CPU_EVAL_BATCH_SIZE, native_bf16
 from promoterlab.training.objective import Objective
 

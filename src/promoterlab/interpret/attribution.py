@@ -3,8 +3,8 @@
 Every function here takes a model in tangermeme's form, ``(batch, 4, L)`` one-hot in and
 ``(batch, 1)`` out (:class:`~promoterlab.interpret.wrapper.OneHotExpression` around a
 promoterlab model), and a one-hot tensor in tangermeme's encoding (N = a column of zeros,
-:func:`~promoterlab.sequence.tangermeme_one_hot`). Positions ``start:end`` of the window are explained (the insert,
-:func:`~promoterlab.interpret.wrapper.insert_span`).
+:func:`~promoterlab.sequence.tangermeme_one_hot`). Positions ``start:end`` of the window are
+explained (the insert, :func:`~promoterlab.interpret.wrapper.insert_span`).
 """
 
 from __future__ import annotations

@@ -142,7 +142,8 @@ def marginalize_run(run_dir: str | Path, motif: str, out_dir: str | Path, backgr
     if len(bases) > usable:
         raise ValueError(f"motif of {len(bases)} bp does not fit into inserts of {usable} bp")
     wrapper = OneHotExpression(fold_batchnorm(model))
-    table = marginalize_positions(wrapper, tangermeme_one_hot(codes), bases, range(first, first + usable - len(bases) + 1),
+    table = marginalize_positions(wrapper, tangermeme_one_hot(codes), bases,
+                                  range(first, first + usable - len(bases) + 1),
                                   precision=inference_precision(precision, device), device=device, progress=progress)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
