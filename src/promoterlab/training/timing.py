@@ -16,7 +16,8 @@ from promoterlab.training.objective import Objective
 
 
 def step_time_per_1000(model_name: str, width: float, n_outputs: int = 18, batch_size: int = 128,
-                       repeats: int = 3, warmup: int = 1, device: str = "cpu", seq_len: int = Layout().seq_len) -> float:
+                       repeats: int = 3, warmup: int = 1, device: str = "cpu",
+                       seq_len: int = Layout().seq_len) -> float:
     """Seconds of training per 1,000 sequences: forward, loss, backward and an AdamW step.
 
     Parameters
