@@ -43,9 +43,9 @@ from lightning.pytorch.callbacks import Callback
 from promoterlab import api
 from promoterlab.config import DataConfig, RunConfig, TrainConfig
 from promoterlab.data.dataset import TrainBatches, load_split
-from promoterlab.data.encoding import model_input, reverse_complement_codes
 from promoterlab.evaluation.predict import predict
 from promoterlab.models import build_model, grouped_conv, legnet, model_config
+from promoterlab.sequence import model_input, reverse_complement_codes
 from promoterlab.objective import Objective
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dream2022"

@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from promoterlab.data.layout import LEFT_ADAPTER, RIGHT_ADAPTER
+from promoterlab.sequence import LEFT_ADAPTER, RIGHT_ADAPTER
 
 BUILDERS = {"new": "auto", "old": "pandas"}  # benchmark name -> build_store(reader=...)
 
@@ -130,8 +130,10 @@ def read_rates(store_path: Path, source: Path, batch_size: int, batches: int, ro
     """Random-batch read rates from the store against the in-memory set, and the reuse checks."""
     import torch
 
-    from promoterlab.data.dataset import EncodedSet, TrainBatches
+    from promoterlab.data.dataset import TrainBatches
+    from promoterlab.data.encoded import EncodedSet
     from promoterlab.data.store import file_sha256, open_store
+    from promoterlab.data.store_batches import StoreSet
 
     start = time.perf_counter()
     store = open_store(store_path, verify=True)
@@ -139,7 +141,7 @@ def read_rates(store_path: Path, source: Path, batch_size: int, batches: int, ro
     start = time.perf_counter()
     file_sha256(source)
     sha_s = time.perf_counter() - start
-    lazy = store.subset()
+    lazy = StoreSet.of(store)
     memory = EncodedSet(torch.from_numpy(np.array(store.codes)), torch.from_numpy(np.array(store.targets)),
                         torch.from_numpy(np.array(store.singleton)))
     rng = np.random.default_rng(0)

@@ -42,12 +42,13 @@ from promoterlab.data.readers import read_seq_values
 from promoterlab.data.simulate import MOTIFS, simulate_library
 from promoterlab.evaluation.dream import load_leaderboard_truth
 from promoterlab.evaluation.metrics import pearson, spearman
-from promoterlab.interpret.attribution import deeplift_shap, one_hot_codes, saturation_ism
+from promoterlab.interpret.attribution import deeplift_shap, saturation_ism
 from promoterlab.interpret.explain import attribute
 from promoterlab.interpret.motifs import find_motifs
 from promoterlab.interpret.variants import variant_effects
 from promoterlab.interpret.wrapper import OneHotExpression, deeplift_ready
 from promoterlab.models.fold import fold_batchnorm
+from promoterlab.sequence import tangermeme_one_hot
 from promoterlab.runs import load_run
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dream2022"
@@ -143,7 +144,7 @@ def ism_speed(run: Path, n: int, precision: str) -> dict:
     model, config = load_run(run)
     wrapper = OneHotExpression(fold_batchnorm(model))
     seqs = read_seq_values(TEST_FILE)["seq"].iloc[:n].tolist()
-    X = one_hot_codes(encode_sequences(seqs, config.data.layout))
+    X = tangermeme_one_hot(encode_sequences(seqs, config.data.layout))
     saturation_ism(wrapper, X[:1], precision=precision)  # warm-up
     start = time.perf_counter()
     result = saturation_ism(wrapper, X, precision=precision)
@@ -157,7 +158,7 @@ def ism_precision_agreement(run: Path, n: int) -> dict:
     """How far bf16 ISM changes are from fp32 ones."""
     model, config = load_run(run)
     wrapper = OneHotExpression(fold_batchnorm(model))
-    X = one_hot_codes(encode_sequences(read_seq_values(TEST_FILE)["seq"].iloc[:n].tolist(), config.data.layout))
+    X = tangermeme_one_hot(encode_sequences(read_seq_values(TEST_FILE)["seq"].iloc[:n].tolist(), config.data.layout))
     fp32 = saturation_ism(wrapper, X, 57, 150, precision="32").deltas.flatten().numpy()
     bf16 = saturation_ism(wrapper, X, 57, 150, precision="bf16").deltas.flatten().numpy()
     keep = fp32 != 0
@@ -170,7 +171,7 @@ def deeplift_sum_check(run: Path, n: int, shuffles: int) -> dict:
     for squeeze-excitation (deeplift_ready) and without it."""
     model, config = load_run(run)
     folded = fold_batchnorm(model)
-    X = one_hot_codes(encode_sequences(read_seq_values(TEST_FILE)["seq"].iloc[:n].tolist(), config.data.layout))
+    X = tangermeme_one_hot(encode_sequences(read_seq_values(TEST_FILE)["seq"].iloc[:n].tolist(), config.data.layout))
     result = {"run": run.name, "n": n, "shuffles": shuffles}
     for label, network in (("product_rule", deeplift_ready(folded)), ("plain", folded)):
         wrapper = OneHotExpression(network)

@@ -28,10 +28,11 @@ def sim_library(tmp_path_factory) -> Path:
 
 
 def tiny_config(path: Path, seed: int = 0, epochs: int = 2, loss: str = "kl", width: float = 0.125,
-                train_size: int | None = 1500, val_size: int = 500, name: str = "legnet", **model_opts) -> RunConfig:
+                train_size: int | None = 1500, val_size: int = 500, name: str = "legnet", test_size="auto",
+                **model_opts) -> RunConfig:
     """A run that trains in seconds on two CPU cores."""
     return RunConfig(
-        data=DataConfig(path=str(path), train_size=train_size, val_size=val_size),
+        data=DataConfig(path=str(path), train_size=train_size, val_size=val_size, test_size=test_size),
         model=model_config(name, width=width, **model_opts),
         train=TrainConfig(loss=loss, epochs=epochs, batch_size=64, accelerator="cpu", devices="1", ensemble=1),
         seed=seed,

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from conftest import DREAM_TRAIN
-from promoterlab.data.augment import (EvoAugConfig, common_suffix, evoaug, insert_windows, parse_augment,
-                                      random_deletion, random_insertion, random_inversion, random_mutation,
-                                      random_noise, random_translocation, sample_augmentations, window_mask)
-from promoterlab.data.encoding import decode, encode, model_input
-from promoterlab.data.layout import LEFT_ADAPTER, RIGHT_ADAPTER, Layout, reverse_complement
+from promoterlab.data.augment import (EvoAugConfig, evoaug, parse_augment, random_deletion, random_insertion,
+                                      random_inversion, random_mutation, random_noise, random_translocation,
+                                      sample_augmentations, window_mask)
+from promoterlab.sequence import (LEFT_ADAPTER, RIGHT_ADAPTER, Layout, common_suffix, decode, encode, insert_windows,
+                                  model_input, reverse_complement)
 
 # A 24 bp window: 8 bp of plasmid, the 12 bp insert ACGTTGCAAGCT, then a fixed 4 bp adapter.
 SMALL = Layout(seq_len=24, left_adapter="", upstream="C" * 12)

@@ -13,7 +13,8 @@ from torch import nn
 from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, TensorDataset
 
-from promoterlab.data.dataset import EncodedSet, EvalBatches, TrainBatches, batch_loader
+from promoterlab.data.dataset import EvalBatches, TrainBatches, batch_loader
+from promoterlab.data.encoded import EncodedSet
 from promoterlab.evaluation.metrics import pearson
 from promoterlab.evaluation.predict import predict
 from promoterlab.models import build_model, model_config

@@ -9,10 +9,11 @@ import torch
 
 from promoterlab.data.dataset import encode_sequences
 from promoterlab.evaluation.predict import predict
-from promoterlab.interpret.attribution import deeplift_shap, one_hot_codes, saturation_ism
+from promoterlab.interpret.attribution import deeplift_shap, saturation_ism
 from promoterlab.interpret.variants import ensemble_variant_effects, variant_effects
 from promoterlab.interpret.wrapper import OneHotExpression, deeplift_ready
 from promoterlab.models.ensemble import EnsembleModel
+from promoterlab.sequence import tangermeme_one_hot
 from test_interpret import LAYOUT, dream_like, nontrivial_legnet
 
 
@@ -22,7 +23,7 @@ def members(loss: str = "kl") -> list[torch.nn.Module]:
 
 def test_ensemble_ism_is_the_mean_of_the_members_ism():
     models = members()
-    X = one_hot_codes(encode_sequences(dream_like(2, seed=5), LAYOUT))
+    X = tangermeme_one_hot(encode_sequences(dream_like(2, seed=5), LAYOUT))
     ensemble = saturation_ism(OneHotExpression(EnsembleModel(models)), X, start=100, end=120)
     each = [saturation_ism(OneHotExpression(model), X, start=100, end=120) for model in models]
     assert max(float(e.deltas.abs().max()) for e in each) > 1e-2  # the members' ISM is not all zero
@@ -51,7 +52,7 @@ def test_ensemble_module_predicts_the_mean_of_rc_averaged_members():
 
 def test_deeplift_shap_of_an_ensemble_sums_to_output_minus_reference_output():
     wrapper = OneHotExpression(deeplift_ready(EnsembleModel(members())))
-    X = one_hot_codes(encode_sequences(dream_like(2, seed=4), LAYOUT))
+    X = tangermeme_one_hot(encode_sequences(dream_like(2, seed=4), LAYOUT))
     attributions, references = deeplift_shap(wrapper, X, start=57, end=150, n_shuffles=4, seeds=[0, 1],
                                              return_references=True)
     with torch.no_grad():

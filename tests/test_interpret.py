@@ -10,15 +10,15 @@ from torch import nn
 
 from promoterlab.config import DataConfig, RunConfig, TrainConfig
 from promoterlab.data.dataset import encode_sequences
-from promoterlab.data.layout import LEFT_ADAPTER, RIGHT_ADAPTER, Layout, reverse_complement
 from promoterlab.evaluation.predict import predict
-from promoterlab.interpret.attribution import deeplift_shap, ism_attributions, one_hot_codes, saturation_ism
+from promoterlab.interpret.attribution import deeplift_shap, ism_attributions, saturation_ism
 from promoterlab.interpret.known_motifs import KNOWN_MOTIFS, consensus_pwm, consensus_site, known_motif
 from promoterlab.interpret.marginalize import marginalize_positions, motif_bases
 from promoterlab.interpret.motifs import compare_with_known, discover_motifs
 from promoterlab.interpret.variants import variant_effects
 from promoterlab.interpret.wrapper import OneHotExpression, deeplift_ready, insert_span
 from promoterlab.models import build_model, model_config
+from promoterlab.sequence import LEFT_ADAPTER, RIGHT_ADAPTER, Layout, reverse_complement, tangermeme_one_hot
 from promoterlab.runs import save_model
 
 LAYOUT = Layout()
@@ -92,7 +92,7 @@ def test_wrapper_predicts_what_predict_does_on_the_6_channel_input(loss, rc_aver
     codes = encode_sequences(seqs, LAYOUT)
     expected = predict(model, codes, rc_average=rc_average, precision="32")
     with torch.no_grad():
-        got = OneHotExpression(model, rc_average=rc_average)(one_hot_codes(codes).float())
+        got = OneHotExpression(model, rc_average=rc_average)(tangermeme_one_hot(codes).float())
     assert got.shape == (6, 1) and got.dtype == torch.float32
     np.testing.assert_allclose(got[:, 0].numpy(), expected, rtol=1e-6, atol=2e-5)
     assert np.ptp(expected) > 0.05  # the check is not on a constant model
@@ -100,7 +100,7 @@ def test_wrapper_predicts_what_predict_does_on_the_6_channel_input(loss, rc_aver
 
 def test_deeplift_ready_model_computes_the_same_function():
     model = nontrivial_legnet()
-    x = one_hot_codes(encode_sequences(dream_like(4), LAYOUT)).float()
+    x = tangermeme_one_hot(encode_sequences(dream_like(4), LAYOUT)).float()
     with torch.no_grad():
         torch.testing.assert_close(OneHotExpression(deeplift_ready(model))(x), OneHotExpression(model)(x))
 
@@ -117,7 +117,7 @@ def test_insert_span_is_the_sequence_without_its_adapter():
 
 def test_ism_of_a_linear_model_equals_its_weights():
     weight = torch.tensor([[1.0, 0.0, 2.0, -1.0], [0.0, 3.0, 0.0, 0.5], [-2.0, 0.0, 0.0, 0.0], [0.0, 1.0, -1.0, 4.0]])
-    X = one_hot_codes(torch.tensor([[0, 1, 2, 3], [3, 3, 0, 1]]))  # ACGT, TTAC
+    X = tangermeme_one_hot(torch.tensor([[0, 1, 2, 3], [3, 3, 0, 1]]))  # ACGT, TTAC
     result = saturation_ism(Linear(weight), X)
     # Golden: deltas[b, p] = W[b, p] - W[base at p, p].
     np.testing.assert_allclose(result.deltas[0].numpy(), [[0, -3, 2, -5], [-1, 0, 0, -3.5],
@@ -137,7 +137,7 @@ def test_ism_of_a_linear_model_equals_its_weights():
 
 def test_ism_of_a_window_span_mutates_only_that_span():
     weight = torch.randn(4, 12, generator=torch.Generator().manual_seed(0))
-    X = one_hot_codes(torch.randint(0, 4, (3, 12), generator=torch.Generator().manual_seed(1)))
+    X = tangermeme_one_hot(torch.randint(0, 4, (3, 12), generator=torch.Generator().manual_seed(1)))
     full = saturation_ism(Linear(weight), X)
     part = saturation_ism(Linear(weight), X, start=5, end=12)
     assert part.deltas.shape == (3, 4, 7)
@@ -149,7 +149,7 @@ def test_ism_of_a_window_span_mutates_only_that_span():
 
 def test_deeplift_shap_attributions_sum_to_output_minus_reference_output():
     model = SmallConv().eval()
-    X = one_hot_codes(torch.randint(0, 4, (3, 40), generator=torch.Generator().manual_seed(2)))
+    X = tangermeme_one_hot(torch.randint(0, 4, (3, 40), generator=torch.Generator().manual_seed(2)))
     attributions, references = deeplift_shap(model, X, start=5, end=35, n_shuffles=6, seeds=[0, 1, 2],
                                              return_references=True)
     assert attributions.shape == (3, 4, 40) and references.shape == (3, 6, 4, 40)
@@ -164,7 +164,7 @@ def test_deeplift_shap_attributions_sum_to_output_minus_reference_output():
 
 def test_deeplift_shap_of_legnet_sums_to_output_minus_reference_output():
     wrapper = OneHotExpression(deeplift_ready(nontrivial_legnet()))
-    X = one_hot_codes(encode_sequences(dream_like(2, seed=4), LAYOUT))
+    X = tangermeme_one_hot(encode_sequences(dream_like(2, seed=4), LAYOUT))
     attributions, references = deeplift_shap(wrapper, X, start=57, end=150, n_shuffles=4, seeds=[0, 1],
                                              return_references=True)
     with torch.no_grad():
@@ -244,7 +244,7 @@ def test_known_motifs_are_pwms_of_their_published_consensus():
 
 def test_marginalized_effect_of_a_linear_model_is_the_weight_difference():
     weight = torch.randn(4, 20, generator=torch.Generator().manual_seed(5))
-    X = one_hot_codes(torch.randint(0, 4, (7, 20), generator=torch.Generator().manual_seed(6)))
+    X = tangermeme_one_hot(torch.randint(0, 4, (7, 20), generator=torch.Generator().manual_seed(6)))
     table = marginalize_positions(Linear(weight), X, "GAN", range(3, 8))
     assert len(table) == 10 and set(table["strand"]) == {"+", "-"}
     for row in table.itertuples(index=False):

@@ -7,11 +7,16 @@ import pytest
 import torch
 
 from conftest import SHARED_DATA
-from promoterlab.data.encoding import decode, encode, is_integer, model_input, one_hot, reverse_complement_codes
-from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, RIGHT_ADAPTER, layout, reverse_complement
+from promoterlab.sequence import (LEFT_ADAPTER, PLASMID_UPSTREAM, RIGHT_ADAPTER, Layout, decode, encode, is_integer,
+                                  model_input, model_one_hot, reverse_complement, reverse_complement_codes)
 from promoterlab.objective import expected_bin, soft_labels
 
 FLANK57 = "AGTGCTAGCAGGAATGATGCAAAAGGTTCCCGATTCGAACTGCATTTTTTTCACATC"
+def layout(seq: str, **settings) -> str:
+    """One sequence laid out with the default layout, or with ``settings`` changed."""
+    return Layout(**settings).apply(seq)
+
+
 N80 = "TCCATCGTATAAAGTATTTGTTAGCAACTTTGATTGGTCCATAGTGCCGGTAAACTTTGAGTGCCTTGAGCCATTTATAG"
 DREAM_SEQ = LEFT_ADAPTER + N80 + RIGHT_ADAPTER
 
@@ -49,7 +54,7 @@ def test_encode_one_hot_golden_values():
     assert codes.dtype == np.uint8
     assert codes.tolist() == [[0, 1, 2, 3, 4], [4, 0, 1, 2, 3]]
     assert decode(codes) == ["ACGTN", "NACGT"]
-    hot = one_hot(torch.from_numpy(codes))
+    hot = model_one_hot(torch.from_numpy(codes))
     assert hot.shape == (2, 4, 5)
     expected = [[1, 0, 0, 0, .25], [0, 1, 0, 0, .25], [0, 0, 1, 0, .25], [0, 0, 0, 1, .25]]
     assert hot[0].tolist() == expected

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from promoterlab.data.encoding import encode, model_input
+from promoterlab.sequence import encode, model_input
 from promoterlab.models import build_model, count_parameters, model_config
 from promoterlab.models.fold import fold_batchnorm
 from promoterlab.models.original_weights import (

@@ -23,7 +23,7 @@ import yaml
 from typer.testing import CliRunner
 
 from promoterlab.cli import app
-from promoterlab.data.layout import Layout
+from promoterlab.sequence import Layout
 from promoterlab.datasets.transfer import git_blob_id
 from promoterlab.evaluation.predict import predict_sequences
 from promoterlab.models.original_weights import original_model, stem_permutation

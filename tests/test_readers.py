@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from promoterlab.cli import app
 from promoterlab.data.dataset import encode_sequences, load_split
-from promoterlab.data.layout import Layout
 from promoterlab.config import DataConfig
 from promoterlab.data.readers import DataError, read_fasta, read_sequences, read_table
+from promoterlab.sequence import Layout
 
 SEQ = "TGCATTTTTTTCACATC" + "ACGT" * 20 + "GGTTACGGCTGTT"
 

@@ -10,9 +10,8 @@ import pytest
 from conftest import DREAM_TRAIN, tiny_config
 from promoterlab import train
 from promoterlab.data.dataset import encode_frame
-from promoterlab.data.encoding import decode, is_integer
-from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, Layout
 from promoterlab.data.readers import read_table
+from promoterlab.sequence import LEFT_ADAPTER, PLASMID_UPSTREAM, Layout, decode, is_integer
 
 pytestmark = pytest.mark.skipif(not DREAM_TRAIN.exists(), reason="../shared/data not available")
 

@@ -12,13 +12,13 @@ from torch import nn
 from conftest import tiny_config
 from promoterlab import api, load_run, predict, train
 from promoterlab.data.dataset import encode_sequences
-from promoterlab.data.encoding import model_input
 from promoterlab.data.readers import read_sequences
 from promoterlab.data.simulate import simulate_library
 from promoterlab.models import build_model, model_config
 from promoterlab.models.fold import fold_batchnorm
 from promoterlab.models.grouped_conv import BlockGroupedConv1d
 from promoterlab.models.layers import SeqBatchNorm1d, to_planar
+from promoterlab.sequence import model_input
 
 
 @pytest.mark.parametrize("channels, per_group, dilation, block", [

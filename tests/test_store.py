@@ -16,12 +16,11 @@ import promoterlab.data.store_build as store_build
 from promoterlab.cli import app
 from promoterlab.config import DataConfig
 from promoterlab.data.dataset import EvalBatches, TrainBatches, encode_sequences, load_split
-from promoterlab.data.layout import LEFT_ADAPTER, Layout
 from promoterlab.data.readers import DataError
 from promoterlab.data.store import HEADER, ReadOptions, StoreError, open_store, split_store
 from promoterlab.data.store_batches import StoreSet, load_store_split
 from promoterlab.data.store_build import build_store, default_cache_root, store_for
-from promoterlab.data.store_layout import layout_codes
+from promoterlab.sequence import LEFT_ADAPTER, Layout
 
 DE_BOER_ADAPTER = "AACTGCATTTTTTTCACATC"
 
@@ -45,25 +44,12 @@ def random_table(path, n: int, seed: int = 0, groups: bool = False):
     return path
 
 
-def test_layout_codes_equal_encode_sequences():
-    rng = np.random.default_rng(3)
-    seqs = ["".join(rng.choice(list("ACGTNacgtn"), size=rng.integers(1, 151))) for _ in range(400)]
-    seqs += [LEFT_ADAPTER + s for s in seqs[:200]] + [LEFT_ADAPTER.lower() + "ACGT", LEFT_ADAPTER, "A" * 150,
-                                                      DE_BOER_ADAPTER + "C" * 130, LEFT_ADAPTER[:10]]
-    layouts = [Layout(), Layout(seq_len=20), Layout(left_adapter=""), Layout(left_adapter=DE_BOER_ADAPTER),
-               Layout(left_adapter=LEFT_ADAPTER.lower()), Layout(seq_len=300)]
-    for layout in layouts:
-        fits = [s for s in seqs if layout.insert_length(s.upper()) <= layout.seq_len]
-        expected = encode_sequences(fits, layout).numpy()
-        np.testing.assert_array_equal(layout_codes(fits, layout), expected)
-
-
-def test_layout_codes_too_long_names_the_line():
+def test_encode_sequences_too_long_names_the_line():
     seqs = ["ACGT" * 10, LEFT_ADAPTER + "A" * 150, "C" * 151]
     with pytest.raises(DataError, match=r"f\.txt:12: sequence of 151 bp .* longer than the model length 150"):
-        layout_codes(seqs, Layout(), "f.txt", np.array([10, 11, 12]))
+        encode_sequences(seqs, Layout(), "f.txt", np.array([10, 11, 12]))
     with pytest.raises(DataError, match="sequence 3: sequence of 151 bp"):
-        layout_codes(seqs, Layout())
+        encode_sequences(seqs, Layout())
 
 
 @pytest.fixture(scope="module")
@@ -107,16 +93,19 @@ def test_windows_longer_than_255_store_two_byte_insert_lengths(tmp_path):
 
 @pytest.mark.parametrize("singleton_channel,clip", [(True, None), (False, (2.0, 15.0))])
 def test_store_batches_equal_in_memory_batches(table, tmp_path, singleton_channel, clip):
-    cfg = DataConfig(path=str(table), train_size=700, val_size=300, singleton_channel=singleton_channel,
+    cfg = DataConfig(path=str(table), train_size=600, val_size=300, singleton_channel=singleton_channel,
                      clip_targets=list(clip) if clip else None)
-    train_mem, val_mem, *_ = load_split(cfg, seed=5)  # a small table: in memory
+    train_mem, val_mem, test_mem, rows, _ = load_split(cfg, seed=5)  # a small table: in memory
     assert isinstance(train_mem.codes, torch.Tensor)
-    train_store, val_store, *_ = load_store_split(cfg, seed=5, cache_root=tmp_path)
+    train_store, val_store, test_store, store_rows, _ = load_store_split(cfg, seed=5, cache_root=tmp_path)
     assert isinstance(train_store, StoreSet)
-    assert (len(train_store), len(val_store)) == (700, 300)
+    assert (len(train_store), len(val_store), len(test_store)) == (600, 300, 256)
+    assert all((a == b).all() for a, b in zip(rows, store_rows))
+    assert torch.equal(test_store.codes, test_mem.codes) and torch.equal(test_store.targets, test_mem.targets)
+    assert not test_store.singleton.any() and not test_mem.singleton.any()  # as at prediction
     rng = np.random.default_rng(0)
     for _ in range(3):  # random batches over the RC-doubled index space, as the shuffled sampler draws
-        batch = rng.choice(1400, size=64, replace=False).tolist()
+        batch = rng.choice(1200, size=64, replace=False).tolist()
         for a, b in zip(TrainBatches(train_mem)[batch], TrainBatches(train_store)[batch]):
             assert torch.equal(a, b)
     batch = list(range(40, 104))

@@ -19,14 +19,14 @@ from conftest import tiny_config
 from promoterlab import load_run, train
 from promoterlab.cli import app
 from promoterlab.config import DataConfig
-from promoterlab.data.augment import common_suffix, insert_windows, parse_augment
+from promoterlab.data.augment import parse_augment
 from promoterlab.data.dataset import TrainBatches, batch_loader, load_split
-from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, RIGHT_ADAPTER, Layout
 from promoterlab.data.readers import DataError
 from promoterlab.data.store import HEADER, StoreError
 from promoterlab.data.store_batches import StoreSet, config_store
 from promoterlab.data.store_build import STORE_DIR_ENV, build_store, store_for
 from promoterlab.data.store_windows import store_common_suffix, store_windows
+from promoterlab.sequence import LEFT_ADAPTER, PLASMID_UPSTREAM, RIGHT_ADAPTER, Layout, common_suffix, insert_windows
 
 DE_BOER_ADAPTER = "AACTGCATTTTTTTCACATC"
 
@@ -88,7 +88,8 @@ def test_store_windows_equal_insert_windows(tmp_path, layout):
 def test_load_split_through_the_store_equals_in_memory(tmp_path, cache):
     path = tmp_path / "t.txt"
     dream_table(path, 700, seed=2)
-    memory = DataConfig(path=str(path), train_size=400, val_size=150, clip_targets=[1.0, 16.0], store="off")
+    memory = DataConfig(path=str(path), train_size=400, val_size=150, test_size=50, clip_targets=[1.0, 16.0],
+                        store="off")
     stored = dataclasses.replace(memory, store="on")
     train_mem, val_mem, *_ = load_split(memory, seed=4, windows=True)
     train_store, val_store, *_ = load_split(stored, seed=4, windows=True)
@@ -109,7 +110,7 @@ def test_load_split_through_the_store_equals_in_memory(tmp_path, cache):
 def test_same_batches_for_two_epochs_with_evoaug(tmp_path, cache):
     path = tmp_path / "t.txt"
     dream_table(path, 400, seed=3)
-    memory = DataConfig(path=str(path), train_size=250, val_size=100, store="off")
+    memory = DataConfig(path=str(path), train_size=250, val_size=100, test_size=40, store="off")
     sets = [load_split(dataclasses.replace(memory, store=store), seed=1, windows=True)[0] for store in ("off", "on")]
     loaders = [batch_loader(TrainBatches(s, augment=parse_augment("evoaug"), seed=1), 32, shuffle=True, seed=1)
                for s in sets]
@@ -129,7 +130,7 @@ def store_runs(tmp_path_factory):
     path = folder / "library.txt"
     dream_table(path, 600, seed=5)
     store = build_store(path, folder / "library.store")
-    base = tiny_config(path, epochs=2, train_size=400, val_size=120)
+    base = tiny_config(path, epochs=2, train_size=400, val_size=120, test_size=60)
     base = dataclasses.replace(base, train=dataclasses.replace(base.train, augment="evoaug:max_augs=1",
                                                                precision="32"))
     runs = {}
@@ -160,8 +161,10 @@ def test_evaluate_streams_in_chunks(store_runs, tmp_path, monkeypatch):
     measured.write_text("\n".join(lines) + "\n")
     whole = api.measured_predictions(run, measured, precision="32")
     sizes = []
-    encode = api.encode_sequences
-    monkeypatch.setattr(api, "encode_sequences", lambda seqs, *a: sizes.append(len(seqs)) or encode(seqs, *a))
+    from promoterlab.evaluation import stream
+
+    encode = stream.encode_sequences
+    monkeypatch.setattr(stream, "encode_sequences", lambda seqs, *a: sizes.append(len(seqs)) or encode(seqs, *a))
     chunked = api.measured_predictions(run, measured, precision="32", chunk_rows=50)
     assert sizes == [49, 50, 50, 50, 30]  # one missing value skipped; never more than a chunk in memory
     assert len(chunked) == 229 and chunked["index"].tolist() == list(range(229))
@@ -229,7 +232,7 @@ def test_explicit_store_must_match_the_run(tmp_path):
     dream_table(path, 200, seed=6)
     folder = tmp_path / "t.store"
     build_store(path, folder)
-    cfg = DataConfig(path=str(path), train_size=150, val_size=50, store=str(folder))
+    cfg = DataConfig(path=str(path), train_size=150, val_size=50, test_size=0, store=str(folder))
     train_set, _, *_ = load_split(cfg, seed=0)
     assert train_set.codes.store.path == folder
     with pytest.raises(StoreError, match=r"t\.store: encoded with left_adapter 'TGCATTTTTTTCACATC' "
@@ -259,7 +262,7 @@ def test_damaged_new_columns_refused_when_explicit_rebuilt_when_cached(tmp_path,
     explicit = build_store(path, tmp_path / "t.store").path
     damage(explicit)
     with pytest.raises(StoreError, match=message):
-        load_split(DataConfig(path=str(path), train_size=150, val_size=50, store=str(explicit)), seed=0)
+        load_split(DataConfig(path=str(path), train_size=150, val_size=50, test_size=0, store=str(explicit)), seed=0)
     cached = store_for(path, cache_root=tmp_path / "cache")
     damage(cached.path)
     again = store_for(path, cache_root=tmp_path / "cache")

@@ -7,11 +7,11 @@ import gzip
 import numpy as np
 import pytest
 
-from promoterlab.data.layout import LEFT_ADAPTER, Layout
 from promoterlab.data.readers import DataError, iter_table
 from promoterlab.data.store import ReadOptions
 from promoterlab.data.store_build import build_store
 from promoterlab.data.table_stream import NotStreamable, iter_table_codes
+from promoterlab.sequence import LEFT_ADAPTER, Layout
 
 DE_BOER_ADAPTER = "AACTGCATTTTTTTCACATC"
 

@@ -158,7 +158,7 @@ def models_import(
         _fail(f"{state_dict}: file not found" if not state_dict.exists() else f"{state_dict}: not a file")
     _check_folder(out)
     from promoterlab.config import DataConfig
-    from promoterlab.data.layout import Layout
+    from promoterlab.sequence import Layout
     from promoterlab.pretrained.fetch import check_layout, import_weights
 
     defaults = DataConfig()

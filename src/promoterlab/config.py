@@ -13,10 +13,10 @@ from typing import Any
 import yaml
 
 from promoterlab.data.augment import parse_augment
-from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, Layout
 from promoterlab.files import write_text_atomic
 from promoterlab.models import LegNetConfig, model_config
 from promoterlab.objective import LOSSES
+from promoterlab.sequence import Layout
 
 
 # Lightning's precision settings ("auto": chosen for the hardware).
@@ -107,9 +107,9 @@ class DataConfig:
     test_size: int | float | str = "auto"
     # A measured file to test on instead of a held-out split (test_size is then 0).
     test_path: str | None = None
-    seq_len: int = 150
-    left_adapter: str = LEFT_ADAPTER
-    upstream: str = PLASMID_UPSTREAM
+    seq_len: int = Layout().seq_len  # the layout's fields, with its defaults
+    left_adapter: str = Layout().left_adapter
+    upstream: str = Layout().upstream
     singleton_channel: bool = True
     # Validation inputs carry the data's is_singleton flags, as LegNet's DREAM code validates
     # (the flag is computed on the whole training file before the split); False sets them to 0,
@@ -148,7 +148,7 @@ class DataConfig:
 
     @property
     def layout(self) -> Layout:
-        """The run's :class:`~promoterlab.data.layout.Layout` (saved as the three fields above)."""
+        """The run's :class:`~promoterlab.sequence.Layout` (saved as the three fields above)."""
         return Layout(self.seq_len, self.left_adapter, self.upstream)
 
     def __post_init__(self) -> None:

@@ -23,7 +23,7 @@ import yaml
 from torch import nn
 
 from promoterlab.config import RunConfig, budget_widths
-from promoterlab.data.layout import Layout
+from promoterlab.sequence import Layout
 from promoterlab.files import atomic_path
 from promoterlab.models import build_model
 from promoterlab.models.ensemble import EnsembleModel

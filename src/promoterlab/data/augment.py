@@ -2,15 +2,15 @@
 
 Random mutation, insertion, deletion, inversion, translocation and Gaussian noise, each
 following the definitions of the authors' ``evoaug`` package (``evoaug/augment.py``), applied
-only to each sequence's *insert window*: the part of the laid-out 150 bp window that came from
-the measured sequence, without the fixed plasmid flank before it (see :class:`Layout`) nor a
-fixed adapter after it (``right_flank``).
+only to each sequence's *insert window* (:func:`promoterlab.sequence.insert_windows`): the part of
+the laid-out 150 bp window that came from the measured sequence, without the fixed plasmid flank
+before it (see :class:`~promoterlab.sequence.Layout`) nor a fixed adapter after it.
 
 The ``evoaug`` package itself does not fit our input: it augments whole ``(N, 4, L)`` one-hot
 tensors (flank included), draws from the global random state, and lengthens every sequence by
 ``insert_max`` random bases, which would move the insert out of the plasmid layout that a
 model is trained and used with. So the augmentations are implemented here on the uint8 codes
-(``data/encoding.py``) of a batch, with per-row windows, a fixed length and a
+(:mod:`promoterlab.sequence`) of a batch, with per-row windows, a fixed length and a
 ``torch.Generator``:
 
 - mutation: ``round(rate / 0.75 * W)`` positions of the window (``W`` bases) are set to a
@@ -41,19 +41,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
 import torch
 
-from promoterlab.data.layout import Layout
+from promoterlab.sequence import complement_codes
 
 # In the order they are applied to a sequence that draws several (noise acts on the float input).
 AUGMENTATIONS = ("insertion", "deletion", "inversion", "translocation", "mutation", "noise")
-_COMPLEMENT = torch.tensor([3, 2, 1, 0, 4], dtype=torch.uint8)  # codes A C G T N -> T G C A N
 
 
 @dataclass(frozen=True)
@@ -159,37 +154,6 @@ def _convert(key: str, text: str, kind: type) -> bool | int | float:
                          f"got {text!r}") from None
 
 
-def insert_windows(seqs: Iterable[str], layout: Layout, right_flank: str = "") -> torch.Tensor:
-    """Where each sequence's variable insert lies in its laid-out window.
-
-    The layout keeps the last ``layout.seq_len`` bases of ``upstream + sequence`` (leading
-    ``left_adapter`` stripped), so the sequence occupies the window's end; a sequence ending
-    with ``right_flank`` (a fixed adapter, e.g. ``RIGHT_ADAPTER`` for DREAM, see
-    :func:`common_suffix`) has that adapter left out too.
-
-    Returns
-    -------
-    torch.Tensor
-        ``(n, 2)`` int64: start (inclusive) and stop (exclusive) in the window.
-    """
-    seqs = pd.Series(list(seqs), dtype=str).str.upper()
-    adapter, flank = layout.left_adapter.upper(), right_flank.upper()
-    length = seqs.str.len().to_numpy(dtype=np.int64)
-    if adapter:
-        length = length - seqs.str.startswith(adapter).to_numpy(dtype=np.int64) * len(adapter)
-    start = np.clip(layout.seq_len - length, 0, None)
-    stop = np.full_like(start, layout.seq_len)
-    if flank:
-        stop = stop - seqs.str.endswith(flank).to_numpy(dtype=np.int64) * len(flank)
-    return torch.from_numpy(np.stack([start, np.maximum(stop, start)], axis=1))
-
-
-def common_suffix(seqs: Iterable[str]) -> str:
-    """The longest ending that all ``seqs`` share: a library's fixed right adapter (given enough
-    sequences that their variable parts differ in the last base)."""
-    return os.path.commonprefix([s.upper()[::-1] for s in seqs])[::-1]
-
-
 def window_mask(windows: torch.Tensor, length: int, reverse: torch.Tensor | None = None) -> torch.Tensor:
     """``(batch, length)`` True inside each row's window; mirrored for rows flagged ``reverse``
     (reverse-complemented after augmentation, as training's RC copies are)."""
@@ -221,7 +185,7 @@ def _remap(codes: torch.Tensor, windows: torch.Tensor, source: torch.Tensor, fre
     index = torch.where(inside, start + source, offset + start)
     out = codes.gather(1, index)
     if complement is not None:
-        out = torch.where(complement & inside, _COMPLEMENT[out.long()], out)
+        out = torch.where(complement & inside, complement_codes(out), out)
     bases = torch.randint(0, 4, codes.shape, generator=generator, dtype=codes.dtype)
     return torch.where(fresh & inside, bases, out)
 
@@ -235,7 +199,7 @@ def random_mutation(codes: torch.Tensor, windows: torch.Tensor, rate: float,
     codes : torch.Tensor
         ``(batch, L)`` uint8 codes (A=0, C=1, G=2, T=3, N=4).
     windows : torch.Tensor
-        ``(batch, 2)`` insert windows from :func:`insert_windows`.
+        ``(batch, 2)`` insert windows from :func:`~promoterlab.sequence.insert_windows`.
     rate : float
         Expected fraction of positions changed (a redrawn base is the same one in a quarter of cases).
     generator : torch.Generator, optional
@@ -309,7 +273,7 @@ def random_noise(x: torch.Tensor, windows: torch.Tensor, std: float, generator: 
     ----------
     x : torch.Tensor
         ``(batch, C, L)`` float model input whose first four channels are the one-hot bases
-        (the 6-channel input of :func:`promoterlab.data.encoding.model_input`).
+        (the 6-channel input of :func:`promoterlab.sequence.model_input`).
     windows : torch.Tensor
         ``(batch, 2)`` insert windows in forward-strand coordinates.
     std : float
@@ -363,7 +327,7 @@ def evoaug(codes: torch.Tensor, windows: torch.Tensor, config: EvoAugConfig,
     codes : torch.Tensor
         ``(batch, L)`` uint8 codes, forward strand (augment before reverse-complementing).
     windows : torch.Tensor
-        ``(batch, 2)`` insert windows (:func:`insert_windows`).
+        ``(batch, 2)`` insert windows (:func:`~promoterlab.sequence.insert_windows`).
     config : EvoAugConfig
         Which augmentations and how strong.
     generator : torch.Generator, optional

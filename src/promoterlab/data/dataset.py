@@ -6,8 +6,6 @@ Sequences are stored once as ``(n, L)`` uint8 codes (150 bytes each, about 1 GB 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import NamedTuple
 from pathlib import Path
 
 import numpy as np
@@ -15,51 +13,27 @@ import pandas as pd
 import torch
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, SequentialSampler
 
-from promoterlab.data.augment import EvoAugConfig, common_suffix, evoaug, insert_windows, random_noise
-from promoterlab.data.encoding import encode, is_integer, model_input, reverse_complement_codes
-from promoterlab.data.layout import Layout, layout_all
+from promoterlab.data.augment import EvoAugConfig, evoaug, random_noise
 from promoterlab.data.readers import DataError, read_table
-from promoterlab.data.splits import Split, split_indices
-
-
-@dataclass
-class EncodedSet:
-    """Encoded sequences with their targets and singleton flags, and optionally each sequence's
-    insert window (``(n, 2)`` start, stop; :func:`~promoterlab.data.augment.insert_windows`)."""
-
-    codes: torch.Tensor
-    targets: torch.Tensor
-    singleton: torch.Tensor
-    windows: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return len(self.codes)
-
-    def subset(self, index: np.ndarray) -> "EncodedSet":
-        index = torch.as_tensor(index, dtype=torch.long)
-        windows = None if self.windows is None else self.windows[index]
-        return EncodedSet(self.codes[index], self.targets[index], self.singleton[index], windows)
+from promoterlab.data.encoded import EncodedSet, SplitSets, held_out_test_size
+from promoterlab.data.splits import split_indices
+from promoterlab.data.store_batches import config_store, load_store_split
+from promoterlab.sequence import (Layout, SequenceError, common_suffix, insert_windows, is_integer, lay_out,
+                                  model_input, reverse_complement_codes)
 
 
 def encode_sequences(seqs: pd.Series | list[str], layout: Layout, path: str | Path = "<sequences>",
                      lines: np.ndarray | None = None) -> torch.Tensor:
-    """Lay out and encode sequences; a sequence too long for the model is a :class:`DataError`.
+    """Lay out and encode sequences (:func:`~promoterlab.sequence.lay_out`); a sequence too long
+    for the model, or with a character other than ACGTN, is a :class:`DataError`.
 
     ``lines`` are the sequences' line numbers in ``path`` (for the error message); without
     them the message names the sequence's position in ``seqs``.
     """
-    seqs = pd.Series(list(seqs), dtype=str).str.upper()
-    adapter = layout.left_adapter
-    lengths = seqs.str.len() - (seqs.str.startswith(adapter) * len(adapter) if adapter else 0)
-    too_long = lengths > layout.seq_len
-    if too_long.any():
-        row = int(np.argmax(too_long.to_numpy()))
-        problem = (f"sequence of {int(lengths[row])} bp (after stripping the left adapter) is longer than "
-                   f"the model length {layout.seq_len}")
-        if lines is None:
-            raise DataError(path, None, f"sequence {row + 1}: {problem}")
-        raise DataError(path, int(lines[row]), problem)
-    return torch.from_numpy(encode(layout_all(seqs, layout.seq_len, adapter, layout.upstream)))
+    try:
+        return torch.from_numpy(lay_out(list(seqs), layout).codes)
+    except SequenceError as err:
+        raise DataError.from_sequence_error(err, path, lines) from None
 
 
 def encode_frame(frame: pd.DataFrame, layout: Layout, singleton_channel: bool = True,
@@ -69,26 +43,6 @@ def encode_frame(frame: pd.DataFrame, layout: Layout, singleton_channel: bool = 
     targets = frame["target"].to_numpy(dtype=np.float32)
     singleton = is_integer(targets) if singleton_channel else np.zeros(len(targets), dtype=bool)
     return EncodedSet(codes, torch.from_numpy(targets), torch.from_numpy(singleton))
-
-
-class SplitSets(NamedTuple):
-    """The encoded sets of a split and the rows each took from the table.
-
-    ``test`` is None without a held-out test split (``test_size`` 0, or an external test file);
-    its singleton channel is always 0, as at prediction. ``n_rows`` counts the table's rows.
-    """
-
-    train: EncodedSet
-    val: EncodedSet
-    test: EncodedSet | None
-    rows: Split
-    n_rows: int
-
-
-def held_out_test_size(cfg) -> int | float | str:
-    """The held-out test size a :class:`~promoterlab.config.DataConfig` asks of the split: its
-    ``test_size``, or 0 when an external ``test_path`` is the test set instead."""
-    return 0 if getattr(cfg, "test_path", None) else getattr(cfg, "test_size", 0)
 
 
 def load_split(cfg, seed: int, windows: bool = False) -> SplitSets:
@@ -104,10 +58,8 @@ def load_split(cfg, seed: int, windows: bool = False) -> SplitSets:
 
     With ``windows``, the training and validation sets carry each sequence's insert window,
     without the right flank that all training sequences share
-    (:func:`~promoterlab.data.augment.common_suffix`).
+    (:func:`~promoterlab.sequence.common_suffix`).
     """
-    from promoterlab.data.store_batches import config_store, load_store_split
-
     seed = seed if getattr(cfg, "split_seed", None) is None else cfg.split_seed
     store = config_store(cfg)
     if store is not None:

@@ -15,9 +15,13 @@ import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from promoterlab.sequence import SequenceError
 
 _DNA = re.compile(r"^[ACGTNacgtn]+$")
 _BAD_CHAR = re.compile(r"[^ACGTNacgtn]")
@@ -33,6 +37,15 @@ class DataError(ValueError):
         self.path, self.line, self.problem = str(path), line, problem
         where = f"{path}:{line}" if line is not None else str(path)
         super().__init__(f"{where}: {problem}")
+
+    @classmethod
+    def from_sequence_error(cls, err: SequenceError, path: str | Path, lines: np.ndarray | None = None
+                            ) -> "DataError":
+        """``err`` about sequences read from ``path``, naming the line of its row (``lines[row]``),
+        or, without ``lines``, the row's number among the sequences."""
+        if lines is None:
+            return cls(path, None, str(err))
+        return cls(path, int(lines[err.row]), err.problem)
 
 
 def _names_damaged_files(read):

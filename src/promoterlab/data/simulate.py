@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from promoterlab.data.layout import LEFT_ADAPTER, RIGHT_ADAPTER, reverse_complement
+from promoterlab.sequence import LEFT_ADAPTER, RIGHT_ADAPTER, reverse_complement
 from promoterlab.files import atomic_path
 
 INSERT_LEN = 80

@@ -36,15 +36,14 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from promoterlab.data.layout import Layout
 from promoterlab.files import file_sha256
+from promoterlab.sequence import Layout
 
 # 2: insert lengths and adapter flags; 3: both flags in one byte, one-byte insert lengths
 FORMAT, VERSION = "promoterlab-sequence-store", 3
@@ -136,13 +135,6 @@ class SequenceStore:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["path"], state["header"])
-
-    def subset(self, rows: np.ndarray | None = None, singleton_channel: bool = True,
-               clip: Sequence[float] | None = None):
-        """A lazy :class:`~promoterlab.data.store_batches.StoreSet` of ``rows`` (all when ``None``)."""
-        from promoterlab.data.store_batches import StoreSet
-
-        return StoreSet.of(self, rows, singleton_channel, clip)
 
 
 def _read_header(path: Path) -> dict[str, Any]:

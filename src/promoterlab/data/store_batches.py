@@ -1,6 +1,6 @@
 """Training and validation sets read from a :mod:`sequence store <promoterlab.data.store>` batch by batch.
 
-A :class:`StoreSet` has the interface of :class:`~promoterlab.data.dataset.EncodedSet`
+A :class:`StoreSet` has the interface of :class:`~promoterlab.data.encoded.EncodedSet`
 (``codes``, ``targets``, ``singleton``, ``windows``, ``len``, ``subset``), but its codes read
 only the rows a batch asks for from the memory-mapped arrays. So
 :class:`~promoterlab.data.dataset.TrainBatches` (reverse-complement and EvoAug augmentation
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from promoterlab.data.dataset import EncodedSet, SplitSets, held_out_test_size
+from promoterlab.data.encoded import EncodedSet, SplitSets, held_out_test_size
 from promoterlab.data.readers import DataError
 from promoterlab.data.store import ReadOptions, SequenceStore, StoreError, open_store, split_store
 from promoterlab.data.store_build import store_for
@@ -102,7 +102,7 @@ class StoreColumn:
 
 @dataclass
 class StoreSet:
-    """Store rows as a lazy :class:`~promoterlab.data.dataset.EncodedSet`: ``codes`` read from
+    """Store rows as a lazy :class:`~promoterlab.data.encoded.EncodedSet`: ``codes`` read from
     the store per batch; ``targets`` and ``singleton`` are store columns or, as
     :func:`load_store_split` returns them, tensors in memory (5 bytes per sequence)."""
 
@@ -132,7 +132,7 @@ class StoreSet:
         return StoreSet(part(self.codes), part(self.targets), part(self.singleton), part(self.windows))
 
     def load(self) -> EncodedSet:
-        """The rows in memory, as the :class:`~promoterlab.data.dataset.EncodedSet` ``load_split`` returns."""
+        """The rows in memory, as the :class:`~promoterlab.data.encoded.EncodedSet` ``load_split`` returns."""
         def tensor(column):
             return torch.from_numpy(column.numpy()) if isinstance(column, StoreColumn) else column
 

@@ -3,8 +3,8 @@
 The table is parsed in blocks by pyarrow (:func:`~promoterlab.data.table_stream.iter_table_codes`),
 or, for what that reader leaves to it (quoted fields, invalid rows and their messages, ...), in
 chunks by :func:`~promoterlab.data.readers.iter_table`, the reader of ``train``; either way the
-rows are laid out and encoded by a vectorised
-:func:`~promoterlab.data.store_layout.layout_coded` and written as they come, so
+rows are laid out and encoded by :func:`~promoterlab.sequence.lay_out_concatenated` (as in
+memory) and written as they come, so
 memory stays bounded whatever the file size. A store is written to a temporary folder and renamed
 into place only when complete. :func:`store_for` keeps one store per source file and options in a
 cache, as ``train`` uses it.
@@ -29,13 +29,11 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from promoterlab.data.encoding import is_integer
-from promoterlab.data.layout import Layout
 from promoterlab.data.readers import DataError, iter_table
 from promoterlab.data.store import (_ARRAYS, ADAPTER_BIT, FORMAT, GROUP_LABELS, HEADER, SINGLETON_BIT, VERSION,
                                     ReadOptions, SequenceStore, StoreError, array_file, file_sha256, open_store)
-from promoterlab.data.store_layout import layout_coded, sequence_codes
 from promoterlab.data.table_stream import NotStreamable, TableChunk, iter_table_codes
+from promoterlab.sequence import Layout, SequenceError, concatenated_codes, is_integer, lay_out_concatenated
 
 log = logging.getLogger("promoterlab")
 
@@ -91,7 +89,7 @@ def _pandas_chunks(source: Path, read: ReadOptions, chunk_rows: int) -> Iterator
     """:func:`~promoterlab.data.readers.iter_table`'s chunks as :class:`TableChunk`."""
     for frame in iter_table(source, read.seq_col, read.target_col, read.group_col,
                             drop_missing=read.drop_missing, chunk_rows=chunk_rows):
-        codes, lengths = sequence_codes(frame["seq"].tolist())
+        codes, lengths = concatenated_codes(frame["seq"].tolist())
         group_index = group_labels = None
         if read.group_col:
             group_index, labels = pd.factorize(frame["group"].to_numpy().astype(str))
@@ -111,7 +109,10 @@ def _write_arrays(chunks: Iterable[TableChunk], folder: Path, layout: Layout, re
     rows = 0
     try:
         for chunk in chunks:
-            codes, inserts, has_adapter = layout_coded(chunk.codes, chunk.lengths, layout, source, chunk.lines)
+            try:
+                codes, inserts, has_adapter = lay_out_concatenated(chunk.codes, chunk.lengths, layout)
+            except SequenceError as err:
+                raise DataError.from_sequence_error(err, source, chunk.lines) from None
             targets = chunk.targets.astype(np.float32)
             flags = is_integer(targets) * np.uint8(SINGLETON_BIT) | has_adapter * np.uint8(ADAPTER_BIT)
             arrays = {"codes": codes, "targets": targets, "flags": flags.astype(np.uint8),

@@ -24,11 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from promoterlab.data.encoding import _CODE_OF_BYTE
 from promoterlab.data.readers import DataError, SEQ_COLUMNS, TARGET_COLUMNS, sniff_table
 from promoterlab.data.store import ReadOptions
-
-BYTE_CODES = bytes(_CODE_OF_BYTE.tolist())  # a bytes.translate table: ACGTN (any case) -> 0..4, else 255
+from promoterlab.sequence import BYTE_CODES, INVALID_CODE
 _COMPRESSION = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar")  # pandas infers these from the name
 
 
@@ -163,7 +161,7 @@ def _chunk(batch, seq_col: str, target_col: str, group_col: str | None, others: 
     seqs = batch.column(seq_col)
     offsets = np.frombuffer(seqs.buffers()[1], dtype=np.int32)[seqs.offset: seqs.offset + len(seqs) + 1]
     text = memoryview(seqs.buffers()[2] or b"")[offsets[0]:offsets[-1]].tobytes().translate(BYTE_CODES)
-    if 255 in text:
+    if INVALID_CODE in text:
         raise NotStreamable("a character other than ACGTN in a sequence")
     codes = np.frombuffer(text, dtype=np.uint8)
     lengths = np.diff(offsets).astype(np.int64)

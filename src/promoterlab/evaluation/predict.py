@@ -15,8 +15,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from promoterlab.data.dataset import EvalBatches, batch_loader, encode_sequences
-from promoterlab.data.layout import Layout
 from promoterlab.models.fold import fold_batchnorm
+from promoterlab.sequence import Layout
 from promoterlab.training.hardware import CPU_EVAL_BATCH_SIZE, native_bf16
 from promoterlab.objective import Objective
 
@@ -55,7 +55,7 @@ def predict(
         Maps (batch, 6, L) input to bin logits (prediction = expected bin) or to values.
     seqs : sequence of str, torch.Tensor or numpy.ndarray
         DNA strings (then ``layout`` is required), or ``(n, L)`` uint8 codes already laid out
-        (see :func:`promoterlab.data.encoding.encode`).
+        (see :func:`promoterlab.sequence.lay_out`).
     batch_size : int
         Sequences per forward pass.
     device : str

@@ -23,7 +23,6 @@ from typing import Any
 _EXPORTS = {
     "OneHotExpression": "wrapper", "deeplift_ready": "wrapper", "insert_span": "wrapper",
     "saturation_ism": "attribution", "ism_attributions": "attribution", "deeplift_shap": "attribution",
-    "one_hot_codes": "attribution",
     "attribute": "explain", "explain_file": "explain", "Explanation": "explain",
     "variant_effects": "variants", "iter_variant_pairs": "variants", "write_variant_effects": "variants",
     "discover_motifs": "motifs", "compare_with_known": "motifs", "find_motifs": "motifs",

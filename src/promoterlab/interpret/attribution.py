@@ -3,8 +3,8 @@
 Every function here takes a model in tangermeme's form, ``(batch, 4, L)`` one-hot in and
 ``(batch, 1)`` out (:class:`~promoterlab.interpret.wrapper.OneHotExpression` around a
 promoterlab model), and a one-hot tensor in tangermeme's encoding (N = a column of zeros,
-:func:`one_hot_codes`). Positions ``start:end`` of the window are explained (the insert,
-:func:`~promoterlab.interpret.wrapper.insert_span`).
+:func:`~promoterlab.sequence.tangermeme_one_hot`). Positions ``start:end`` of the window are
+explained (the insert, :func:`~promoterlab.interpret.wrapper.insert_span`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import NamedTuple
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 PRECISION_DTYPES = {"32": torch.float32, "bf16": torch.bfloat16}
@@ -38,12 +36,6 @@ def torch_threads_kept() -> Iterator[int]:
         yield threads
     finally:
         torch.set_num_threads(threads)
-
-
-def one_hot_codes(codes: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """``(n, L)`` uint8 codes (A, C, G, T, N = 0..4) to a ``(n, 4, L)`` int8 one-hot, N as zeros."""
-    codes = torch.as_tensor(np.asarray(codes, dtype=np.uint8) if not torch.is_tensor(codes) else codes).long()
-    return F.one_hot(codes, 5)[..., :4].transpose(1, 2).to(torch.int8).contiguous()
 
 
 class IsmResult(NamedTuple):

@@ -21,7 +21,6 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from promoterlab.data.dataset import encode_sequences
-from promoterlab.data.layout import Layout
 from promoterlab.data.readers import iter_sequences
 from promoterlab.evaluation.predict import inference_precision, predict
 from promoterlab.files import atomic_path
@@ -31,11 +30,11 @@ from promoterlab.interpret.attribution import (
     N_SHUFFLES,
     deeplift_shap,
     ism_attributions,
-    one_hot_codes,
     saturation_ism,
 )
 from promoterlab.interpret.wrapper import OneHotExpression, deeplift_ready
 from promoterlab.models.fold import fold_batchnorm
+from promoterlab.sequence import Layout, decode, tangermeme_one_hot
 from promoterlab.runs import load_run
 
 METHODS = ("ism", "deepliftshap")
@@ -98,10 +97,10 @@ def attribute(model: nn.Module, codes: torch.Tensor, starts: Sequence[int], meth
     for start in (int(s) for s in np.unique(starts)):
         rows = np.flatnonzero(starts == start)
         for chunk in np.array_split(rows, max(1, -(-len(rows) // SEQUENCES_PER_CALL))):
-            X = one_hot_codes(codes[torch.as_tensor(chunk)])
+            X = tangermeme_one_hot(codes[torch.as_tensor(chunk)])
             if method == "ism" or wanted_ism[chunk].any():
                 picked = chunk if method == "ism" else chunk[wanted_ism[chunk]]
-                X_ism = X if method == "ism" else one_hot_codes(codes[torch.as_tensor(picked)])
+                X_ism = X if method == "ism" else tangermeme_one_hot(codes[torch.as_tensor(picked)])
                 result = saturation_ism(ism_model, X_ism, start, length, ISM_BATCH_SIZE, precision, device)
                 ism[picked, :, start:] = result.deltas.numpy()
                 if method == "ism":
@@ -135,8 +134,6 @@ class Explanation:
     @classmethod
     def from_window(cls, ids: Sequence[str], prediction: np.ndarray, window: WindowAttributions, codes: torch.Tensor,
                     method: str) -> "Explanation":
-        from promoterlab.data.encoding import decode
-
         length = codes.shape[1]
         width = int(length - window.starts.min()) if len(window.starts) else 0
         per_insert = np.full((2, len(ids), width, 4), np.nan, dtype=np.float32)

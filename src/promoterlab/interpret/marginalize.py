@@ -16,15 +16,15 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from promoterlab.data.dataset import encode_sequences
-from promoterlab.data.layout import LEFT_ADAPTER, RIGHT_ADAPTER, reverse_complement
 from promoterlab.data.readers import DataError, iter_sequences
 from promoterlab.evaluation.predict import inference_precision
 from promoterlab.files import atomic_path
-from promoterlab.interpret.attribution import PRECISION_DTYPES, one_hot_codes
+from promoterlab.interpret.attribution import PRECISION_DTYPES
 from promoterlab.interpret.known_motifs import KNOWN_MOTIFS, consensus_site, known_motif
 from promoterlab.interpret.plots import plot_marginalization
 from promoterlab.interpret.wrapper import OneHotExpression
 from promoterlab.models.fold import fold_batchnorm
+from promoterlab.sequence import LEFT_ADAPTER, RIGHT_ADAPTER, reverse_complement, tangermeme_one_hot
 from promoterlab.runs import load_run
 
 RANDOM_INSERT_LEN = 80
@@ -142,7 +142,8 @@ def marginalize_run(run_dir: str | Path, motif: str, out_dir: str | Path, backgr
     if len(bases) > usable:
         raise ValueError(f"motif of {len(bases)} bp does not fit into inserts of {usable} bp")
     wrapper = OneHotExpression(fold_batchnorm(model))
-    table = marginalize_positions(wrapper, one_hot_codes(codes), bases, range(first, first + usable - len(bases) + 1),
+    table = marginalize_positions(wrapper, tangermeme_one_hot(codes), bases,
+                                  range(first, first + usable - len(bases) + 1),
                                   precision=inference_precision(precision, device), device=device, progress=progress)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from promoterlab.files import atomic_path
-from promoterlab.interpret.attribution import N_SHUFFLES, one_hot_codes, torch_threads_kept
+from promoterlab.interpret.attribution import N_SHUFFLES, torch_threads_kept
 from promoterlab.interpret.explain import attribute, read_laid_out
 from promoterlab.interpret.known_motifs import BASES, KNOWN_MOTIFS, KnownMotif
+from promoterlab.sequence import tangermeme_one_hot
 from promoterlab.runs import load_run
 
 SEQLET_THRESHOLD = 1e-3
@@ -318,7 +319,7 @@ def find_motifs(run_dir: str | Path, path: str | Path, out_dir: str | Path, meth
     frame, codes, starts = read_laid_out(path, config.data.layout, seq_col, id_col)
     window = attribute(model, codes, starts, method, n_shuffles=n_shuffles, seed=seed,
                        precision=precision, device=device, progress=progress)
-    one_hot = one_hot_codes(codes).numpy()
+    one_hot = tangermeme_one_hot(codes).numpy()
     mask = np.arange(codes.shape[1])[None, :] >= starts[:, None]
     seqlets, motifs = discover_motifs(one_hot, window.attributions, mask, threshold, max_seqlets, max_p, min_size)
     table = compare_with_known(motifs)

@@ -19,7 +19,7 @@ import pandas as pd
 from torch import nn
 
 from promoterlab.data.dataset import encode_sequences
-from promoterlab.data.layout import Layout
+from promoterlab.sequence import Layout
 from promoterlab.data.readers import DataError, _names_damaged_files, _open_text
 from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, predict
 

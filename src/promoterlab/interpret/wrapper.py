@@ -19,8 +19,8 @@ import copy
 import torch
 from torch import nn
 
-from promoterlab.data.layout import Layout
 from promoterlab.models.ensemble import EnsembleModel
+from promoterlab.sequence import Layout
 from promoterlab.models.legnet import SqueezeExcitation
 
 N_BASES = 4

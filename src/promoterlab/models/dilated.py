@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from promoterlab.models.registry import register
 from promoterlab.models.grouped_conv import BlockGroupedConv1d
 from promoterlab.models.legnet import LegNet, LegNetConfig
+from promoterlab.models.registry import register
 
 
 @dataclass

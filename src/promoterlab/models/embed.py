@@ -13,9 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from promoterlab.models.registry import register
 from promoterlab.models.layers import SeqBatchNorm1d
 from promoterlab.models.legnet import LegNet, LegNetConfig, conv_bn_silu
+from promoterlab.models.registry import register
 
 
 @dataclass

@@ -20,6 +20,7 @@ from torch import nn
 from promoterlab.models.grouped_conv import BlockGroupedConv1d
 from promoterlab.objective import DEFAULT_BINS
 from promoterlab.models.layers import SeqBatchNorm1d, SeqConv1d, length_mean, per_channel, to_planar
+from promoterlab.sequence import Layout
 
 # Run stem and blocks on planar channels-last tensors on a CPU (see ``models/layers.py``);
 # read when a model is built, and kept per model in ``LegNet.planar_on_cpu``.
@@ -57,7 +58,7 @@ class LegNetConfig:
     name: str = "legnet"
     width: float = 1.0
     in_channels: int = 6
-    seq_len: int = 150
+    seq_len: int = Layout().seq_len
     block_channels: list[int] = field(default_factory=lambda: [256, 128, 128, 64, 64, 64, 64])
     kernel_size: int = 7
     expansion: int = 4

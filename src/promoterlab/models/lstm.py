@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from promoterlab.models.registry import register
 from promoterlab.models.legnet import LegNet, LegNetConfig
+from promoterlab.models.registry import register
 
 FULL_WIDTH_HIDDEN = 128
 

@@ -5,7 +5,7 @@ state dict; :func:`convert_state_dict` renames its tensors to promoterlab's modu
 :func:`original_model` does both and returns the loaded network.
 
 Channel order: the original encodes bases as A, G, C, T (``CODES`` in legnet/train.py:
-A=0, G=1, C=2, T=3), promoterlab as A, C, G, T (:mod:`promoterlab.data.encoding`). The converter
+A=0, G=1, C=2, T=3), promoterlab as A, C, G, T (:mod:`promoterlab.sequence`). The converter
 permutes the input channels of the stem's weight, so that promoterlab's encoding is fed
 unchanged; the flag channels (``is_reverse``, ``is_singleton``) keep their places.
 """

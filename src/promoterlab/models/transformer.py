@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from promoterlab.models.registry import register
 from promoterlab.models.legnet import LegNet, LegNetConfig
+from promoterlab.models.registry import register
 
 POSITIONAL = ("sinusoidal", "learned")
 FULL_WIDTH_D_MODEL = 64

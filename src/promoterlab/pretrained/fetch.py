@@ -18,7 +18,7 @@ import torch
 
 from promoterlab.version import __version__
 from promoterlab.config import DataConfig, RunConfig, TrainConfig
-from promoterlab.data.layout import Layout
+from promoterlab.sequence import Layout
 from promoterlab.datasets.download import resolve_data_dir
 from promoterlab.datasets.transfer import ChecksumError, DownloadError, check_file, download_file, file_digests
 from promoterlab.models import count_parameters

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM
+from promoterlab.sequence import LEFT_ADAPTER, PLASMID_UPSTREAM
 
 MODELS_URL_VAR = "PROMOTERLAB_MODELS_URL"
 DEFAULT_MODELS_URL = "https://raw.githubusercontent.com"

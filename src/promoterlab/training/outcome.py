@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from promoterlab.config import RunConfig
-from promoterlab.data.dataset import EncodedSet, SplitSets, load_test_file
+from promoterlab.data.dataset import load_test_file
+from promoterlab.data.encoded import EncodedSet, SplitSets
 from promoterlab.evaluation.metrics import held_out_metrics, pearson, spearman
 from promoterlab.evaluation.predict import predict
 from promoterlab.files import atomic_path, file_sha256, write_text_atomic

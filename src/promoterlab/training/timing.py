@@ -10,13 +10,14 @@ from collections.abc import Sequence
 import pandas as pd
 import torch
 
-from promoterlab.data.encoding import model_input
 from promoterlab.models import build_model, count_parameters, model_config, model_names
 from promoterlab.objective import Objective
+from promoterlab.sequence import Layout, model_input
 
 
 def step_time_per_1000(model_name: str, width: float, n_outputs: int = 18, batch_size: int = 128,
-                       repeats: int = 3, warmup: int = 1, device: str = "cpu", seq_len: int = 150) -> float:
+                       repeats: int = 3, warmup: int = 1, device: str = "cpu",
+                       seq_len: int = Layout().seq_len) -> float:
     """Seconds of training per 1,000 sequences: forward, loss, backward and an AdamW step.
 
     Parameters

@@ -29,6 +29,7 @@ from promoterlab.evaluation.ensemble import calibration, ensemble_predict
 from promoterlab.evaluation.metrics import pearson, spearman
 from promoterlab.evaluation.plots import plot_curves, plot_val_scatter
 from promoterlab.files import atomic_path
+from promoterlab.objective import Objective
 from promoterlab.runs import (CONFIG, CURVES, LAST_CHECKPOINT, METRICS, MODEL, SPLIT, VAL_SCATTER, Run, member_dir,
                               saved_config_matches)
 from promoterlab.training.outcome import (test_report, test_set, write_model_card, write_summary,
@@ -111,6 +112,7 @@ def train_ensemble(config: RunConfig, out_dir: str | Path, k: int, progress: boo
     out = Path(out_dir)
     configs = member_configs(config, k)
     planned = dataclasses.replace(configs[0], seed=config.seed, train=dataclasses.replace(config.train, ensemble=k))
+    _check_data(configs[0])  # before anything is written
     _prepare_ensemble_folder(out, planned, overwrite)
     runs = [member_dir(out, member.seed) for member in configs]
     summaries = []
@@ -132,6 +134,12 @@ def train_ensemble(config: RunConfig, out_dir: str | Path, k: int, progress: boo
                 f" (n {test['n']:,}); members {', '.join(f'{r:.3f}' for r in summary['members_test_pearson'])}"
                 if test else "") + f"; ensemble folder: {out}")
     return summary
+
+
+def _check_data(config: RunConfig) -> None:
+    """Raise what training would raise on the data of ``config`` (its split, its targets)."""
+    split = load_split(config.data, config.seed)
+    Objective.of(config).check_targets(split.train.targets, str(config.data.path))
 
 
 def _prepare_ensemble_folder(out: Path, planned: RunConfig, overwrite: bool) -> None:
