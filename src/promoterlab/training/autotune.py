@@ -48,6 +48,9 @@ ISA_ENV_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
 ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
              "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "asimd", "sve", "bf16")
 PURPOSES = ("train", "predict")
+# Measuring on first use may take this long, and at most this share of a --max-time budget.
+TUNE_SECONDS = 60.0
+TUNE_BUDGET_SHARE = 0.05
 # After each round, candidates this many times slower than the best so far are not timed again.
 PRUNE_RATIO = 1.3
 
@@ -356,6 +359,14 @@ def _measure(model, purpose, precision, batch_size, objective, candidates, clock
         steps = predict_steps(model, batch_size, precision, candidates)
     with torch.random.fork_rng():  # dropout in the timed copies leaves the run's random state alone
         return measure_rates(steps, batch_size, clock=clock, max_seconds=max_seconds)
+
+
+def tuning_seconds(max_time_minutes: float | None) -> float:
+    """Seconds a run may spend measuring kernels: :data:`TUNE_SECONDS`, and at most
+    :data:`TUNE_BUDGET_SHARE` of a ``--max-time`` budget."""
+    if not max_time_minutes:
+        return TUNE_SECONDS
+    return min(TUNE_SECONDS, TUNE_BUDGET_SHARE * max_time_minutes * 60)
 
 
 def apply_choice(model: nn.Module, choice: KernelChoice) -> nn.Module:

@@ -34,6 +34,7 @@ from promoterlab.evaluation.plots import plot_curves, plot_val_scatter
 from promoterlab.evaluation.predict import predict
 from promoterlab.files import write_text_atomic
 from promoterlab.models import build_model, count_parameters
+from promoterlab.training.autotune import apply_choice, choose_kernels, tuning_seconds
 from promoterlab.training.averaging import parse_averaging
 from promoterlab.training.budget import (MIN_BUDGET_STEPS, BudgetPlan, CatchUp, Deadline, budget_widths,
                                          plan_budget, time_steps)
@@ -108,6 +109,9 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     if world.rank == 0:
         config.save(out / "config.yaml")
     model = build_model(config.model, objective.n_outputs)
+    # --- kernels chosen by measurement (training/autotune.py): cached per machine and model ---
+    kernels = _train_kernels(model, config, objective, batch_size, world)
+    apply_choice(model, kernels)
     epochs = plan.epochs if plan else (DEFAULT_EPOCHS if config.train.epochs == "auto" else config.train.epochs)
     epochs += config.train.finetune_epochs
     if world.rank == 0:
@@ -180,8 +184,9 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
         "model_weights": (f"final {config.train.averaging} average" if averaging and averaging.updates
                           else "best validation epoch"),
     }
-    if plan:  # skipped_steps: schedule steps jumped over when the machine slowed down after the probe
-        summary["budget"] = {**plan.to_dict(), "skipped_steps": CatchUp.skipped(trainer)}
+    summary["kernels"] = kernels.to_dict()
+    if plan:  # re-plans from the measured pace, and schedule steps jumped over (CatchUp.report)
+        summary["budget"] = {**plan.to_dict(), **CatchUp.report(trainer)}
     schedule = next((c for c in callbacks if isinstance(c, PlateauSchedule)), None)
     if schedule is not None and schedule.cooldown_start is not None:
         summary["cooldown"] = {"first_epoch": schedule.cooldown_start + 1, "epochs": schedule.cooldown_length,
@@ -278,7 +283,8 @@ def _budget_plan(out: Path, config: RunConfig, objective: Objective, data: RunDa
     device = torch.device("cuda" if accelerator_kind(config.train.accelerator) == "gpu" else "cpu")
     budget, lr = config.train.max_time * 60, config.train.max_lr / config.train.div_factor
 
-    def plan_for(model, **probe) -> BudgetPlan:
+    def plan_for(model, measure_kernels: bool = True, **probe) -> BudgetPlan:
+        apply_choice(model, _train_kernels(model, config, objective, data.batch_size, measure=measure_kernels))
         step_s, val_s = time_steps(model, objective, train_loader, val_loader, config.train.precision, device, lr,
                                    **probe)
         return plan_budget(budget, time.perf_counter() - start, step_s, val_s, len(train_loader),
@@ -292,7 +298,7 @@ def _budget_plan(out: Path, config: RunConfig, objective: Objective, data: RunDa
             model = build_model(dataclasses.replace(config.model, width=width), objective.n_outputs)
             last = width == widths[-1]
             if not last:  # two steps after one warm-up step: enough to reject a width far too slow
-                plan = plan_for(model, min_steps=2, min_seconds=0.0, warmup=1)
+                plan = plan_for(model, measure_kernels=False, min_steps=2, min_seconds=0.0, warmup=1)
                 if plan.steps < MIN_BUDGET_STEPS:
                     steps_by_width[f"{width:g}"] = plan.steps
                     continue
@@ -305,6 +311,21 @@ def _budget_plan(out: Path, config: RunConfig, objective: Objective, data: RunDa
         config = _with_width(config, width)
     write_text_atomic(saved, json.dumps(dataclasses.asdict(plan), indent=2))
     return config, plan
+
+
+def _train_kernels(model, config: RunConfig, objective: Objective, batch_size: int, world: World = World(),
+                   measure: bool = True):
+    """The formulation ``model`` trains fastest with on this machine (training/autotune.py): cached,
+    else measured within :func:`~promoterlab.training.autotune.tuning_seconds` of the budget;
+    the precision's rule in multi-process runs, where timings would disturb each other."""
+    device = "cuda" if accelerator_kind(config.train.accelerator) == "gpu" else "cpu"
+    seconds = tuning_seconds(config.train.max_time) if measure and world.size == 1 else 0.0
+    choice = choose_kernels(model, "train", config.train.precision, batch_size, objective, device=device,
+                            max_seconds=seconds)
+    if choice.source == "measured":
+        log.info(f"kernels: {choice.label} measured fastest in {choice.tuning_seconds:.0f} s "
+                 f"({', '.join(f'{k} {v:.0f}' for k, v in choice.rates.items())} seq/s)")
+    return choice
 
 
 def _with_width(config: RunConfig, width: float | None) -> RunConfig:
