@@ -163,6 +163,20 @@ def test_corrupt_or_deleted_cache_is_measured_again(fake_timing, tmp_path):
     assert choose_kernels(model, "train", "32", 64, clock=clock).source == "cache"
 
 
+def test_a_choice_measured_on_a_busy_machine_is_measured_again_when_quiet(fake_timing, monkeypatch):
+    clock, _, _ = fake_timing
+    model = build_model(model_config("legnet", width=0.125), 18)
+    monkeypatch.setattr(autotune, "load_per_core", lambda: 1.5)
+    assert choose_kernels(model, "train", "32", 64, clock=clock).load == 1.5
+    monkeypatch.setattr(autotune, "load_per_core", lambda: 0.8)  # still busy-ish: the cache is kept
+    assert choose_kernels(model, "train", "32", 64, clock=clock).source == "cache"
+    assert choose_kernels(model, "train", "32", 64, clock=clock, max_seconds=0).source == "cache"
+    monkeypatch.setattr(autotune, "load_per_core", lambda: 0.1)  # quiet now
+    again = choose_kernels(model, "train", "32", 64, clock=clock)
+    assert again.source == "measured" and again.load == 0.1
+    assert choose_kernels(model, "train", "32", 64, clock=clock).source == "cache"
+
+
 def test_environment_selects_rule_or_a_formulation(fake_timing, monkeypatch):
     clock, calls, _ = fake_timing
     model = build_model(model_config("legnet", width=0.125), 18)

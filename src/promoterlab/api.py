@@ -18,13 +18,18 @@ from promoterlab.data.dataset import encode_sequences
 from promoterlab.data.readers import iter_sequences, iter_table
 from promoterlab.evaluation.ensemble import calibration, ensemble_predict, load_ensemble, plot_calibration
 from promoterlab.evaluation.metrics import regression_metrics
-from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, predict, predict_sequences
+from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, inference_precision, predict, predict_sequences
 from promoterlab.files import check_output, output_stream
 from promoterlab.models.fold import fold_batchnorm
+from promoterlab.training.autotune import apply_choice, choose_kernels
 from promoterlab.training.ensemble_train import train_ensemble
 from promoterlab.training.run import load_run, train
 
 CHUNK_ROWS = 50_000
+# Prediction measures its kernels (training/autotune.py) when its first chunk has this many rows,
+# for at most PREDICT_TUNE_SECONDS; smaller inputs use a cached choice or the precision's rule.
+PREDICT_TUNE_ROWS = 20_000
+PREDICT_TUNE_SECONDS = 10.0
 Runs = str | Path | Sequence[str | Path]
 
 
@@ -96,6 +101,8 @@ def measured_predictions(run_dir: Runs, data_path: str | Path, seq_col: str | No
     for chunk in iter_table(data_path, seq_col, target_col, drop_missing=True, chunk_rows=chunk_rows):
         if chunk.empty:
             continue
+        if not parts:
+            _inference_kernels(members, precision, device, batch_size, len(chunk))
         codes = encode_sequences(chunk["seq"], layout, data_path, chunk["line"].to_numpy())
         prediction, extra = _predict_codes(members, names, codes, batch_size, device, precision, fold=False)
         parts.append(pd.DataFrame({"target": chunk["target"].to_numpy(dtype=np.float32), "prediction": prediction,
@@ -107,6 +114,16 @@ def measured_predictions(run_dir: Runs, data_path: str | Path, seq_col: str | No
     result = pd.concat(parts, ignore_index=True)
     result.insert(0, "index", range(len(result)))
     return result
+
+
+def _inference_kernels(members: list[tuple], precision: str, device: str, batch_size: int, rows: int) -> None:
+    """Set on each (folded) member the formulation that predicts fastest here: cached, measured
+    for an input of :data:`PREDICT_TUNE_ROWS` rows or more, else the precision's rule."""
+    resolved = inference_precision(precision, device)
+    seconds = PREDICT_TUNE_SECONDS if rows >= PREDICT_TUNE_ROWS else 0.0
+    for model, _ in members:
+        apply_choice(model, choose_kernels(model, "predict", resolved, batch_size, device=device,
+                                           max_seconds=seconds))
 
 
 def _predict_codes(members: list[tuple], names: list[str], codes, batch_size: int, device: str, precision: str,
@@ -134,7 +151,9 @@ def iter_predictions(run_dir: Runs, path: str | Path, seq_col: str | None = None
     members = [(fold_batchnorm(model), config) for model, config in members]
     layout = members[0][1].data.layout
     bar = tqdm(disable=not progress, desc="predict", unit=" seq")
-    for chunk in iter_sequences(path, seq_col, id_col, chunk_rows):
+    for i, chunk in enumerate(iter_sequences(path, seq_col, id_col, chunk_rows)):
+        if i == 0:
+            _inference_kernels(members, precision, device, batch_size, len(chunk))
         codes = encode_sequences(chunk["seq"], layout, path, chunk["line"].to_numpy())
         chunk["prediction"], extra = _predict_codes(members, names, codes, batch_size, device, precision, fold=False)
         bar.update(len(chunk))

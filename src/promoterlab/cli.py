@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import typer
 
-from promoterlab import __version__, cli_experiments, cli_interpret
+from promoterlab import __version__, cli_doctor, cli_experiments, cli_interpret
 from promoterlab.cli_data import (
     LazyHelpCommand,
     _check_device,
@@ -375,6 +375,7 @@ app.command()(cli_interpret.explain)
 app.command()(cli_interpret.variants)
 app.command()(cli_interpret.motifs)
 app.command()(cli_interpret.marginalize)
+app.command()(cli_doctor.doctor)
 
 
 def main() -> None:  # pragma: no cover

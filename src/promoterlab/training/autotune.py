@@ -11,7 +11,9 @@ version, the ISA environment overrides, the model's class and config, outputs, p
 precision, batch size and threads. Deleting the file only costs the next run its measurement; a
 corrupt file is measured again and rewritten.
 
-``$PROMOTERLAB_KERNELS`` overrides: ``auto`` (the default: cached, else measured), ``rule``
+Timings taken while the machine is busy with other programs are unreliable: a choice measured at
+a load above one runnable process per core is measured again on a later use when the machine is
+quiet. ``$PROMOTERLAB_KERNELS`` overrides: ``auto`` (the default: cached, else measured), ``rule``
 (never measure: :func:`~promoterlab.models.kernels.default_kernels`) or one formulation's label
 (e.g. ``planar/grouped``).
 """
@@ -53,6 +55,10 @@ TUNE_SECONDS = 60.0
 TUNE_BUDGET_SHARE = 0.05
 # After each round, candidates this many times slower than the best so far are not timed again.
 PRUNE_RATIO = 1.3
+# A choice measured while other programs kept the cores busy (load per core above BUSY_LOAD) is
+# measured again once the machine is quiet (below QUIET_LOAD).
+BUSY_LOAD = 1.0
+QUIET_LOAD = 0.5
 
 
 @dataclass
@@ -72,6 +78,7 @@ class KernelChoice:
     source: str
     rates: dict[str, float] = field(default_factory=dict)
     tuning_seconds: float = 0.0
+    load: float | None = None  # runnable processes per core while measuring (1-minute load average)
 
     @property
     def label(self) -> str:
@@ -98,7 +105,8 @@ class KernelChoice:
                    threads=int(values["threads"]), precision=str(values["precision"]),
                    batch_size=int(values["batch_size"]), source=str(values["source"]),
                    rates={str(k): float(v) for k, v in values.get("rates", {}).items()},
-                   tuning_seconds=float(values.get("tuning_seconds", 0.0)))
+                   tuning_seconds=float(values.get("tuning_seconds", 0.0)),
+                   load=None if values.get("load") is None else float(values["load"]))
 
 
 def candidate_label(kernels: Kernels, threads: int) -> str:
@@ -128,6 +136,14 @@ def _cpuinfo() -> tuple[str, list[str]]:
         elif name in ("flags", "Features") and not flags:
             flags = value.split()
     return model, flags
+
+
+def load_per_core() -> float | None:
+    """The 1-minute load average per core (``None`` where the system does not report it)."""
+    try:
+        return os.getloadavg()[0] / (os.cpu_count() or 1)
+    except (AttributeError, OSError):
+        return None
 
 
 def machine_signature() -> dict:
@@ -324,11 +340,15 @@ def choose_kernels(model: nn.Module, purpose: str, precision: str, batch_size: i
         return rule
     key = tuning_key(model, purpose, precision, batch_size, threads)
     cached = None if retune else cached_choice(key, cache_path)
-    if cached is not None:
+    busy_then = cached is not None and cached.load is not None and cached.load > BUSY_LOAD
+    load_now = load_per_core()
+    if cached is not None and not (busy_then and load_now is not None and load_now < QUIET_LOAD):
         cached.source = "cache"
         return cached
     if max_seconds is not None and max_seconds <= 0:
-        return rule
+        if cached is not None:
+            cached.source = "cache"
+        return cached or rule
     candidates = [(k, threads) for k in kernel_candidates(precision)]
     start = clock()
     rates = _measure(model, purpose, precision, batch_size, objective, candidates, clock, max_seconds)
@@ -343,7 +363,7 @@ def choose_kernels(model: nn.Module, purpose: str, precision: str, batch_size: i
     torch.set_num_threads(threads)
     complete = max_seconds is None or clock() - start <= max_seconds
     choice = KernelChoice(purpose, kernels, chosen_threads, precision, batch_size, "measured", rates,
-                          clock() - start)
+                          clock() - start, load=_max_load(load_now, load_per_core()))
     if complete and len(rates) > 1:
         save_choice(key, choice, cache_path)
     return choice
@@ -359,6 +379,11 @@ def _measure(model, purpose, precision, batch_size, objective, candidates, clock
         steps = predict_steps(model, batch_size, precision, candidates)
     with torch.random.fork_rng():  # dropout in the timed copies leaves the run's random state alone
         return measure_rates(steps, batch_size, clock=clock, max_seconds=max_seconds)
+
+
+def _max_load(*loads: float | None) -> float | None:
+    known = [value for value in loads if value is not None]
+    return round(max(known), 2) if known else None
 
 
 def tuning_seconds(max_time_minutes: float | None) -> float:
