@@ -223,3 +223,32 @@ def test_apply_choice_sets_formulation_and_threads():
     finally:
         torch.set_num_threads(threads)
     assert choose_kernels(model, "train", "32", 64, device="cuda").source in ("rule", "env")
+
+
+def test_thread_count_is_raced_for_the_fastest_formulation_from_four_threads(monkeypatch, tmp_path):
+    monkeypatch.setenv(KERNELS_ENV, "auto")
+    clock = FakeClock()
+    seconds = {"planar/grouped": 1.0, "planar/block16": 0.6, "planar/block32": 0.8, "3d/grouped": 1.5,
+               "3d/block32": 2.0}
+
+    def steps(model, objective, batch_size, precision, candidates):
+        def make(kernels, threads):
+            def step():  # the fastest formulation gains from fewer threads (memory-bound), say
+                clock.now += seconds[kernels.label] * (0.5 if threads == 2 else 1.0)
+            return step
+        return {autotune.candidate_label(k, t): make(k, t) for k, t in candidates}
+
+    monkeypatch.setattr(autotune, "train_steps", steps)
+    model = build_model(model_config("legnet", width=0.125), 18)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(4)
+        assert autotune.thread_candidates(4) == [4, 2] and autotune.thread_candidates(2) == [2]
+        choice = choose_kernels(model, "train", "32", 64, clock=clock, cache_path=tmp_path / CACHE_FILE)
+        assert choice.kernels == Kernels(16, True) and choice.threads == 2
+        assert set(choice.rates) == {f"{k.label}@4t" for k in kernel_candidates("32")} | {"planar/block16@2t"}
+        assert torch.get_num_threads() == 4  # measuring leaves the process as it was
+        apply_choice(model, choice)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
