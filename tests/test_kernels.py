@@ -198,6 +198,10 @@ def test_out_of_time_keeps_the_best_so_far_uncached(fake_timing, tmp_path):
                                                                 for k in kernel_candidates("32")}
     assert not (tmp_path / "cache" / CACHE_FILE).exists()
     assert choose_kernels(model, "train", "32", 64, clock=clock, max_seconds=0).source == "rule"
+    # time runs out after the first round, in which every candidate was timed once: cached
+    choice = choose_kernels(model, "train", "32", 64, clock=clock, max_seconds=8.0)
+    assert len(choice.rates) == 5 and choice.kernels == Kernels(16, True)
+    assert choose_kernels(model, "train", "32", 64, clock=clock, max_seconds=0).source == "cache"
 
 
 def test_real_steps_run_for_both_purposes(monkeypatch, tmp_path):

@@ -321,7 +321,8 @@ def choose_kernels(model: nn.Module, purpose: str, precision: str, batch_size: i
         Only CPUs are timed; elsewhere the precision's rule is returned.
     max_seconds : float, optional
         Time the measurement may take; when it runs out, the best candidate timed so far is
-        kept and not cached (0: do not measure, use the cache or the rule).
+        kept, and cached only if every candidate was timed at least once (0: do not measure,
+        use the cache or the rule).
     retune : bool
         Measure even when a cached choice exists.
     """
@@ -363,7 +364,7 @@ def choose_kernels(model: nn.Module, purpose: str, precision: str, batch_size: i
         best = max(by_threads, key=by_threads.get)
         chosen_threads = next(t for t in thread_candidates(threads) if candidate_label(kernels, t) == best)
     torch.set_num_threads(threads)
-    complete = max_seconds is None or clock() - start <= max_seconds
+    complete = all(candidate_label(k, t) in rates for k, t in candidates)  # each timed at least once
     choice = KernelChoice(purpose, kernels, chosen_threads, precision, batch_size, "measured", rates,
                           clock() - start, load=_max_load(load_now, load_per_core()))
     if complete and len(rates) > 1:
