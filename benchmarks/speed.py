@@ -19,7 +19,16 @@ Parts (``--parts``, default all), each printed as a table and saved to ``--out/s
   measured public-leaderboard sequences (largest difference, test Pearson of each, speed).
 - ``memory``: peak resident memory of ``train`` with defaults on 10,240 sequences
   (``legnet-s``), and the resident memory after every epoch.
+- ``kernels``: the formulation ``promoterlab.models.autotune`` measures fastest for each model,
+  training and inference, in the run's precision, with every candidate's rate (measured afresh).
+- ``laptop``: ``throughput`` and ``kernels`` in subprocesses, natively and under an AVX2-only
+  emulation of a laptop (``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``, fp32), one round
+  of each in turn (interleaved), with the CPU flags each saw.
+- ``compile``: ``torch.compile`` of a ``legnet-s`` training step in fp32: compile seconds, the
+  step time eager and compiled, and the steps after which the compile pays back (not in the
+  default parts: it takes minutes).
 
+``--precision 32`` runs the real path in fp32 (as a CPU without native bf16 does).
 Run it alone on an idle machine: ``python benchmarks/speed.py --out bench_out/speed``.
 """
 
@@ -28,10 +37,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,33 +56,37 @@ from promoterlab import api
 from promoterlab.config import DataConfig, RunConfig, TrainConfig
 from promoterlab.data.dataset import TrainBatches, load_split
 from promoterlab.evaluation.predict import predict
-from promoterlab.models import build_model, grouped_conv, legnet, model_config
-from promoterlab.sequence import model_input, reverse_complement_codes
+from promoterlab.models import build_model, model_config
+from promoterlab.models.autotune import KERNELS_ENV, machine_signature
+from promoterlab.models.kernels import PLAIN_KERNELS, apply_kernels
 from promoterlab.objective import Objective
+from promoterlab.sequence import model_input, reverse_complement_codes
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dream2022"
 TRAIN_FILE = DATA / "train" / "train_sequences_7369.txt"
 TEST_FILE = DATA / "test" / "public_test_data_with_MAUDE_expression.txt"
 MODELS = {"legnet": 1.0, "legnet-s": 0.5}
+LAPTOP_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2", "PROMOTERLAB_PRECISION": "32"}
 
 
 @contextlib.contextmanager
 def reference_layers():
-    """Models built inside run as the reference code runs them: the stock
-    ``nn.Conv1d(groups=...)`` kernel (no block-diagonal merge) on ``(batch, C, L)`` tensors
-    (not planar channels-last)."""
-    saved = grouped_conv.BLOCK_CHANNELS, legnet.PLANAR_ON_CPU
-    grouped_conv.BLOCK_CHANNELS, legnet.PLANAR_ON_CPU = 1, False
+    """Models that ``train`` builds inside compute as the reference code does: the stock
+    ``nn.Conv1d(groups=...)`` kernel on ``(batch, C, L)`` tensors (``$PROMOTERLAB_KERNELS``)."""
+    saved = os.environ.get(KERNELS_ENV)
+    os.environ[KERNELS_ENV] = PLAIN_KERNELS.label
     try:
         yield
     finally:
-        grouped_conv.BLOCK_CHANNELS, legnet.PLANAR_ON_CPU = saved
+        if saved is None:
+            os.environ.pop(KERNELS_ENV, None)
+        else:
+            os.environ[KERNELS_ENV] = saved
 
 
 def plain_model(name: str, objective: Objective) -> torch.nn.Module:
-    """The network built with :func:`reference_layers`."""
-    with reference_layers():
-        return build_model(model_config(name), objective.n_outputs)
+    """The network computing as the reference code does (stock grouped kernel, 3D tensors)."""
+    return apply_kernels(build_model(model_config(name), objective.n_outputs), PLAIN_KERNELS)
 
 
 def plain_train_rate(name: str, codes: torch.Tensor, targets: torch.Tensor, batch: int = 128,
@@ -119,11 +135,11 @@ def dream_config(name: str, train_size: int, val_size: int, seed: int = 0, **tra
                      model=model_config(name), train=TrainConfig(**{"ensemble": 1, **train}), seed=seed)
 
 
-def real_train_rate(name: str, out: Path) -> float:
+def real_train_rate(name: str, out: Path, precision: str = "auto") -> float:
     """Training sequences/s of ``promoterlab.train`` with its defaults, in steady state: the
     second of two epochs of 2,048 sequences (RC-augmented), timed from its first batch to the
     end of its validation (on 256 sequences, included in the time)."""
-    api.train(dream_config(name, 2048, 256, epochs=2), out, overwrite=True, resume=False)
+    api.train(dream_config(name, 2048, 256, epochs=2, precision=precision), out, overwrite=True, resume=False)
     epoch_seconds = float(np.loadtxt(out / "metrics.csv", delimiter=",", skiprows=1, ndmin=2)[1, -1])
     return 2 * 2048 / epoch_seconds
 
@@ -137,16 +153,17 @@ def throughput(args, out: Path) -> dict:
         rates = {"plain_train": [], "real_train": [], "plain_predict": [], "real_predict": []}
         for _ in range(args.rounds):  # interleaved: a drift of the machine hits both sides alike
             rates["plain_train"].append(plain_train_rate(name, codes[:1152], train_set.targets[:1152]))
-            rates["real_train"].append(real_train_rate(name, out / f"throughput_{name}"))
+            rates["real_train"].append(real_train_rate(name, out / f"throughput_{name}", args.precision))
             plain_predict_rate(name, infer_codes[:256])  # warm-up: steady state on both sides
             rate, plain_values = plain_predict_rate(name, infer_codes)
             rates["plain_predict"].append(rate)
             torch.manual_seed(0)  # the same weights as the plain loop's model, in promoterlab's layers
             model = build_model(model_config(name), Objective("kl").n_outputs).eval()
             model.load_state_dict(plain_model(name, Objective("kl")).state_dict())
-            predict(model, infer_codes[:256])
+            real = "32" if args.precision == "32" else "auto"
+            predict(model, infer_codes[:256], precision=real)
             start = time.perf_counter()
-            predict(model, infer_codes)
+            predict(model, infer_codes, precision=real)
             rates["real_predict"].append(len(infer_codes) / (time.perf_counter() - start))
         fp32 = predict(model, infer_codes, precision="32")
         bf16 = predict(model, infer_codes, precision="bf16")
@@ -273,14 +290,105 @@ def precision(args, out: Path) -> dict:
     return row
 
 
+def kernels(args, out: Path) -> dict:
+    """What autotune measures fastest here for each model, training and inference (afresh)."""
+    from promoterlab.cli_doctor import doctor_report
+
+    precisions = ["32"] if args.precision == "32" else ["auto", "32"]
+    saved = os.environ.get(KERNELS_ENV)
+    os.environ[KERNELS_ENV] = "auto"
+    try:
+        report = doctor_report(list(MODELS), ["train", "predict"], precisions, None, retune=True)
+    finally:
+        if saved is None:
+            os.environ.pop(KERNELS_ENV, None)
+        else:
+            os.environ[KERNELS_ENV] = saved
+    for row in report["choices"]:
+        rates = ", ".join(f"{k} {v:.0f}" for k, v in sorted(row["rates"].items(), key=lambda kv: -kv[1]))
+        print(f"{row['model']} {row['purpose']} {row['precision']}: {row['label']} ({rates} seq/s)", flush=True)
+    return report
+
+
+def laptop(args, out: Path) -> dict:
+    """``throughput`` and ``kernels`` natively and under the AVX2 fp32 emulation, in subprocesses,
+    rounds interleaved; the ratios of each round and their medians."""
+    runs: dict[str, list[dict]] = {"native": [], "avx2_fp32": []}
+    for round_ in range(args.rounds):
+        for label, env, extra in (("native", {}, []), ("avx2_fp32", LAPTOP_ENV, ["--precision", "32"])):
+            folder = out / f"laptop_{label}_{round_}"
+            command = [sys.executable, str(Path(__file__).resolve()), "--parts", "throughput", "kernels",
+                       "--rounds", "1", "--out", str(folder), *extra]
+            print(f"round {round_ + 1}, {label}: {' '.join(command[2:])}", flush=True)
+            subprocess.run(command, env={**os.environ, **env}, check=True)
+            runs[label].append(json.loads((folder / "speed.json").read_text()))
+    rows = {}
+    for label, results in runs.items():
+        signature = results[0]["machine_signature"]
+        row = {"capability": signature["capability"], "isa": signature["isa"], "env": signature["env"]}
+        for name in MODELS:
+            for key in ("train_ratio", "predict_ratio", "plain_train", "real_train", "plain_predict", "real_predict"):
+                row[f"{name}_{key}"] = statistics.median(r["throughput"][name][key] for r in results)
+        row["kernels"] = {f"{c['model']} {c['purpose']} {c['precision']}": c["label"]
+                          for c in results[-1]["kernels"]["choices"]}
+        rows[label] = row
+        print(f"{label} ({row['capability']}; {' '.join(row['isa'])}):", flush=True)
+        for name in MODELS:
+            print(f"  {name}: train {row[f'{name}_train_ratio']:.2f}x, predict {row[f'{name}_predict_ratio']:.2f}x "
+                  f"the plain eager fp32 loop", flush=True)
+    return rows
+
+
+def compile_part(args, out: Path) -> dict:
+    """``torch.compile`` of a ``legnet-s`` fp32 training step: compile seconds, eager and compiled
+    step seconds (interleaved, median of 5), and the steps after which compiling pays back."""
+    objective = Objective("kl")
+    generator = torch.Generator().manual_seed(0)
+    x = model_input(torch.randint(0, 4, (128, 150), generator=generator, dtype=torch.uint8), False)
+    y = torch.rand(128, generator=generator) * 17
+    models = {}
+    for label in ("eager", "compiled"):
+        torch.manual_seed(0)
+        model = build_model(model_config("legnet-s"), objective.n_outputs).train()
+        models[label] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4))
+
+    def step(label: str) -> float:
+        model, optimizer = models[label]
+        begin = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        objective.loss_value(model(x), y).backward()
+        optimizer.step()
+        return time.perf_counter() - begin
+
+    step("eager")
+    start = time.perf_counter()
+    models["compiled"][0].compile()
+    step("compiled")
+    compile_seconds = time.perf_counter() - start
+    times = {"eager": [], "compiled": []}
+    for _ in range(5):
+        for label in times:
+            times[label].append(step(label))
+    eager, compiled = (statistics.median(times[k]) for k in ("eager", "compiled"))
+    row = {"compile_seconds": round(compile_seconds, 1), "eager_step_s": eager, "compiled_step_s": compiled,
+           "speedup": eager / compiled,
+           "payback_steps": math.ceil(compile_seconds / (eager - compiled)) if eager > compiled else None}
+    print("torch.compile, legnet-s fp32 training step:", row, flush=True)
+    return row
+
+
 PARTS = {"memory": memory, "throughput": throughput, "accuracy": accuracy, "time_to_accuracy": time_to_accuracy,
-         "max_time": max_time, "precision": precision}
+         "max_time": max_time, "precision": precision, "kernels": kernels, "laptop": laptop,
+         "compile": compile_part}
+DEFAULT_PARTS = [part for part in PARTS if part != "compile"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="speed_")))
-    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=list(PARTS))
+    parser.add_argument("--parts", nargs="+", default=DEFAULT_PARTS, choices=list(PARTS))
+    parser.add_argument("--precision", choices=["auto", "32"], default="auto",
+                        help="Precision of the real path in throughput (32: as a CPU without native bf16).")
     parser.add_argument("--rounds", type=int, default=2, help="Interleaved rounds of the throughput part.")
     parser.add_argument("--memory-epochs", type=int, default=3)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="Seeds of the accuracy part.")
@@ -290,7 +398,10 @@ def main() -> None:
     results = json.loads(saved.read_text()) if saved.exists() else {}
     results.update(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                            f"torch {torch.__version__}, {torch.get_num_threads()} threads",
-                   date=time.strftime("%Y-%m-%d %H:%M"))
+                   machine_signature=machine_signature(), date=time.strftime("%Y-%m-%d %H:%M"))
+    signature = results["machine_signature"]
+    print(f"cpu: {signature['cpu']}; torch runs {signature['capability']} kernels; flags: {' '.join(signature['isa'])}"
+          f"{'; ' + str(signature['env']) if signature['env'] else ''}", flush=True)
     for part in args.parts:  # memory first: its peak is this process's peak so far
         found = PARTS[part](args, args.out)
         results[part] = {**results[part], **found} if part == "accuracy" and part in results else found

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,10 @@ from promoterlab.models import model_config
 
 # Tiny models run fastest on one thread, and CI machines are small: avoid oversubscription.
 torch.set_num_threads(1)
+# Tests never time kernels for real nor write to the user's cache: the precision's rule is used
+# (tests of the measurement set "auto" and inject a clock).
+os.environ["PROMOTERLAB_KERNELS"] = "rule"
+os.environ["PROMOTERLAB_CACHE_DIR"] = tempfile.mkdtemp(prefix="promoterlab_cache_")
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 DREAM_TRAIN = SHARED_DATA / "dream2022" / "train" / "train_sequences_7369.txt"

@@ -71,19 +71,21 @@ def test_budgeted_schedule_ends_annealed_within_the_budget(sim_library, tmp_path
     budget = summary["budget"]
     assert summary["train_seconds"] <= 15
     assert budget["epochs"] >= 2
-    # every step of the schedule was trained, or jumped over when the machine slowed down
-    assert summary["steps"] + budget["skipped_steps"] == budget["steps"]
+    # every step of the (re-planned) schedule was trained, or jumped over when time ran out
+    assert summary["steps"] + budget["skipped_steps"] == budget.get("schedule_steps", budget["steps"])
     max_lr = config.train.max_lr
     assert max(lrs) == pytest.approx(max_lr, rel=0.05)  # the warm-up reached the peak
     assert lrs[-1] <= 0.01 * max_lr  # and the run ended annealed
     assert json.loads((tmp_path / "budget.json").read_text())["steps"] == budget["steps"]
     metrics = pd.read_csv(tmp_path / "metrics.csv")
-    assert metrics["lr"].iloc[0] < metrics["lr"].max() > metrics["lr"].iloc[-1]  # per-epoch means: up, then down
+    # per-epoch means: warming up in the first epoch, annealed in the last (a schedule compressed by
+    # a re-plan may peak within the first epoch)
+    assert metrics["lr"].iloc[0] < 0.9 * max_lr and metrics["lr"].iloc[-1] < metrics["lr"].max()
 
 
 def test_budgeted_run_that_slows_down_still_ends_annealed_within_the_budget(sim_library, tmp_path):
-    """Steps three times slower than the probe measured, from the second epoch on: without the
-    catch-up the deadline would stop the run in the middle of its schedule."""
+    """Steps three times slower than the probe measured, from the second epoch on: without
+    re-planning the deadline would stop the run in the middle of its schedule."""
     record, lrs = lr_per_step()
 
     class Slowdown(Callback):
@@ -95,7 +97,8 @@ def test_budgeted_run_that_slows_down_still_ends_annealed_within_the_budget(sim_
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="auto", max_time=0.25))
     summary = train(config, tmp_path, callbacks=[record, Slowdown()])
     budget = summary["budget"]
-    assert budget["skipped_steps"] > 0 and summary["steps"] + budget["skipped_steps"] == budget["steps"]
+    assert budget["replans"] > 0 and budget["schedule_steps"] < budget["steps"]
+    assert summary["steps"] + budget["skipped_steps"] == budget["schedule_steps"]
     assert summary["train_seconds"] <= 15
     assert lrs[-1] <= 0.01 * config.train.max_lr
     metrics = pd.read_csv(tmp_path / "metrics.csv")

@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import typer
 
-from promoterlab import cli_experiments, cli_interpret
+from promoterlab import cli_doctor, cli_experiments, cli_interpret
 from promoterlab.version import __version__
 from promoterlab.cli_data import (
     LazyHelpCommand,
@@ -380,7 +380,7 @@ def demo(
     run_cfg = RunConfig(
         data=DataConfig(path=str(library), val_size=1024),
         model=model_config("legnet", width=0.25),
-        train=TrainConfig(loss="kl", epochs=epochs, accelerator="cpu", devices="1"),
+        train=TrainConfig(loss="kl", epochs=epochs, accelerator="cpu", devices="1", ensemble=1),
         seed=seed,
     )
     try:
@@ -405,6 +405,7 @@ app.command()(cli_interpret.explain)
 app.command()(cli_interpret.variants)
 app.command()(cli_interpret.motifs)
 app.command()(cli_interpret.marginalize)
+app.command()(cli_doctor.doctor)
 
 
 def main() -> None:  # pragma: no cover

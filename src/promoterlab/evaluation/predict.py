@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from promoterlab.data.dataset import EvalBatches, batch_loader, encode_sequences
 from promoterlab.models.fold import fold_batchnorm
+from promoterlab.models.kernels import Kernels, apply_kernels, default_kernels
 from promoterlab.sequence import Layout
 from promoterlab.training.hardware import CPU_EVAL_BATCH_SIZE, native_bf16
 from promoterlab.objective import Objective
@@ -46,6 +47,7 @@ def predict(
     layout: Layout | None = None,
     precision: str = "auto",
     fold: bool = True,
+    kernels: Kernels | None = None,
 ) -> np.ndarray:
     """Expression predicted by ``model`` for sequences.
 
@@ -74,6 +76,9 @@ def predict(
         ``auto`` (bf16 where native), ``bf16`` or ``32``.
     fold : bool
         Fold BatchNorms into convolutions first (False when ``model`` already is such a copy).
+    kernels : Kernels, optional
+        Formulation to compute with (:mod:`promoterlab.models.kernels`); by default the
+        precision's rule on the folded copy, and ``model``'s own without ``fold``.
 
     Returns
     -------
@@ -91,6 +96,8 @@ def predict(
         raise ValueError(f"singleton has {len(flags)} flags for {len(codes)} sequences")
     model = (fold_batchnorm(model) if fold else model).to(device).eval()
     bf16 = inference_precision(precision, device) == "bf16"
+    if fold or kernels is not None:  # the folded copy is ours to change
+        apply_kernels(model, kernels or default_kernels("bf16" if bf16 else "32"))
     loader = batch_loader(EvalBatches(codes, singleton=flags), batch_size, shuffle=False)
     values = []
     for x_fwd, x_rc, _ in tqdm(loader, disable=not progress, desc="predict", unit="batch"):

@@ -16,12 +16,17 @@ from tqdm.auto import tqdm
 from promoterlab.data.dataset import encode_sequences
 from promoterlab.data.readers import iter_sequences, iter_table
 from promoterlab.evaluation.ensemble import ensemble_predict
-from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, predict
+from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, inference_precision, predict
 from promoterlab.files import check_output, output_stream
+from promoterlab.models.autotune import apply_choice, choose_kernels
 from promoterlab.models.fold import fold_batchnorm
 from promoterlab.runs import Run
 
 CHUNK_ROWS = 50_000
+# Prediction measures its kernels (models/autotune.py) when its first chunk has this many rows,
+# for at most PREDICT_TUNE_SECONDS; smaller inputs use a cached choice or the precision's rule.
+PREDICT_TUNE_ROWS = 20_000
+PREDICT_TUNE_SECONDS = 10.0
 Runs = Run | str | Path | Sequence[str | Path]
 
 
@@ -40,9 +45,22 @@ class RunPredictor:
         self.members = [(fold_batchnorm(model), config) for model, config in members]
         self.layout = self.members[0][1].data.layout
         self.batch_size, self.device, self.precision = batch_size, device, precision
+        self._tuned = False
+
+    def tune(self, rows: int) -> None:
+        """Set on each (folded) member the formulation that predicts fastest here: cached, measured
+        for an input of :data:`PREDICT_TUNE_ROWS` rows or more, else the precision's rule."""
+        resolved = inference_precision(self.precision, self.device)
+        seconds = PREDICT_TUNE_SECONDS if rows >= PREDICT_TUNE_ROWS else 0.0
+        for model, _ in self.members:
+            apply_choice(model, choose_kernels(model, "predict", resolved, self.batch_size, device=self.device,
+                                               max_seconds=seconds))
+        self._tuned = True
 
     def __call__(self, codes) -> tuple[np.ndarray, dict]:
         """Predictions of ``codes``, and for an ensemble ``{"sd": ..., "n_models": ...}``."""
+        if not self._tuned:
+            self.tune(len(codes))
         if not self.run.ensemble:
             return predict(self.members[0][0], codes, batch_size=self.batch_size, device=self.device,
                            precision=self.precision, fold=False), {}

@@ -4,9 +4,11 @@ LegNet's k=7 convolution has 2 channels per group. CPU kernels run such thin gro
 the machine's speed (hundreds of tiny matrix products), so this module computes it as a
 convolution with fewer, wider groups whose weight is block-diagonal: each wide group of
 ``block`` channels holds ``block / 2`` original groups on its diagonal and zeros elsewhere.
-It does ``block / 2`` times the arithmetic in a few dense kernels, which is 2-3x faster on a
-CPU for the forward and backward pass together (``benchmarks/speed.py``). The parameters are
-``nn.Conv1d``'s own, so state dicts are interchangeable and the zeros get no gradient.
+It does ``block / 2`` times the arithmetic in a few dense kernels, which in bf16 is 2-3x faster
+on a CPU for the forward and backward pass together; in fp32 the stock grouped kernel on planar
+tensors is faster (``benchmarks/speed.py``), so the merge is chosen per model and machine
+(:mod:`promoterlab.models.kernels`). The parameters are ``nn.Conv1d``'s own, so state dicts are
+interchangeable and the zeros get no gradient.
 """
 
 from __future__ import annotations
@@ -27,14 +29,19 @@ class BlockGroupedConv1d(SeqConv1d):
     *args, **kwargs
         As for :class:`torch.nn.Conv1d`.
     block : int, optional
-        Input channels of each wide group (default :data:`BLOCK_CHANNELS`, read when the module
-        is built). Where the channel count does not allow it, fewer groups are merged; with no
-        merge at all this is the plain grouped convolution.
+        Input channels of each wide group (default :data:`BLOCK_CHANNELS`; :meth:`set_block`
+        changes it later, see :mod:`promoterlab.models.kernels`). Where the channel count does
+        not allow it, fewer groups are merged; with no merge at all this is the plain grouped
+        convolution.
     """
 
     def __init__(self, *args, block: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        block = BLOCK_CHANNELS if block is None else block
+        self.set_block(BLOCK_CHANNELS if block is None else block)
+
+    def set_block(self, block: int) -> None:
+        """Merge groups into wide groups of about ``block`` input channels (1: no merge)."""
+        self.block = block
         per_group_in = self.in_channels // self.groups
         merged = max(1, block // per_group_in)
         while merged > 1 and self.groups % merged:

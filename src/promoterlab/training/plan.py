@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -13,11 +14,14 @@ from promoterlab.config import RunConfig, budget_widths
 from promoterlab.data.dataset import batch_loader
 from promoterlab.files import write_text_atomic
 from promoterlab.models import build_model, count_parameters
+from promoterlab.models.autotune import KernelChoice, apply_choice, choose_kernels, tuning_seconds
 from promoterlab.objective import Objective
 from promoterlab.runs import BUDGET
 from promoterlab.training.budget import MIN_BUDGET_STEPS, BudgetPlan, plan_budget, time_steps
 from promoterlab.training.distributed import RunData, World
 from promoterlab.training.hardware import accelerator_kind
+
+log = logging.getLogger("promoterlab")
 
 
 def budget_plan(out: Path, config: RunConfig, objective: Objective, data: RunData, start: float,
@@ -40,7 +44,8 @@ def budget_plan(out: Path, config: RunConfig, objective: Objective, data: RunDat
     device = torch.device("cuda" if accelerator_kind(config.train.accelerator) == "gpu" else "cpu")
     budget, lr = config.train.max_time * 60, config.train.max_lr / config.train.div_factor
 
-    def plan_for(model, **probe) -> BudgetPlan:
+    def plan_for(model, measure_kernels: bool = True, **probe) -> BudgetPlan:
+        apply_choice(model, train_kernels(model, config, objective, data.batch_size, measure=measure_kernels))
         step_s, val_s = time_steps(model, objective, train_loader, val_loader, config.train.precision, device, lr,
                                    **probe)
         return plan_budget(budget, time.perf_counter() - start, step_s, val_s, len(train_loader),
@@ -54,7 +59,7 @@ def budget_plan(out: Path, config: RunConfig, objective: Objective, data: RunDat
             model = build_model(dataclasses.replace(config.model, width=width), objective.n_outputs)
             last = width == widths[-1]
             if not last:  # two steps after one warm-up step: enough to reject a width far too slow
-                plan = plan_for(model, min_steps=2, min_seconds=0.0, warmup=1)
+                plan = plan_for(model, measure_kernels=False, min_steps=2, min_seconds=0.0, warmup=1)
                 if plan.steps < MIN_BUDGET_STEPS:
                     steps_by_width[f"{width:g}"] = plan.steps
                     continue
@@ -67,6 +72,21 @@ def budget_plan(out: Path, config: RunConfig, objective: Objective, data: RunDat
         config = with_width(config, width)
     write_text_atomic(saved, json.dumps(dataclasses.asdict(plan), indent=2))
     return config, plan
+
+
+def train_kernels(model, config: RunConfig, objective: Objective, batch_size: int, world: World = World(),
+                  measure: bool = True) -> KernelChoice:
+    """The formulation ``model`` trains fastest with on this machine (:mod:`promoterlab.models.autotune`):
+    cached, else measured within :func:`~promoterlab.models.autotune.tuning_seconds` of the budget;
+    the precision's rule in multi-process runs, where timings would disturb each other."""
+    device = "cuda" if accelerator_kind(config.train.accelerator) == "gpu" else "cpu"
+    seconds = tuning_seconds(config.train.max_time) if measure and world.size == 1 else 0.0
+    choice = choose_kernels(model, "train", config.train.precision, batch_size, objective, device=device,
+                            max_seconds=seconds)
+    if choice.source == "measured":
+        log.info(f"kernels: {choice.label} measured fastest in {choice.tuning_seconds:.0f} s "
+                 f"({', '.join(f'{k} {v:.0f}' for k, v in choice.rates.items())} seq/s)")
+    return choice
 
 
 def with_width(config: RunConfig, width: float | None) -> RunConfig:

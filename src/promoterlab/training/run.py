@@ -27,11 +27,13 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
 from promoterlab.config import RunConfig
 from promoterlab.data.augment import parse_augment
-from promoterlab.data.dataset import EvalBatches, SplitSets, TrainBatches, load_split
+from promoterlab.data.dataset import EvalBatches, TrainBatches, load_split
+from promoterlab.data.encoded import SplitSets
 from promoterlab.evaluation.plots import plot_curves, plot_val_scatter
 from promoterlab.evaluation.predict import predict
 from promoterlab.files import write_text_atomic
 from promoterlab.models import build_model, count_parameters
+from promoterlab.models.autotune import KernelChoice, apply_choice
 from promoterlab.objective import Objective
 from promoterlab.runs import (BEST_CHECKPOINT, CONFIG, CURVES, LAST_CHECKPOINT, METRICS, MODEL, TRAINING_FILES,
                               VAL_SCATTER, save_model, saved_config_matches)
@@ -42,7 +44,7 @@ from promoterlab.training.hardware import DEFAULT_EPOCHS, resolve_train_config
 from promoterlab.training.module import PromoterRegressor
 from promoterlab.training.outcome import (test_report, test_set, val_metrics_flag0, write_model_card, write_split,
                                           write_summary, write_test_predictions)
-from promoterlab.training.plan import budget_plan, plan_line
+from promoterlab.training.plan import budget_plan, plan_line, train_kernels
 from promoterlab.training.plateau import PlateauSchedule
 from promoterlab.version import __version__
 
@@ -102,6 +104,8 @@ def train_model(config: RunConfig, out_dir: str | Path, progress: bool = False, 
         config.save(out / CONFIG)
         write_split(out, config, split)
     model = build_model(config.model, objective.n_outputs)
+    kernels = train_kernels(model, config, objective, data.batch_size, world)  # measured once per machine and model
+    apply_choice(model, kernels)
     epochs = plan.epochs if plan else (DEFAULT_EPOCHS if config.train.epochs == "auto" else config.train.epochs)
     epochs += config.train.finetune_epochs
     if world.rank == 0:
@@ -117,7 +121,7 @@ def train_model(config: RunConfig, out_dir: str | Path, progress: bool = False, 
         return {}
     _keep_chosen_weights(model, checkpoint, averaging)
     fitted = _Fitted(trainer, module.history, plan, epochs, data.batch_size, averaging, callbacks,
-                     time.perf_counter() - start + sum(row["seconds"] for row in restored))
+                     time.perf_counter() - start + sum(row["seconds"] for row in restored), kernels)
     summary = _finish(out, config, model, split, fitted)
     log.info(_result_line(summary, out))
     return summary
@@ -193,6 +197,7 @@ class _Fitted:
     averaging: Callback | None
     callbacks: list[Callback]
     seconds: float
+    kernels: KernelChoice
 
 
 def _finish(out: Path, config: RunConfig, model, split: SplitSets, fitted: _Fitted) -> dict:
@@ -235,8 +240,9 @@ def _finish(out: Path, config: RunConfig, model, split: SplitSets, fitted: _Fitt
         prediction = predict(model, test.codes, batch_size=config.train.eval_batch_size)
         write_test_predictions(out, test, prediction)
         summary["test"] = test_report(prediction, test, source)
-    if plan:  # skipped_steps: schedule steps jumped over when the machine slowed down after the probe
-        summary["budget"] = {**plan.to_dict(), "skipped_steps": CatchUp.skipped(trainer)}
+    summary["kernels"] = fitted.kernels.to_dict()
+    if plan:  # re-plans from the measured pace, and schedule steps jumped over (CatchUp.report)
+        summary["budget"] = {**plan.to_dict(), **CatchUp.report(trainer)}
     schedule = next((c for c in fitted.callbacks if isinstance(c, PlateauSchedule)), None)
     if schedule is not None and schedule.cooldown_start is not None:
         summary["cooldown"] = {"first_epoch": schedule.cooldown_start + 1, "epochs": schedule.cooldown_length,

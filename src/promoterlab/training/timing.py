@@ -13,6 +13,7 @@ import torch
 from promoterlab.models import build_model, count_parameters, model_config, model_names
 from promoterlab.objective import Objective
 from promoterlab.sequence import Layout, model_input
+from promoterlab.models.autotune import apply_choice, choose_kernels
 
 
 def step_time_per_1000(model_name: str, width: float, n_outputs: int = 18, batch_size: int = 128,
@@ -46,6 +47,8 @@ def step_time_per_1000(model_name: str, width: float, n_outputs: int = 18, batch
     """
     generator = torch.Generator().manual_seed(0)
     model = build_model(model_config(model_name, width=width, seq_len=seq_len), n_outputs).to(device).train()
+    # fp32 steps: with the kernels chosen for fp32 on this machine (cached), else the fp32 rule
+    apply_choice(model, choose_kernels(model, "train", "32", batch_size, device=device, max_seconds=0))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     codes = torch.randint(0, 4, (batch_size, seq_len), generator=generator, dtype=torch.uint8)
     x = model_input(codes, False).to(device)

@@ -1,0 +1,86 @@
+"""Command line: ``doctor``, what this machine computes with and how fast.
+
+Registered in the main CLI with ``app.command()(cli_doctor.doctor)``. torch and the training
+modules are imported inside the command, so that help and argument errors answer at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Optional
+
+import typer
+
+from promoterlab.cli_data import _fail
+
+PURPOSES = ("train", "predict")
+PRECISIONS = ("auto", "32", "bf16")
+
+
+def doctor(
+    model: list[str] = typer.Option(["legnet", "legnet-s"], help="Registered models to check (repeatable)."),
+    purpose: list[str] = typer.Option(list(PURPOSES), help="train (a training step) and/or predict "
+                                                             "(RC-averaged inference) (repeatable)."),
+    precision: list[str] = typer.Option(["auto"], help="auto (what training and predict choose here), 32 or "
+                                                       "bf16 (repeatable: compare both)."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Sequences per step (default: 128 for train, "
+                                                                 "64 for predict, as on a CPU)."),
+    retune: bool = typer.Option(False, help="Measure again even where a choice is cached."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+) -> None:
+    """This machine's CPU and the kernels each model runs fastest with, measured on first use and
+    cached (delete the cache file to measure again; PROMOTERLAB_KERNELS=rule turns measuring off)."""
+    for value in purpose:
+        if value not in PURPOSES:
+            _fail(f"--purpose must be train or predict, not {value!r}")
+    for value in precision:
+        if value not in PRECISIONS:
+            _fail(f"--precision must be one of {', '.join(PRECISIONS)}, not {value!r}")
+    from promoterlab.models import model_names
+
+    for name in model:
+        if name not in model_names():
+            _fail(f"--model: unknown model {name!r}; choose one of {', '.join(model_names())}")
+    report = doctor_report(model, purpose, precision, batch_size, retune)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    machine = report["machine"]
+    typer.echo(f"cpu: {machine['cpu']} ({machine['cores']} cores, {machine['threads']} threads used)")
+    typer.echo(f"isa: {' '.join(machine['isa']) or 'unknown'}; torch {machine['torch']} runs "
+               f"{machine['capability']} kernels; native bf16: {'yes' if machine['native_bf16'] else 'no'}")
+    if machine["env"]:
+        typer.echo("overrides: " + ", ".join(f"{k}={v}" for k, v in machine["env"].items()))
+    typer.echo(f"cache: {report['cache']}")
+    for row in report["choices"]:
+        speedup = f", {row['speedup_over_rule']:.2f}x the rule" if row.get("speedup_over_rule") else ""
+        typer.echo(f"\n{row['model']} {row['purpose']} ({row['precision']}, batch {row['batch_size']}): "
+                   f"{row['label']} [{row['source']}{speedup}]")
+        for label, rate in sorted(row["rates"].items(), key=lambda item: -item[1]):
+            typer.echo(f"  {label:<24}{rate:>10.1f} seq/s")
+
+
+def doctor_report(models: list[str], purposes: list[str], precisions: list[str], batch_size: int | None,
+                  retune: bool) -> dict:
+    """The machine signature and one kernel choice per model, purpose and precision."""
+    import torch
+
+    from promoterlab.models import build_model, model_config
+    from promoterlab.models.autotune import CACHE_FILE, cache_dir, choose_kernels, machine_signature
+    from promoterlab.training.hardware import CPU_BATCH_SIZE, CPU_EVAL_BATCH_SIZE, auto_precision, native_bf16
+
+    machine = {**machine_signature(), "threads": torch.get_num_threads(), "native_bf16": native_bf16("cpu")}
+    choices = []
+    for name in models:
+        net = build_model(model_config(name), 18)
+        for purpose in purposes:
+            batch = batch_size or (CPU_BATCH_SIZE if purpose == "train" else CPU_EVAL_BATCH_SIZE)
+            for asked in dict.fromkeys(precisions):
+                resolved = auto_precision("cpu") if asked == "auto" else asked
+                if purpose == "train" and resolved == "bf16":
+                    resolved = "bf16-mixed"
+                if purpose == "predict":
+                    resolved = "bf16" if "bf16" in resolved else "32"
+                choice = choose_kernels(net, purpose, resolved, batch, retune=retune)
+                choices.append({"model": name, **choice.to_dict(), "speedup_over_rule": choice.speedup_over_rule()})
+    return {"machine": machine, "cache": str(cache_dir() / CACHE_FILE), "choices": choices}
