@@ -157,7 +157,7 @@ def test_demo_command_writes_a_run_directory(tmp_path):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "simulated_library.txt").exists()
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["epochs"] == 1 and summary["train_size"] == 2048 - 1024
+    assert summary["epochs"] == 1 and summary["train_size"] == 2048 - 1024 - 256  # 256 held out for test
 
 
 def test_bf16_mixed_precision_tracks_fp32(sim_library, tmp_path):
