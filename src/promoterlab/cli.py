@@ -95,10 +95,11 @@ def train(
                                                         "(default {train.batch_size})."),
     lr: Optional[float] = typer.Option(None, help="OneCycle maximum learning rate (default {train.max_lr})."),
     weight_decay: Optional[float] = typer.Option(None, help="AdamW weight decay (default {train.weight_decay})."),
-    max_time: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes; the best checkpoint is "
-                                                        "kept. Without --model and --width, a budget too short "
-                                                        "for the model (under 400 steps) trains a narrower one "
-                                                        "(default {train.max_time})."),
+    max_time: Optional[float] = typer.Option(None, help="Wall-clock budget in minutes for the whole command (an "
+                                                        "ensemble's models share it); the best checkpoint is kept. "
+                                                        "Without --model and --width, a budget too short for the "
+                                                        "model (under 400 steps) trains a narrower one (default: "
+                                                        "{default_budget:g} minutes unless --epochs is given)."),
     patience: Optional[int] = typer.Option(None, help="Early-stopping patience in epochs "
                                                       "(default {train.patience})."),
     schedule: Optional[str] = typer.Option(None, help="Learning-rate schedule: onecycle over --epochs, or plateau: "

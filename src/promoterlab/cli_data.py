@@ -34,6 +34,10 @@ class _HelpValues(dict):
 
             run = RunConfig()
             self.update(run=run, data=run.data, train=run.train, model=run.model)
+        elif key == "default_budget":
+            from promoterlab.config import DEFAULT_TIME_BUDGET
+
+            self[key] = DEFAULT_TIME_BUDGET
         elif key == "env_var":
             from promoterlab.datasets import ENV_VAR
 

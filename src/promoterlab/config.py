@@ -24,6 +24,9 @@ PRECISIONS = ("auto", "32", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf1
               "16", "bf16")
 SCHEDULES = ("onecycle", "plateau")  # learning-rate schedules (TrainConfig.schedule)
 NARROWEST_WIDTH = 0.125  # the narrowest model a time budget trains (TrainConfig.fit_width)
+# Minutes the default `train` (no --epochs, no --max-time) may take, shared by an ensemble's
+# models: a small table trains on a 2-core laptop within a quarter of an hour (BENCHMARKS.md).
+DEFAULT_TIME_BUDGET = 12.0
 
 
 def _is_number(value: Any) -> bool:
@@ -55,6 +58,19 @@ def budget_widths(width: float) -> list[float]:
     while widths[-1] / 2 >= NARROWEST_WIDTH:
         widths.append(widths[-1] / 2)
     return widths
+
+
+def time_budget(train: "TrainConfig") -> float | None:
+    """The minutes a run may take: ``max_time``, or for ``"auto"`` :data:`DEFAULT_TIME_BUDGET`
+    unless the run's length is set otherwise (``epochs``, the plateau schedule, fine-tuning epochs,
+    SWA) or it trains on several processes; None: no budget."""
+    if train.max_time != "auto":
+        return train.max_time
+    own_length = (train.epochs != "auto" or train.schedule == "plateau" or train.finetune_epochs
+                  or str(train.averaging).strip().lower().startswith("swa"))
+    several = (str(train.strategy).startswith("ddp") or train.num_nodes > 1
+               or str(train.devices).replace(" ", "") not in ("auto", "1"))
+    return None if own_length or several else DEFAULT_TIME_BUDGET
 
 
 def averaging_spec(spec: str) -> tuple[str, float | int] | None:
@@ -176,8 +192,10 @@ class TrainConfig:
     """Optimisation recipe (LegNet's DREAM 2022 defaults) and Lightning hardware settings.
 
     ``"auto"`` values are resolved for the machine and the data when training starts
-    (:func:`promoterlab.training.hardware.resolve_train_config`): ``epochs`` is
-    ``DEFAULT_EPOCHS``, or what fits ``max_time`` when a budget is given; ``batch_size`` is 128
+    (:func:`promoterlab.training.hardware.resolve_train_config`): ``max_time`` is
+    :data:`DEFAULT_TIME_BUDGET` minutes unless the run's length is given otherwise
+    (:func:`time_budget`); ``epochs`` is what fits the budget, or ``DEFAULT_EPOCHS`` without
+    one; ``batch_size`` is 128
     on a CPU (cache-sized; the recipe's 1,024 runs at half the speed there) and 1,024 on a GPU
     for large data; ``precision`` is ``bf16-mixed`` where the hardware computes bf16 natively
     (AVX512-BF16/AMX CPUs, Ampere+ GPUs), else ``32``.
@@ -209,7 +227,7 @@ class TrainConfig:
     div_factor: float = 25.0
     final_div_factor: float = 1e4
     rc_augment: bool = True
-    max_time: float | None = None
+    max_time: float | str | None = "auto"
     patience: int | None = None
     precision: str = "auto"
     accelerator: str = "auto"
@@ -239,7 +257,7 @@ class TrainConfig:
         _check_number("pct_start", self.pct_start, low=0.0, high=1.0)
         _check_number("div_factor", self.div_factor, low=0.0)
         _check_number("final_div_factor", self.final_div_factor, low=0.0)
-        if self.max_time is not None:
+        if self.max_time not in (None, "auto"):
             _check_number("max_time", self.max_time, low=0.0)
         if self.patience is not None:
             _check_count("patience", self.patience, 1)
@@ -258,7 +276,7 @@ class TrainConfig:
             raise ValueError(f"augment must be evoaug[:KEY=VALUE,...] or none, got {self.augment!r}")
         parse_augment(self.augment)  # its messages start with "augment:"
         _check_count("finetune_epochs", self.finetune_epochs, 0)
-        if self.finetune_epochs and self.max_time:
+        if self.finetune_epochs and self.max_time not in (None, "auto"):
             raise ValueError("finetune_epochs cannot be combined with max_time (the budget plans the epochs "
                              "of one schedule); give --epochs and --finetune-epochs without --max-time")
         if not isinstance(self.averaging, str):
@@ -278,7 +296,8 @@ class TrainConfig:
         if not self.patience:
             raise ValueError("schedule plateau anneals when validation stops improving: give patience "
                              "(--patience N)")
-        clashes = [name for name, on in (("max_time", self.max_time), ("finetune_epochs", self.finetune_epochs),
+        budget = self.max_time not in (None, "auto")
+        clashes = [name for name, on in (("max_time", budget), ("finetune_epochs", self.finetune_epochs),
                                          ("averaging swa", self.averaging.strip().lower().startswith("swa")))
                    if on]
         if clashes:
@@ -308,6 +327,7 @@ class RunConfig:
             # Saved before test splits and ensemble configs existed: one model, without a test split.
             data_raw.setdefault("test_size", 0)
             train_raw.setdefault("ensemble", 1)
+            train_raw.setdefault("max_time", None)
         try:
             data = DataConfig(**data_raw)
             train = TrainConfig(**train_raw)

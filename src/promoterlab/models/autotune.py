@@ -52,6 +52,7 @@ ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx
 PURPOSES = ("train", "predict")
 # Measuring on first use may take this long, and at most this share of a --max-time budget.
 TUNE_SECONDS = 60.0
+MIN_TUNE_SECONDS = 5.0
 TUNE_BUDGET_SHARE = 0.05
 # After each round, candidates this many times slower than the best so far are not timed again.
 PRUNE_RATIO = 1.3
@@ -391,10 +392,12 @@ def _max_load(*loads: float | None) -> float | None:
 
 def tuning_seconds(max_time_minutes: float | None) -> float:
     """Seconds a run may spend measuring kernels: :data:`TUNE_SECONDS`, and at most
-    :data:`TUNE_BUDGET_SHARE` of a ``--max-time`` budget."""
+    :data:`TUNE_BUDGET_SHARE` of a ``--max-time`` budget; 0 (the cache or the rule) when that
+    share is under :data:`MIN_TUNE_SECONDS`, too short to time every candidate."""
     if not max_time_minutes:
         return TUNE_SECONDS
-    return min(TUNE_SECONDS, TUNE_BUDGET_SHARE * max_time_minutes * 60)
+    seconds = min(TUNE_SECONDS, TUNE_BUDGET_SHARE * max_time_minutes * 60)
+    return seconds if seconds >= MIN_TUNE_SECONDS else 0.0
 
 
 def apply_choice(model: nn.Module, choice: KernelChoice) -> nn.Module:

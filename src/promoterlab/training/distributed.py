@@ -32,6 +32,7 @@ import torch
 from lightning.pytorch.strategies.launchers import _MultiProcessingLauncher
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from promoterlab.config import time_budget
 from promoterlab.data.dataset import ShuffledBatches, batch_loader
 
 
@@ -76,7 +77,7 @@ def plan_world(train_cfg) -> World:
                          "--strategy ddp from a command line or script (each rank runs it whole), or --devices 1")
     if trainer.world_size == 1:
         return World()
-    if train_cfg.max_time and train_cfg.epochs == "auto":
+    if time_budget(train_cfg) and train_cfg.epochs == "auto":
         raise ValueError(f"max_time without epochs (--max-time without --epochs) plans the schedule from steps "
                          f"timed in one process, which the {trainer.world_size} processes of a data-parallel run "
                          "cannot share; give --epochs as well (--max-time is then a hard stop that every rank "

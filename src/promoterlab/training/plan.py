@@ -22,6 +22,8 @@ from promoterlab.training.distributed import RunData, World
 from promoterlab.training.hardware import accelerator_kind
 
 log = logging.getLogger("promoterlab")
+# Seconds after the last epoch beyond two validation-sized passes: figures, summary, model file.
+FINISH_SECONDS = 3.0
 
 
 def budget_plan(out: Path, config: RunConfig, objective: Objective, data: RunData, start: float,
@@ -72,6 +74,41 @@ def budget_plan(out: Path, config: RunConfig, objective: Objective, data: RunDat
         config = with_width(config, width)
     write_text_atomic(saved, json.dumps(dataclasses.asdict(plan), indent=2))
     return config, plan
+
+
+def estimate_seconds(config: RunConfig, objective: Objective, data: RunData, plan: BudgetPlan | None,
+                     epochs: int, model, elapsed: float) -> tuple[float, float]:
+    """Seconds the whole run will take and seconds per epoch, from measured steps: the budget's
+    probe when there is a plan, else a short probe of ``model``'s steps (a few seconds)."""
+    if plan is None:
+        device = torch.device("cuda" if accelerator_kind(config.train.accelerator) == "gpu" else "cpu")
+        train_loader = batch_loader(data.train_batches, data.batch_size, shuffle=True, seed=data.seed)
+        val_loader = batch_loader(data.val_batches, data.eval_batch_size, shuffle=False)
+        with torch.random.fork_rng(devices=[torch.cuda.current_device()] if device.type == "cuda" else []):
+            step_s, val_s = time_steps(model, objective, train_loader, val_loader, config.train.precision, device,
+                                       config.train.max_lr / config.train.div_factor, min_steps=3,
+                                       min_seconds=1.0, max_steps=10, warmup=2)
+        per_epoch = len(train_loader) * step_s + val_s
+        return elapsed + epochs * per_epoch + 2 * val_s + FINISH_SECONDS, per_epoch
+    per_epoch = plan.steps / plan.epochs * plan.step_seconds + plan.val_seconds / plan.check_val_every_n_epoch
+    return elapsed + plan.epochs * per_epoch + 2 * plan.val_seconds + FINISH_SECONDS, per_epoch
+
+
+def estimate_line(models: int, epochs: int, per_epoch: float, total: float) -> str:
+    """``estimate: about 12 min: 3 models x 6 epochs x 38 s``."""
+    count = f"{models} models x " if models > 1 else ""
+    return (f"estimate: about {_minutes(models * total)}: {count}{epochs} epochs x {per_epoch:.0f} s "
+            f"(measured on this machine)")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def took_line(seconds: float, estimated: float | None) -> str:
+    """``took 11.6 min (estimated 12 min)``."""
+    text = f"took {seconds / 60:.1f} min" if seconds >= 90 else f"took {seconds:.0f} s"
+    return text + (f" (estimated {_minutes(estimated)})" if estimated else "")
 
 
 def train_kernels(model, config: RunConfig, objective: Objective, batch_size: int, world: World = World(),

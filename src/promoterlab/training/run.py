@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from promoterlab.config import RunConfig
+from promoterlab.config import RunConfig, time_budget
 from promoterlab.data.augment import parse_augment
 from promoterlab.data.dataset import EvalBatches, TrainBatches, load_split
 from promoterlab.data.encoded import SplitSets
@@ -44,7 +44,8 @@ from promoterlab.training.hardware import DEFAULT_EPOCHS, resolve_train_config
 from promoterlab.training.module import PromoterRegressor
 from promoterlab.training.outcome import (test_report, test_set, val_metrics_flag0, write_model_card, write_split,
                                           write_summary, write_test_predictions)
-from promoterlab.training.plan import budget_plan, plan_line, train_kernels
+from promoterlab.training.plan import (budget_plan, estimate_line, estimate_seconds, plan_line, took_line,
+                                      train_kernels)
 from promoterlab.training.plateau import PlateauSchedule
 from promoterlab.version import __version__
 
@@ -66,7 +67,7 @@ class FineTuneSwitch(Callback):
 
 
 def train_model(config: RunConfig, out_dir: str | Path, progress: bool = False, resume: bool = True,
-                overwrite: bool = False, callbacks: Sequence[Callback] = ()) -> dict:
+                overwrite: bool = False, callbacks: Sequence[Callback] = (), estimate_for: int = 1) -> dict:
     """Train one model of ``config`` and write its run folder; return the summary.
 
     Parameters
@@ -85,6 +86,9 @@ def train_model(config: RunConfig, out_dir: str | Path, progress: bool = False, 
         Replace a run of another config in ``out_dir`` (refused otherwise).
     callbacks : sequence of lightning Callback
         Extra callbacks (e.g. a pruning callback of a hyperparameter search).
+    estimate_for : int
+        Say before training how long this many such models will take (an ensemble's first
+        member says it for the ensemble); 0: say nothing.
 
     Returns
     -------
@@ -108,10 +112,15 @@ def train_model(config: RunConfig, out_dir: str | Path, progress: bool = False, 
     apply_choice(model, kernels)
     epochs = plan.epochs if plan else (DEFAULT_EPOCHS if config.train.epochs == "auto" else config.train.epochs)
     epochs += config.train.finetune_epochs
+    estimate = None
     if world.rank == 0:
         sizes = (len(split.train), len(split.val), 0 if split.test is None else len(split.test))
-        log.info(plan_line(config, sizes, model, data.batch_size, epochs, plan,
-                           checkpoint_epoch(resume_from) if resume_from else None, out, world))
+        done = checkpoint_epoch(resume_from) if resume_from else None
+        log.info(plan_line(config, sizes, model, data.batch_size, epochs, plan, done, out, world))
+        if estimate_for and world.size == 1:
+            estimate, per_epoch = estimate_seconds(config, objective, data, plan, epochs - (done or 0), model,
+                                                   time.perf_counter() - start)
+            log.info(estimate_line(estimate_for, epochs - (done or 0), per_epoch, estimate))
     module = PromoterRegressor(model, objective, config.train, out / METRICS)
     restored = _restore_history(out / METRICS, resume_from) if world.rank == 0 else []
     module.history = list(restored)
@@ -121,9 +130,11 @@ def train_model(config: RunConfig, out_dir: str | Path, progress: bool = False, 
         return {}
     _keep_chosen_weights(model, checkpoint, averaging)
     fitted = _Fitted(trainer, module.history, plan, epochs, data.batch_size, averaging, callbacks,
-                     time.perf_counter() - start + sum(row["seconds"] for row in restored), kernels)
+                     time.perf_counter() - start + sum(row["seconds"] for row in restored), kernels, estimate)
     summary = _finish(out, config, model, split, fitted)
     log.info(_result_line(summary, out))
+    if estimate_for == 1:
+        log.info(took_line(time.perf_counter() - start, estimate))
     return summary
 
 
@@ -198,6 +209,7 @@ class _Fitted:
     callbacks: list[Callback]
     seconds: float
     kernels: KernelChoice
+    estimate: float | None = None  # seconds this run was estimated to take before it started
 
 
 def _finish(out: Path, config: RunConfig, model, split: SplitSets, fitted: _Fitted) -> dict:
@@ -216,6 +228,7 @@ def _finish(out: Path, config: RunConfig, model, split: SplitSets, fitted: _Fitt
         "best_epoch": int(best_row["epoch"]),
         "epochs": int(len(history)),
         "train_seconds": round(fitted.seconds, 2),
+        **({"estimated_seconds": round(fitted.estimate, 1)} if fitted.estimate is not None else {}),
         "params": count_parameters(model),
         "train_size": len(split.train),
         "val_size": len(split.val),
@@ -268,9 +281,9 @@ def resolve_config(config: RunConfig, n_train: int | None = None, n_val: int | N
     """``config`` as training saves it: package version set, model length from the data layout,
     precision and batch size chosen for this machine (``n_train`` sequences) where ``"auto"``,
     ``"auto"`` validation and test sizes as the rows they chose (which split the same way), and
-    one model (an ensemble's members are model runs)."""
+    one model (an ensemble's members are model runs), and the time budget in minutes or None."""
     train_cfg = resolve_train_config(config.train, n_train or 0)
-    train_cfg = dataclasses.replace(train_cfg, ensemble=1)
+    train_cfg = dataclasses.replace(train_cfg, ensemble=1, max_time=time_budget(train_cfg))
     data = config.data
     if data.val_size == "auto" and n_val is not None:
         data = dataclasses.replace(data, val_size=n_val)

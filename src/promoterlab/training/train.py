@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 from lightning.pytorch.callbacks import Callback
 
-from promoterlab.config import RunConfig
+from promoterlab.config import RunConfig, time_budget
 from promoterlab.data.dataset import load_split
 from promoterlab.data.readers import read_table
 from promoterlab.data.splits import test_rows, val_rows
@@ -34,6 +35,7 @@ from promoterlab.runs import (CONFIG, CURVES, LAST_CHECKPOINT, METRICS, MODEL, S
                               saved_config_matches)
 from promoterlab.training.outcome import (test_report, test_set, write_model_card, write_summary,
                                           write_test_predictions)
+from promoterlab.training.plan import took_line
 from promoterlab.training.run import train_model
 
 log = logging.getLogger("promoterlab")
@@ -52,10 +54,11 @@ def default_ensemble_size(config: RunConfig) -> int:
 
     The size is ``data.train_size`` or, without it, the rows of the table less the held-out
     rows (a table of :data:`STORE_AUTO_BYTES` or more, some 250,000 rows, counts as large unread).
+    The default time budget (``max_time: auto``) is shared by the ensemble's models.
     """
     if config.train.ensemble != "auto":
         return int(config.train.ensemble)
-    if config.train.max_time is not None:
+    if config.train.max_time not in (None, "auto"):  # a budget given: one model gets all of it
         return 1
     n_train = config.data.train_size
     if n_train is None:
@@ -85,12 +88,14 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
 
 def member_configs(config: RunConfig, k: int) -> list[RunConfig]:
     """The configs of a ``k``-member ensemble: seeds ``seed .. seed + k - 1`` on the split of ``seed``
-    (or of ``config.data.split_seed`` when set), each a single model."""
+    (or of ``config.data.split_seed`` when set), each a single model with a ``k``-th of the time
+    budget (:func:`~promoterlab.config.time_budget`)."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise ValueError(f"ensemble: the number of models must be a whole number >= 2, got {k!r}")
     split_seed = config.seed if config.data.split_seed is None else config.data.split_seed
     data = dataclasses.replace(config.data, split_seed=split_seed)
-    single = dataclasses.replace(config.train, ensemble=1)
+    budget = time_budget(config.train)
+    single = dataclasses.replace(config.train, ensemble=1, max_time=None if budget is None else round(budget / k, 4))
     return [dataclasses.replace(config, seed=config.seed + i, data=data, train=single) for i in range(k)]
 
 
@@ -116,10 +121,12 @@ def train_ensemble(config: RunConfig, out_dir: str | Path, k: int, progress: boo
     _prepare_ensemble_folder(out, planned, overwrite)
     runs = [member_dir(out, member.seed) for member in configs]
     summaries = []
-    for i, (member, run) in enumerate(zip(configs, runs)):
+    start = time.perf_counter()
+    for i, run in enumerate(runs):
         log.info(f"ensemble member {i + 1} of {k}: {run}")
+        member = configs[i] if i == 0 else _like_the_first(configs[i], runs[0])
         summaries.append(train_model(member, run, progress=progress, resume=resume, overwrite=overwrite,
-                                     callbacks=callbacks))
+                                     callbacks=callbacks, estimate_for=k if i == 0 else 0))
     if not all(summaries):  # a non-zero rank of a distributed run: rank 0 writes the ensemble's files
         return {}
     saved = Run.open(runs).configs()[0]
@@ -129,11 +136,23 @@ def train_ensemble(config: RunConfig, out_dir: str | Path, k: int, progress: boo
     write_summary(out, summary)
     write_model_card(out, resolved, summary, [run.name for run in runs])
     test = summary.get("test") or {}
+    estimate = summaries[0].get("estimated_seconds")
+    log.info(took_line(time.perf_counter() - start, k * estimate if estimate else None))
     log.info(f"ensemble of {k}: val Pearson {summary['val_pearson']:.4f} (flag 0)"
              + (f"; test Pearson {test['pearson']:.4f} [{test['pearson_ci95'][0]:.3f}, {test['pearson_ci95'][1]:.3f}]"
                 f" (n {test['n']:,}); members {', '.join(f'{r:.3f}' for r in summary['members_test_pearson'])}"
                 if test else "") + f"; ensemble folder: {out}")
     return summary
+
+
+def _like_the_first(config: RunConfig, first: Path) -> RunConfig:
+    """A later member at the width the time budget chose for the first (read from its saved
+    config), so that the ensemble's models share an architecture."""
+    if not (config.train.max_time and config.train.fit_width and config.train.epochs == "auto"):
+        return config
+    width = RunConfig.load(first / CONFIG).model.width
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, width=width),
+                               train=dataclasses.replace(config.train, fit_width=False))
 
 
 def _check_data(config: RunConfig) -> None:
