@@ -18,16 +18,16 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Bottom first; a module may import from its own layer and the layers below it. A layer is a list of
 # modules or packages (a package stands for its submodules too), or fnmatch patterns.
 LAYERS = [
-    ["promoterlab.sequence", "promoterlab.precision", "promoterlab.files", "promoterlab.objective"],
-    ["promoterlab.models"],
+    ["promoterlab.version", "promoterlab.sequence", "promoterlab.precision", "promoterlab.files",
+     "promoterlab.objective"],
+    ["promoterlab.models", "promoterlab.data", "promoterlab.datasets"],
     ["promoterlab.config"],
-    ["promoterlab.data"],
     ["promoterlab.runs"],
-    ["promoterlab.evaluation"],
-    ["promoterlab.training", "promoterlab.interpret"],
+    ["promoterlab.pretrained", "promoterlab.evaluation"],
+    ["promoterlab.training", "promoterlab.interpret", "promoterlab.design"],
     ["promoterlab.experiments"],
     ["promoterlab.api"],
-    ["promoterlab.cli*"],
+    ["promoterlab.cli*", "promoterlab.__main__"],
 ]
 
 
