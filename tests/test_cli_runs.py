@@ -7,6 +7,7 @@ import pytest
 
 from test_cli_safety import assert_error, invoke, snapshot
 from promoterlab.data.simulate import simulate_library, write_library
+from promoterlab.precision import resolve_precision
 
 TINY = ("--width", "0.0625", "--epochs", "1", "--val-size", "50", "--batch-size", "64", "--accelerator", "cpu",
         "--devices", "1", "--no-progress", "--ensemble", "1")
@@ -29,7 +30,7 @@ def test_train_prints_its_plan_and_where_the_run_went(run, library):
     out, result = run
     lines = result.stderr.splitlines()
     assert lines[0].startswith(f"training into {out}: {library}: 200 train / 50 val sequences; legnet (width 0.0625")
-    assert "batch 64, 1 epochs, seed 0" in lines[0]
+    assert f"precision {resolve_precision('auto', 'cpu')}, batch 64, 1 epochs, seed 0" in lines[0]
     assert lines[-1].startswith("best val Pearson") and lines[-1].endswith(f"run directory: {out}")
 
 

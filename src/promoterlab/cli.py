@@ -18,10 +18,12 @@ import typer
 
 from promoterlab import __version__, cli_experiments, cli_interpret
 from promoterlab.cli_data import (
+    PRECISION_HELP,
     LazyHelpCommand,
     _check_device,
     _check_folder,
     _check_output,
+    _check_precision,
     _fail,
     _quiet_lightning,
     _run_inputs,
@@ -100,7 +102,7 @@ def train(
                                                       "stop (default {train.schedule})."),
     cooldown_epochs: Optional[int] = typer.Option(None, help="Annealing epochs of --schedule plateau "
                                                              "(default {train.cooldown_epochs})."),
-    precision: Optional[str] = typer.Option(None, help="32, bf16-mixed, ... (default {train.precision})."),
+    precision: Optional[str] = typer.Option(None, help=f"{PRECISION_HELP.rstrip('.')} (default {{train.precision}})."),
     accelerator: Optional[str] = typer.Option(None, help="Lightning accelerator: cpu, gpu, auto "
                                                          "(default {train.accelerator})."),
     devices: Optional[str] = typer.Option(None, help="Lightning devices (default {train.devices})."),
@@ -132,6 +134,8 @@ def train(
     options = _parse_options(model_opt)
     if data is not None and not data.is_file():
         _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
+    if precision is not None:
+        precision = _check_precision(precision)
 
     from promoterlab.config import RunConfig, replace_fields
     from promoterlab.models import model_config
@@ -172,6 +176,10 @@ def train(
     if not Path(data_cfg.path).is_file():
         _fail(f"{data_cfg.path}: file not found")
     _check_accelerator(str(train_cfg.accelerator))
+    if train_cfg.precision == "16":
+        from promoterlab.training.hardware import accelerator_kind
+
+        _check_precision(train_cfg.precision, accelerator_kind(str(train_cfg.accelerator)))
     run_cfg = RunConfig(data=data_cfg, model=model_cfg, train=train_cfg,
                         seed=seed if seed is not None else base.seed)
     if ensemble is None:
@@ -235,7 +243,7 @@ def _train(run_cfg: Any, out: Path, progress: bool, quiet: bool, overwrite: bool
             _fail(err)
 
 
-@app.command()
+@app.command(cls=LazyHelpCommand)
 def predict(
     run_dir: list[Path] = typer.Argument(..., help="Run directory (or model.pt); several, a folder of runs or a "
                                                    "glob: an ensemble.", metavar="RUN"),
@@ -246,13 +254,14 @@ def predict(
     seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
     id_col: Optional[str] = typer.Option(None, help="Id column of a table with a header (default: row index)."),
     batch_size: int = typer.Option(64, min=1, help="Sequences per forward pass (64 is fastest on a CPU)."),
-    precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively), bf16 or 32."),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Predict expression for new sequences (forward and reverse complement averaged), streamed:
     a file of any size is read and written in chunks. Several models predict their mean, with the
     standard deviation across them."""
+    precision = _check_precision(precision, device)
     inputs = [*(path for run in run_dir for path in _run_inputs(run)), input]
     _check_output(output, inputs)  # before the predictions, not after
     _check_device(device)
@@ -271,7 +280,7 @@ def _runs(run_dirs: list[Path]) -> Path | list[Path]:
     return run_dirs[0] if len(run_dirs) == 1 else run_dirs
 
 
-@app.command()
+@app.command(cls=LazyHelpCommand)
 def evaluate(
     run_dir: list[Path] = typer.Argument(..., help="Run directory (or model.pt); several, a folder of runs or a "
                                                    "glob: an ensemble.", metavar="RUN"),
@@ -279,7 +288,7 @@ def evaluate(
     seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
     target_col: Optional[str] = typer.Option(None, help="Target column of a table with a header."),
     batch_size: int = typer.Option(64, min=1, help="Sequences per forward pass (64 is fastest on a CPU)."),
-    precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively), bf16 or 32."),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (notices go to stderr)."),
     calibration_plot: Optional[Path] = typer.Option(None, help="Ensembles: save the calibration figure (±k sd "
@@ -287,6 +296,7 @@ def evaluate(
 ) -> None:
     """Pearson, Spearman, MSE and n of a trained model on measured data; for an ensemble, of its
     mean, with the calibration of its sd (fraction inside ±1 and ±2 sd, Spearman |error| vs sd)."""
+    precision = _check_precision(precision, device)
     _check_device(device)
     if calibration_plot is not None:
         _check_output(calibration_plot, [data, *(path for run in run_dir for path in _run_inputs(run))])
@@ -371,10 +381,10 @@ app.command()(cli_experiments.sweep)
 app.command()(cli_experiments.tune)
 app.command()(cli_experiments.results)
 app.command()(cli_experiments.report)
-app.command()(cli_interpret.explain)
-app.command()(cli_interpret.variants)
-app.command()(cli_interpret.motifs)
-app.command()(cli_interpret.marginalize)
+app.command(cls=LazyHelpCommand)(cli_interpret.explain)
+app.command(cls=LazyHelpCommand)(cli_interpret.variants)
+app.command(cls=LazyHelpCommand)(cli_interpret.motifs)
+app.command(cls=LazyHelpCommand)(cli_interpret.marginalize)
 
 
 def main() -> None:  # pragma: no cover

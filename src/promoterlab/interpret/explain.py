@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from promoterlab.data.dataset import encode_sequences
 from promoterlab.data.layout import Layout
 from promoterlab.data.readers import iter_sequences
-from promoterlab.evaluation.predict import inference_precision, predict
+from promoterlab.evaluation.predict import predict
 from promoterlab.files import atomic_path
 from promoterlab.interpret.attribution import (
     DEEPLIFT_BATCH_SIZE,
@@ -36,6 +36,7 @@ from promoterlab.interpret.attribution import (
 )
 from promoterlab.interpret.wrapper import OneHotExpression, deeplift_ready
 from promoterlab.models.fold import fold_batchnorm
+from promoterlab.precision import resolve_precision
 from promoterlab.training.saved import load_run
 
 METHODS = ("ism", "deepliftshap")
@@ -74,7 +75,8 @@ def attribute(model: nn.Module, codes: torch.Tensor, starts: Sequence[int], meth
     ism_rows : sequence of int
         With ``deepliftshap``, the sequences whose raw ISM changes are computed as well.
     precision : str
-        ``auto``, ``32`` or ``bf16`` for the ISM forward passes (DeepLIFT runs in fp32).
+        ``auto``, ``32``, ``bf16`` or ``16`` (:func:`promoterlab.precision.resolve_precision`)
+        for the ISM forward passes (DeepLIFT runs in fp32).
     device : str
         Torch device.
     progress : bool
@@ -84,7 +86,7 @@ def attribute(model: nn.Module, codes: torch.Tensor, starts: Sequence[int], meth
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
-    precision = inference_precision(precision, device)
+    precision = resolve_precision(precision, device)
     folded = fold_batchnorm(model) if fold else model.eval()
     ism_model = OneHotExpression(folded)
     lift_model = OneHotExpression(deeplift_ready(folded)) if method == "deepliftshap" else None
@@ -199,6 +201,7 @@ def explain_file(run_dir: str | Path, path: str | Path, out_dir: str | Path, met
     """
     from promoterlab.interpret.plots import plot_explanation
 
+    precision = resolve_precision(precision, device)
     model, config = load_run(run_dir, device)
     frame, codes, starts = read_laid_out(path, config.data.layout, seq_col, id_col, ids)
     folded = fold_batchnorm(model)

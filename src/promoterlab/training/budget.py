@@ -23,6 +23,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from promoterlab.precision import autocast
+
 # Fraction of the budget kept back for what the probe cannot see (Lightning's own work, the
 # operating system, a slower epoch); the final model save and figures get their own reserve.
 SAFETY = 0.08
@@ -63,11 +65,6 @@ def budget_widths(width: float) -> list[float]:
     return widths
 
 
-def _autocast(precision: str, device: torch.device):
-    enabled = "bf16" in str(precision)
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
 def time_steps(model: nn.Module, objective, train_loader, val_loader, precision: str, device: torch.device,
                lr: float, min_steps: int = 5, min_seconds: float = 3.0, max_steps: int = 30, warmup: int = 3
                ) -> tuple[float, float]:
@@ -75,7 +72,8 @@ def time_steps(model: nn.Module, objective, train_loader, val_loader, precision:
 
     The copy trains with AdamW on the first batches of ``train_loader``: ``warmup`` untimed
     steps (the first ones pay for memory and kernel set-up, and would make the plan too short),
-    then at least ``min_steps`` and ``min_seconds``; ``model`` itself is untouched.
+    then at least ``min_steps`` and ``min_seconds``; ``model`` itself is untouched. ``precision``
+    is resolved (``32``, ``bf16`` or ``16``, :func:`promoterlab.precision.resolve_precision`).
     """
     probe = copy.deepcopy(model).to(device).train()
     optimizer = torch.optim.AdamW(probe.parameters(), lr=lr)
@@ -83,7 +81,7 @@ def time_steps(model: nn.Module, objective, train_loader, val_loader, precision:
     for i, (x, y) in enumerate(train_loader):
         if i == warmup:
             start = time.perf_counter()
-        with _autocast(precision, device):
+        with autocast(precision, device):
             out = probe(x.to(device))
         optimizer.zero_grad(set_to_none=True)
         objective.loss_value(out, y.to(device)).backward()
@@ -99,7 +97,7 @@ def time_steps(model: nn.Module, objective, train_loader, val_loader, precision:
     with torch.inference_mode():
         for i, (x_fwd, x_rc, _) in enumerate(val_loader):
             begin = time.perf_counter()
-            with _autocast(precision, device):
+            with autocast(precision, device):
                 objective.average(probe(x_fwd.to(device)), probe(x_rc.to(device)))
             if i > 0:  # the first batch pays for allocation
                 val_timed += time.perf_counter() - begin

@@ -34,6 +34,7 @@ from promoterlab.evaluation.plots import plot_curves, plot_val_scatter
 from promoterlab.evaluation.predict import predict
 from promoterlab.files import write_text_atomic
 from promoterlab.models import build_model, count_parameters
+from promoterlab.precision import lightning_precision
 from promoterlab.training.averaging import parse_averaging
 from promoterlab.training.budget import (MIN_BUDGET_STEPS, BudgetPlan, CatchUp, Deadline, budget_widths,
                                          plan_budget, time_steps)
@@ -140,7 +141,7 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
         check_val_every_n_epoch=plan.check_val_every_n_epoch if plan else 1,
         accelerator=config.train.accelerator, devices=lightning_devices(config.train.devices),
         strategy=config.train.strategy, num_nodes=config.train.num_nodes, use_distributed_sampler=False,
-        precision=config.train.precision, callbacks=callbacks, logger=False,
+        precision=lightning_precision(config.train.precision), callbacks=callbacks, logger=False,
         deterministic="warn", num_sanity_val_steps=0, enable_progress_bar=progress,
         enable_model_summary=False, default_root_dir=out)
     _fit(trainer, module, data, resume_from, out)
@@ -331,7 +332,7 @@ def _plan_line(config: RunConfig, train_set: EncodedSet, val_set: EncodedSet, mo
     start = f"resuming {out} from epoch {_checkpoint_epoch(resume_from)}" if resume_from else f"training into {out}"
     return (f"{start}: {config.data.path}: {len(train_set):,} train / {len(val_set):,} val sequences; "
             f"{config.model.name} (width {config.model.width:g}, {count_parameters(model):,} parameters), "
-            f"loss {config.train.loss}, {config.train.precision}, batch {batch_size}"
+            f"loss {config.train.loss}, precision {config.train.precision}, batch {batch_size}"
             f"{f' per process x {world.size} processes' if world.size > 1 else ''}, {schedule}, seed {config.seed}")
 
 
