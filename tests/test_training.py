@@ -31,6 +31,8 @@ def trained_run(sim_library, tmp_path_factory):
 
 def test_tiny_legnet_learns_simulated_promoters(trained_run):
     out, summary = trained_run
+    # fp32, seed 0: 0.612 with AVX-512 kernels, 0.613 with AVX2 ones (the seed is fixed: seeds 1
+    # and 2 reach 0.611 and 0.40 at this tiny budget); an untrained model scores 0 +- 0.045.
     assert summary["best_val_pearson"] > 0.55
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics.columns[:6]) == ["epoch", "train_loss", "train_pearson", "val_loss", "val_pearson",
@@ -132,11 +134,11 @@ def test_cli_predict_fasta_and_tsv_and_evaluate(trained_run, tmp_path):
     library = simulate_library(300, seed=11)
     measured = tmp_path / "measured.txt"
     library[["seq", "expr"]].to_csv(measured, sep="\t", header=False, index=False)
-    result = runner.invoke(app, ["evaluate", str(out), str(measured), "--json"])
+    result = runner.invoke(app, ["evaluate", str(out), str(measured), "--json", "--precision", "32"])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output)
-    assert metrics["n"] == 300 and metrics == pytest.approx(evaluate(out, measured))
-    assert metrics["pearson"] > 0.5
+    assert metrics["n"] == 300 and metrics == pytest.approx(evaluate(out, measured, precision="32"))
+    assert metrics["pearson"] > 0.5  # 0.56-0.57 with AVX-512 or AVX2 kernels
 
 
 def test_max_time_stops_cleanly_and_keeps_the_best_checkpoint(sim_library, tmp_path, monkeypatch):
