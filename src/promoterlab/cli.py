@@ -102,7 +102,7 @@ def train(
                                                       "stop (default {train.schedule})."),
     cooldown_epochs: Optional[int] = typer.Option(None, help="Annealing epochs of --schedule plateau "
                                                              "(default {train.cooldown_epochs})."),
-    precision: Optional[str] = typer.Option(None, help=f"{PRECISION_HELP.rstrip('.')} (default {{train.precision}})."),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP[:-1] + " (default {train.precision})."),
     accelerator: Optional[str] = typer.Option(None, help="Lightning accelerator: cpu, gpu, auto "
                                                          "(default {train.accelerator})."),
     devices: Optional[str] = typer.Option(None, help="Lightning devices (default {train.devices})."),

@@ -27,7 +27,7 @@ from promoterlab.precision import device_type, env_precision, normalize_precisio
 
 # The help of every --precision option; "{auto_precision}" is filled in when the help is shown.
 PRECISION_HELP = ("auto (here: {auto_precision}), 32, bf16 or 16 (fp16 mixed, GPU only). auto is bf16 where the "
-                  "processor computes it natively, else 32, or the value of PROMOTERLAB_PRECISION (32 or bf16).")
+                  "processor computes it natively, else 32; PROMOTERLAB_PRECISION=32 or bf16 overrides it.")
 
 
 class _HelpValues(dict):

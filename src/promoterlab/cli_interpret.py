@@ -27,7 +27,6 @@ from promoterlab.cli_data import (
 )
 
 METHODS = ("ism", "deepliftshap")
-# bf16 against fp32: ISM about 1.8x faster, changes within 1e-2 (BENCHMARKS.md).
 ATTRIBUTION_PRECISION_HELP = PRECISION_HELP + " DeepLIFT/SHAP always runs in fp32."
 
 
