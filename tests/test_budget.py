@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -13,13 +13,15 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from conftest import tiny_config
+from conftest import FakeClock, tiny_config
 from promoterlab import load_run, train
 from promoterlab.models import build_model, count_parameters
 from promoterlab.data.simulate import simulate_library
+from promoterlab.training import budget as budget_module
 from promoterlab.runs import saved_config_matches
 from promoterlab.training import plan as plan_module
-from promoterlab.training.budget import MIN_BUDGET_STEPS, SAFETY, budget_widths, plan_budget
+from promoterlab.data.dataset import EvalBatches, TrainBatches, batch_loader, load_split
+from promoterlab.training.budget import MIN_BUDGET_STEPS, SAFETY, budget_widths, plan_budget, time_steps
 from promoterlab.objective import Objective
 from promoterlab.training.run import TrainingInterrupted
 
@@ -63,16 +65,24 @@ def lr_per_step() -> tuple[Callback, list[float]]:
     return Record(), seen
 
 
-def test_budgeted_schedule_ends_annealed_within_the_budget(sim_library, tmp_path):
-    config = tiny_config(sim_library, train_size=600, val_size=200)
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="auto", max_time=0.25))
+def budgeted(config, max_time: float, **changes):
+    """``config`` planned by a budget of ``max_time`` minutes (its epochs ``"auto"``)."""
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="auto", max_time=max_time,
+                                                                 **changes))
+
+
+# The budget tests run on a fake clock (conftest.FakeClock): a step costs what the test says,
+# however fast the machine is, so the plans and the deadlines are the same everywhere.
+
+
+def test_budgeted_schedule_ends_annealed_within_the_budget(sim_library, tmp_path, monkeypatch):
+    clock = FakeClock(step=0.25, val=0.5).install(monkeypatch)
+    config = budgeted(tiny_config(sim_library, train_size=600, val_size=200), 0.25)
     record, lrs = lr_per_step()
-    summary = train(config, tmp_path, callbacks=[record])
+    summary = train(config, tmp_path, callbacks=[record, clock.callback])
     budget = summary["budget"]
     assert summary["train_seconds"] <= 15
-    assert budget["epochs"] >= 2
-    # every step of the (re-planned) schedule was trained, or jumped over when time ran out
-    assert summary["steps"] + budget["skipped_steps"] == budget.get("schedule_steps", budget["steps"])
+    assert budget["epochs"] >= 2 and budget["skipped_steps"] == 0 and summary["steps"] == budget["steps"]
     max_lr = config.train.max_lr
     assert max(lrs) == pytest.approx(max_lr, rel=0.05)  # the warm-up reached the peak
     assert lrs[-1] <= 0.01 * max_lr  # and the run ended annealed
@@ -83,19 +93,13 @@ def test_budgeted_schedule_ends_annealed_within_the_budget(sim_library, tmp_path
     assert metrics["lr"].iloc[0] < 0.9 * max_lr and metrics["lr"].iloc[-1] < metrics["lr"].max()
 
 
-def test_budgeted_run_that_slows_down_still_ends_annealed_within_the_budget(sim_library, tmp_path):
+def test_budgeted_run_that_slows_down_still_ends_annealed_within_the_budget(sim_library, tmp_path, monkeypatch):
     """Steps three times slower than the probe measured, from the second epoch on: without
     re-planning the deadline would stop the run in the middle of its schedule."""
+    clock = FakeClock(step=0.25, val=0.5, slowdown=lambda epoch: 3.0 if epoch >= 1 else 1.0).install(monkeypatch)
     record, lrs = lr_per_step()
-
-    class Slowdown(Callback):
-        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            if trainer.current_epoch >= 1:
-                time.sleep(2 * json.loads((tmp_path / "budget.json").read_text())["step_seconds"])
-
-    config = tiny_config(sim_library, train_size=600, val_size=200)
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="auto", max_time=0.25))
-    summary = train(config, tmp_path, callbacks=[record, Slowdown()])
+    config = budgeted(tiny_config(sim_library, train_size=600, val_size=200), 0.25)
+    summary = train(config, tmp_path, callbacks=[record, clock.callback])
     budget = summary["budget"]
     assert budget["replans"] > 0 and budget["schedule_steps"] < budget["steps"]
     assert summary["steps"] + budget["skipped_steps"] == budget["schedule_steps"]
@@ -105,32 +109,42 @@ def test_budgeted_run_that_slows_down_still_ends_annealed_within_the_budget(sim_
     assert np.isfinite(metrics["val_pearson"].iloc[-1])  # the annealed model was validated
 
 
+def test_probe_times_steps_after_the_warm_up_and_leaves_the_model_alone(sim_library, monkeypatch):
+    readings = iter(np.arange(0.0, 1000.0, 0.1))  # each reading of the clock is 0.1 s after the last
+    monkeypatch.setattr(budget_module, "time", SimpleNamespace(perf_counter=lambda: float(next(readings))))
+    config = tiny_config(sim_library, train_size=600, val_size=200)
+    train_set, val_set, *_ = load_split(config.data, config.seed)
+    model = build_model(config.model, 18)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train_loader = batch_loader(TrainBatches(train_set, seed=0), 32, shuffle=True, seed=0)
+    val_loader = batch_loader(EvalBatches(val_set.codes, val_set.targets), 32, shuffle=False)
+    step_s, val_s = time_steps(model, Objective("kl", 18), train_loader, val_loader, "32", torch.device("cpu"),
+                               lr=1e-3, min_steps=5, min_seconds=0.5)
+    # one reading per step, the first as the warm-up ends; validation: 3 of the first 4 batches timed
+    assert step_s == pytest.approx(0.1) and val_s == pytest.approx(0.1 * len(val_loader))
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
 def test_budget_widths_halve_down_to_an_eighth():
     assert budget_widths(1.0) == [1.0, 0.5, 0.25, 0.125]
     assert budget_widths(0.5) == [0.5, 0.25, 0.125]
     assert budget_widths(0.1) == [0.1]
 
 
-def probe_seconds(per_width: dict[float, float]):
-    """A stand-in for the budget's probe: ``per_width`` seconds per step, 0.1 s per validation."""
-    def fake(model, *args, **kwargs):
-        return per_width[model.cfg.width], 0.1
-    return fake
-
-
 def test_short_budget_trains_the_widest_model_that_fits_enough_steps(sim_library, tmp_path, monkeypatch):
-    # about 11 s to spend: ~20 steps at width 0.5, ~500 at 0.25 (>= MIN_BUDGET_STEPS), so 0.25 trains;
-    # interrupted after its first epoch, then resumed
-    monkeypatch.setattr(plan_module, "time_steps", probe_seconds({0.5: 0.5, 0.25: 0.02, 0.125: 0.005}))
-    config = tiny_config(sim_library, width=0.5, train_size=600, val_size=200)
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="auto", max_time=0.25))
+    # MIN_BUDGET_STEPS made 20 so that the test trains few steps; about 12 s to spend: 11 steps
+    # at width 0.5, ~27 at 0.25 (>= 20), so 0.25 trains; interrupted after its first epoch, then resumed
+    monkeypatch.setattr(plan_module, "MIN_BUDGET_STEPS", 20)
+    clock = FakeClock(step=0.4, val=0.1, probe={0.5: 1.0, 0.25: 0.4, 0.125: 0.1}).install(monkeypatch)
+    config = budgeted(tiny_config(sim_library, width=0.5, train_size=300, val_size=100), 0.25)
     with pytest.raises(TrainingInterrupted):
-        train(config, tmp_path, callbacks=[StopAfterFirstEpoch()])
-    summary = train(config, tmp_path)  # resumed at the width chosen before, from its checkpoint
+        train(config, tmp_path, callbacks=[StopAfterFirstEpoch(), clock.callback])
+    summary = train(config, tmp_path, callbacks=[clock.callback])  # resumed at the width chosen before
     assert summary["epochs"] >= 2 and pd.read_csv(tmp_path / "metrics.csv")["epoch"].iloc[0] == 1
     budget = summary["budget"]
     assert budget["width"] == 0.25 and list(budget["steps_by_width"]) == ["0.5", "0.25"]
-    assert budget["steps_by_width"]["0.5"] < MIN_BUDGET_STEPS <= budget["steps_by_width"]["0.25"] == budget["steps"]
+    assert budget["steps_by_width"]["0.5"] < 20 <= budget["steps_by_width"]["0.25"] == budget["steps"]
+    assert summary["steps"] == budget["steps"] and budget["skipped_steps"] == 0
     assert summary["params"] == count_parameters(build_model(dataclasses.replace(config.model, width=0.25), 18))
     saved = load_run(tmp_path)[1]
     assert saved.model.width == 0.25 and saved.train.fit_width is False  # its config.yaml trains 0.25 again
@@ -140,33 +154,28 @@ def test_short_budget_trains_the_widest_model_that_fits_enough_steps(sim_library
 
 
 def test_budget_keeps_the_model_without_fit_width(sim_library, tmp_path, monkeypatch):
-    monkeypatch.setattr(plan_module, "time_steps", probe_seconds({0.125: 0.5}))
-    config = tiny_config(sim_library, width=0.125, train_size=300, val_size=100)
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs="auto", max_time=0.1,
-                                                                   fit_width=False))
-    summary = train(config, tmp_path)
+    clock = FakeClock(step=0.5, val=0.1).install(monkeypatch)
+    config = budgeted(tiny_config(sim_library, width=0.125, train_size=300, val_size=100), 0.1, fit_width=False)
+    summary = train(config, tmp_path, callbacks=[clock.callback])
     assert summary["budget"]["width"] is None and summary["budget"]["steps_by_width"] == {}
     assert summary["budget"]["steps"] < MIN_BUDGET_STEPS  # too few, but the width was fixed
 
 
-def test_explicit_epochs_win_over_the_budget(sim_library, tmp_path):
+def test_explicit_epochs_win_over_the_budget(sim_library, tmp_path, monkeypatch):
+    FakeClock().install(monkeypatch)  # time stands still: the deadline never comes
     config = tiny_config(sim_library, epochs=2, train_size=300, val_size=100)
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, max_time=5))
     summary = train(config, tmp_path)
     assert summary["epochs"] == 2 and "budget" not in summary
 
 
-def test_deadline_counts_validation_time(sim_library, tmp_path):
+def test_deadline_counts_validation_time(sim_library, tmp_path, monkeypatch):
     """The hard stop of an explicit --epochs run under --max-time counts validation too: a run
     whose validation alone outlasts the budget stops after its first epoch."""
-
-    class SlowValidation(Callback):
-        def on_validation_end(self, trainer, module):
-            time.sleep(2.0)
-
+    clock = FakeClock(step=0.0, val=2.0).install(monkeypatch)
     config = tiny_config(sim_library, epochs=20, train_size=200, val_size=100)
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, max_time=1.5 / 60))
-    summary = train(config, tmp_path, callbacks=[SlowValidation()])
+    summary = train(config, tmp_path, callbacks=[clock.callback])
     assert summary["epochs"] == 1 and summary["stopped_early"]
 
 

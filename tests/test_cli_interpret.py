@@ -64,7 +64,8 @@ def test_explain_deepliftshap_and_chosen_ids(run, fasta, tmp_path):
 @pytest.mark.parametrize("args, fragments", [
     (["--method", "shap"], ["--method must be one of ism, deepliftshap"]),
     (["--ids", "s0,nope"], ["no sequence with id nope"]),
-    (["--precision", "16"], ["--precision must be one of"]),
+    (["--precision", "17"], ["--precision must be one of auto, 32, bf16, 16"]),
+    (["--precision", "16"], ["--precision 16 (fp16 mixed) runs on a GPU only"]),
 ])
 def test_explain_refuses_bad_options(run, fasta, tmp_path, args, fragments):
     out = tmp_path / "out"

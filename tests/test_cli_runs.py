@@ -7,6 +7,7 @@ import pytest
 
 from conftest import assert_error, invoke, snapshot
 from promoterlab.data.simulate import simulate_library, write_library
+from promoterlab.precision import resolve_precision
 
 TINY = ("--width", "0.0625", "--epochs", "1", "--val-size", "50", "--batch-size", "64", "--accelerator", "cpu",
         "--devices", "1", "--no-progress", "--ensemble", "1", "--test-size", "50")
@@ -29,8 +30,9 @@ def test_train_prints_its_plan_and_where_the_run_went(run, library):
     out, result = run
     lines = result.stderr.splitlines()
     assert lines[0].startswith(f"training into {out}: {library}: 150 train / 50 val / 50 test sequences; legnet (width 0.0625")
-    assert "batch 64, 1 epochs, seed 0" in lines[0]
-    assert lines[-1].startswith("best val Pearson") and lines[-1].endswith(f"run directory: {out}")
+    assert f"precision {resolve_precision('auto', 'cpu')}, batch 64, 1 epochs, seed 0" in lines[0]
+    assert lines[-2].startswith("best val Pearson") and lines[-2].endswith(f"run directory: {out}")
+    assert lines[1].startswith("estimate: about ") and lines[-1].startswith("took ")
 
 
 def test_another_config_in_out_is_refused_and_nothing_changes(run, library):

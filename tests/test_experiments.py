@@ -28,12 +28,12 @@ from promoterlab.experiments.tune import tune
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_spec(tmp_path: Path, library: Path, **extra) -> Path:
+def write_spec(tmp_path: Path, library: Path, train_size: int = 400, val_size: int = 200, **extra) -> Path:
     spec = {
         "name": "toy",
-        "base": {"data": {"path": str(library), "train_size": 400, "val_size": 200},
+        "base": {"data": {"path": str(library), "train_size": train_size, "val_size": val_size},
                  "model": {"name": "legnet", "width": 0.125},
-                 "train": {"epochs": 2, "batch_size": 64, "accelerator": "cpu", "devices": "1"}},
+                 "train": {"epochs": 2, "batch_size": 64, "precision": "32", "accelerator": "cpu", "devices": "1"}},
         "axes": {"model": ["legnet"], "seed": [0]},
         "budgets": {"quick": {"train.epochs": 1, "model.width": 0.125}},
         **extra,
@@ -96,7 +96,7 @@ def test_bad_specs_name_the_file(tmp_path, sim_library, change, message):
 
 
 def test_sweep_with_two_workers_then_skips_finished_runs(tmp_path, sim_library, test_library):
-    path = write_spec(tmp_path, sim_library, axes={"model": ["legnet"], "seed": [0, 1]},
+    path = write_spec(tmp_path, sim_library, train_size=200, val_size=100, axes={"model": ["legnet"], "seed": [0, 1]},
                       test={"path": str(test_library)})
     spec = load_spec(path)
     out = tmp_path / "runs"
@@ -140,7 +140,7 @@ def test_locked_run_is_left_to_its_owner(tmp_path, sim_library):
 
 
 def test_sweep_resumes_after_kill_9_without_losing_or_repeating_epochs(tmp_path, sim_library):
-    path = write_spec(tmp_path, sim_library)
+    path = write_spec(tmp_path, sim_library, train_size=200, val_size=100)
     spec_raw = yaml.safe_load(path.read_text())
     spec_raw["base"]["train"]["epochs"] = 4
     path.write_text(yaml.safe_dump(spec_raw, sort_keys=False))
@@ -150,13 +150,15 @@ def test_sweep_resumes_after_kill_9_without_losing_or_repeating_epochs(tmp_path,
     command = [sys.executable, "-m", "promoterlab", "sweep", str(path), "--out", str(out)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
-        time.sleep(0.2)
+    # Killed as soon as epoch 2 is written, however long that takes (the hang guard aside).
+    hang_guard = time.monotonic() + 900
+    while process.poll() is None and (not metrics.exists() or len(metrics.read_text().splitlines()) < 3):
+        assert time.monotonic() < hang_guard, "the sweep hangs"
+        time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert len(metrics.read_text().splitlines()) >= 3, "the run did not reach epoch 2 in time"
-    assert not (metrics.parent / "summary.json").exists()
+    assert len(metrics.read_text().splitlines()) >= 3
+    assert not (metrics.parent / "summary.json").exists(), "the sweep finished before it was killed"
 
     subprocess.run(command, env=env, check=True, capture_output=True)
     resumed = pd.read_csv(metrics)
@@ -173,7 +175,7 @@ def test_sweep_resumes_after_kill_9_without_losing_or_repeating_epochs(tmp_path,
 
 
 def test_two_workers_share_one_optuna_study(tmp_path, sim_library):
-    path = write_spec(tmp_path, sim_library, search={
+    path = write_spec(tmp_path, sim_library, train_size=200, val_size=100, search={
         "model.width": {"choices": [0.0625, 0.125]},
         "train.max_lr": {"low": 1e-3, "high": 1e-2, "log": True}})
     spec = load_spec(path)
@@ -204,7 +206,8 @@ def test_two_workers_share_one_optuna_study(tmp_path, sim_library):
 def test_tune_answers_a_repeated_setting_without_training_it(tmp_path, sim_library):
     from promoterlab.experiments.tune import open_study, space_size, trial_counts
 
-    path = write_spec(tmp_path, sim_library, search={"model.width": {"choices": [0.0625, 0.125]}})
+    path = write_spec(tmp_path, sim_library, train_size=200, val_size=100,
+                      search={"model.width": {"choices": [0.0625, 0.125]}})
     spec = load_spec(path)
     assert space_size(spec.search) == 2
     assert space_size({"a": {"choices": [1, 2, 3]}, "b": {"low": 1, "high": 7, "step": 2}}) == 12

@@ -182,6 +182,5 @@ def test_the_sequence_module_is_the_bottom_layer():
     assert import_graph()["promoterlab.sequence"] == set()
 
 
-@pytest.mark.xfail(strict=False, reason="layer rules to be enforced as the layering refactor lands")
 def test_imports_point_only_down_the_layers():
     assert upward_imports(import_graph(), LAYERS) == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from types import SimpleNamespace
 
 import pandas as pd
@@ -91,13 +90,15 @@ def test_invalid_schedules_are_refused(changes, message):
         TrainConfig(**changes)
 
 
-def test_training_with_the_plateau_schedule_ends_annealed(sim_library, tmp_path):
-    config = tiny_config(sim_library, epochs=5, width=0.0625, train_size=800, val_size=300)
+def test_training_with_the_plateau_schedule_ends_annealed(tata_library, tmp_path):
+    # One strong motif and the MSE loss: best validation Pearson 0.956-0.969 for seeds 0-4 both
+    # in fp32 (on AVX2) and in bf16 (KL soft labels learn it only for some seeds in 5 epochs).
+    config = tiny_config(tata_library, epochs=5, width=0.0625, train_size=400, val_size=200, loss="mse")
     config = dataclasses.replace(config, train=dataclasses.replace(config.train, schedule="plateau", patience=10,
-                                                                   cooldown_epochs=2, max_lr=0.01))
+                                                                   cooldown_epochs=2, max_lr=0.01, batch_size=32))
     summary = train(config, tmp_path / "run")
     assert summary["cooldown"] == {"first_epoch": 4, "epochs": 2, "reason": "cap"} and summary["epochs"] == 5
     lr = pd.read_csv(tmp_path / "run" / "metrics.csv")["lr"].to_numpy()
     assert lr[0] < lr[1] < lr[2] == pytest.approx(0.01)  # warm-up over 2 epochs, then held
     assert lr[2] > lr[3] > lr[4] and lr[4] < 0.01 * 0.2  # annealed in the last two
-    assert not math.isnan(summary["best_val_pearson"]) and summary["best_val_pearson"] > 0.1  # it learns (0.19 here)
+    assert summary["best_val_pearson"] > 0.8  # it learns

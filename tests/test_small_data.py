@@ -44,7 +44,8 @@ class _AugmentationRecorder(Callback):
 def finetuned_run(sim_library, tmp_path_factory):
     out = tmp_path_factory.mktemp("evoaug")
     recorder = _AugmentationRecorder()
-    config = _with_train(tiny_config(sim_library, epochs=2), augment="evoaug", finetune_epochs=1)
+    config = _with_train(tiny_config(sim_library, epochs=2, train_size=300, val_size=100), augment="evoaug",
+                         finetune_epochs=1)
     summary = train(config, out, callbacks=[recorder])
     return out, summary, recorder
 
@@ -194,7 +195,7 @@ def test_train_ensemble_shares_one_split_and_writes_ensemble_metrics(sim_library
 
     out = tmp_path / "ens"
     result = runner.invoke(app, ["train", str(sim_library), "--out", str(out), "--ensemble", "3", "--seed", "4",
-                                 "--width", "0.125", "--epochs", "1", "--train-size", "600", "--val-size", "300",
+                                 "--width", "0.125", "--epochs", "1", "--train-size", "300", "--val-size", "150",
                                  "--batch-size", "64", "--accelerator", "cpu", "--devices", "1", "--quiet"])
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import tiny_config
+from conftest import needs_native_bf16, tiny_config
 from promoterlab import api, load_run, predict, train
 from promoterlab.data.dataset import encode_sequences
 from promoterlab.data.readers import read_sequences
@@ -135,6 +135,7 @@ def tiny_run(sim_library, tmp_path_factory):
     return out
 
 
+@needs_native_bf16
 def test_bf16_and_fp32_predictions_agree(tiny_run):
     model, config = load_run(tiny_run)
     codes = encode_sequences(simulate_library(400, seed=8)["seq"], config.data.layout)

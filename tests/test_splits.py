@@ -50,7 +50,7 @@ def test_auto_validation_is_a_tenth_between_256_and_2048_rows(n, expected):
 
 
 def test_auto_validation_is_saved_as_the_rows_it_chose(sim_library, tmp_path):
-    config = tiny_config(sim_library, epochs=1, train_size=None)
+    config = tiny_config(sim_library, epochs=1, train_size=None, width=0.0625)
     config = dataclasses.replace(config, data=dataclasses.replace(config.data, val_size="auto"))
     summary = train(config, tmp_path)
     assert summary["val_size"] == 300 and summary["train_size"] == 2400  # 3,000 rows: 300 test, 300 val

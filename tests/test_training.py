@@ -13,7 +13,7 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from conftest import tiny_config
+from conftest import FakeClock, needs_native_bf16, tiny_config
 from promoterlab import evaluate, load_run, predict, predict_sequences, train
 from promoterlab.cli import app
 from promoterlab.config import RunConfig
@@ -32,6 +32,8 @@ def trained_run(sim_library, tmp_path_factory):
 
 def test_tiny_legnet_learns_simulated_promoters(trained_run):
     out, summary = trained_run
+    # fp32, seed 0: 0.612 with AVX-512 kernels, 0.613 with AVX2 ones (the seed is fixed: seeds 1
+    # and 2 reach 0.611 and 0.40 at this tiny budget); an untrained model scores 0 +- 0.045.
     assert summary["best_val_pearson"] > 0.55
     metrics = pd.read_csv(out / "metrics.csv")
     assert list(metrics.columns[:6]) == ["epoch", "train_loss", "train_pearson", "val_loss", "val_pearson",
@@ -52,7 +54,7 @@ def test_run_directory_contents(trained_run, sim_library):
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["seed"] == 0 and config["version"] and config["data"]["path"] == str(sim_library)
     expected = resolve_config(tiny_config(sim_library, epochs=4), summary["train_size"]).train  # "auto" resolved
-    assert RunConfig.load(out / "config.yaml").train == expected and expected.precision in ("32", "bf16-mixed")
+    assert RunConfig.load(out / "config.yaml").train == expected and expected.precision == "32"
     assert config["model"]["name"] == "legnet" and RunConfig.load(out / "config.yaml").model.width == 0.125
 
 
@@ -66,11 +68,12 @@ def test_saved_model_reproduces_best_validation_pearson(trained_run, sim_library
     # Validation carries the data's singleton flags (LegNet's convention); prediction sets them to 0.
     val_set = split.val
     assert 0.05 < val_set.singleton.float().mean() < 0.95
-    r = np.corrcoef(predict(model, val_set.codes, singleton=val_set.singleton), val_set.targets)[0, 1]
-    # Validation ran under the run's precision (bf16 autocast where native); prediction folds the
-    # BatchNorms into the convolutions first, so the two agree to rounding, not to the last digit.
-    tolerance = 1e-4 if config.train.precision == "32" else 2e-3
-    assert r == pytest.approx(summary["best_val_pearson"], abs=tolerance)
+    pred = predict(model, val_set.codes, singleton=val_set.singleton, precision="32")
+    r = np.corrcoef(pred, val_set.targets)[0, 1]
+    # Validation ran in fp32, as prediction does; prediction folds the BatchNorms into the
+    # convolutions first, so the two agree to rounding, not to the last digit.
+    assert config.train.precision == "32"
+    assert r == pytest.approx(summary["best_val_pearson"], abs=1e-4)
     r_flag0 = np.corrcoef(predict_sequences(model, val["seq"].tolist(), config), val["target"])[0, 1]
     assert abs(r_flag0 - r) > 1e-3
     assert summary["val_flag0"]["pearson"] == pytest.approx(r_flag0, abs=tolerance)
@@ -135,19 +138,22 @@ def test_cli_predict_fasta_and_tsv_and_evaluate(trained_run, tmp_path):
     library = simulate_library(300, seed=11)
     measured = tmp_path / "measured.txt"
     library[["seq", "expr"]].to_csv(measured, sep="\t", header=False, index=False)
-    result = runner.invoke(app, ["evaluate", str(out), str(measured), "--json"])
+    result = runner.invoke(app, ["evaluate", str(out), str(measured), "--json", "--precision", "32"])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.output)
-    assert metrics["n"] == 300 and metrics == pytest.approx(evaluate(out, measured))
-    assert metrics["pearson"] > 0.5
+    assert metrics["n"] == 300 and metrics == pytest.approx(evaluate(out, measured, precision="32"))
+    assert metrics["pearson"] > 0.5  # 0.56-0.57 with AVX-512 or AVX2 kernels
 
 
-def test_max_time_stops_cleanly_and_keeps_the_best_checkpoint(sim_library, tmp_path):
+def test_max_time_stops_cleanly_and_keeps_the_best_checkpoint(sim_library, tmp_path, monkeypatch):
+    # A fake clock: 10 steps of 0.1 s and a validation of 0.2 s make an epoch 1.2 s, so the 3 s
+    # budget stops the run in its third epoch, however fast the machine is.
+    clock = FakeClock(step=0.1, val=0.2).install(monkeypatch)
     config = tiny_config(sim_library, epochs=500, train_size=300, val_size=100)
     config.train.max_time = 0.05  # minutes
-    summary = train(config, tmp_path)
-    assert summary["stopped_early"] and 1 <= summary["epochs"] < 500
-    assert summary["train_seconds"] < 60
+    summary = train(config, tmp_path, callbacks=[clock.callback])
+    assert summary["stopped_early"] and 2 <= summary["epochs"] <= 3
+    assert 3.0 <= summary["train_seconds"] <= 3.0 + 1.2
     assert (tmp_path / "model.pt").exists() and (tmp_path / "best.ckpt").exists()
 
 
@@ -160,17 +166,18 @@ def test_demo_command_writes_a_run_directory(tmp_path):
     assert summary["epochs"] == 1 and summary["train_size"] == 2048 - 1024 - 256  # 256 held out for test
 
 
+@needs_native_bf16
 def test_bf16_mixed_precision_tracks_fp32(sim_library, tmp_path):
     predictions = {}
-    for precision in ("32", "bf16-mixed"):
+    for precision in ("32", "bf16"):
         config = tiny_config(sim_library, epochs=1, train_size=300, val_size=100)
         config.train.precision = precision
         train(config, tmp_path / precision)
         model, saved = load_run(tmp_path / precision)
         assert saved.train.precision == precision
         _, val_set, *_ = load_split(saved.data, saved.seed)
-        predictions[precision] = predict(model, val_set.codes)
-    fp32, bf16 = predictions["32"], predictions["bf16-mixed"]
+        predictions[precision] = predict(model, val_set.codes, precision="32")
+    fp32, bf16 = predictions["32"], predictions["bf16"]
     assert not np.array_equal(fp32, bf16)  # bf16 autocast really ran
     # Same seed, same batches: one epoch in bf16 lands next to fp32 (measured: max |diff| 0.0025
     # bins, r 0.99 over the 100 validation sequences).

@@ -19,10 +19,12 @@ import typer
 from promoterlab import cli_doctor, cli_experiments, cli_interpret
 from promoterlab.version import __version__
 from promoterlab.cli_data import (
+    PRECISION_HELP,
     LazyHelpCommand,
     _check_device,
     _check_folder,
     _check_output,
+    _check_precision,
     _fail,
     _quiet_lightning,
     _open_run,
@@ -108,7 +110,7 @@ def train(
                                                       "stop (default {train.schedule})."),
     cooldown_epochs: Optional[int] = typer.Option(None, help="Annealing epochs of --schedule plateau "
                                                              "(default {train.cooldown_epochs})."),
-    precision: Optional[str] = typer.Option(None, help="32, bf16-mixed, ... (default {train.precision})."),
+    precision: Optional[str] = typer.Option(None, help=PRECISION_HELP[:-1] + " (default {train.precision})."),
     accelerator: Optional[str] = typer.Option(None, help="Lightning accelerator: cpu, gpu, auto "
                                                          "(default {train.accelerator})."),
     devices: Optional[str] = typer.Option(None, help="Lightning devices (default {train.devices})."),
@@ -143,6 +145,8 @@ def train(
         _fail(f"--test {test}: file not found" if not test.exists() else f"--test {test}: not a file")
     if data is not None and not data.is_file():
         _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
+    if precision is not None:
+        precision = _check_precision(precision)
 
     from promoterlab.config import RunConfig, replace_fields
     from promoterlab.models import model_config
@@ -184,6 +188,10 @@ def train(
     if not Path(data_cfg.path).is_file():
         _fail(f"{data_cfg.path}: file not found")
     _check_accelerator(str(train_cfg.accelerator))
+    if train_cfg.precision == "16":
+        from promoterlab.training.hardware import accelerator_kind
+
+        _check_precision(train_cfg.precision, accelerator_kind(str(train_cfg.accelerator)))
     run_cfg = RunConfig(data=data_cfg, model=model_cfg, train=train_cfg,
                         seed=seed if seed is not None else base.seed)
     run_cfg = _with_ensemble(run_cfg, ensemble, out, quiet)
@@ -267,7 +275,7 @@ def _train(run_cfg: Any, out: Path, progress: bool, quiet: bool, overwrite: bool
             _fail(err)
 
 
-@app.command()
+@app.command(cls=LazyHelpCommand)
 def predict(
     run_dir: list[Path] = typer.Argument(..., help="Run directory (or model.pt); several, a folder of runs or a "
                                                    "glob: an ensemble.", metavar="RUN"),
@@ -278,13 +286,14 @@ def predict(
     seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
     id_col: Optional[str] = typer.Option(None, help="Id column of a table with a header (default: row index)."),
     batch_size: int = typer.Option(64, min=1, help="Sequences per forward pass (64 is fastest on a CPU)."),
-    precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively), bf16 or 32."),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Predict expression for new sequences (forward and reverse complement averaged), streamed:
     a file of any size is read and written in chunks. Several models predict their mean, with the
     standard deviation across them."""
+    precision = _check_precision(precision, device)
     run = _open_run(run_dir)
     inputs = [*run.files(), input]
     _check_output(output, inputs)  # before the predictions, not after
@@ -300,7 +309,7 @@ def predict(
                err=True)
 
 
-@app.command()
+@app.command(cls=LazyHelpCommand)
 def evaluate(
     paths: list[Path] = typer.Argument(..., help="RUN... DATA: run folder(s) (several, a folder of runs or a glob: "
                                                  "an ensemble), then the measured file (DREAM text, CSV/TSV; rows "
@@ -311,7 +320,7 @@ def evaluate(
     seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
     target_col: Optional[str] = typer.Option(None, help="Target column of a table with a header."),
     batch_size: int = typer.Option(64, min=1, help="Sequences per forward pass (64 is fastest on a CPU)."),
-    precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively), bf16 or 32."),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (notices go to stderr)."),
     calibration_plot: Optional[Path] = typer.Option(None, help="Ensembles: save the calibration figure (±k sd "
@@ -327,6 +336,7 @@ def evaluate(
     run_dirs, data = (paths, None) if split else (paths[:-1], paths[-1])
     if data is not None and not data.is_file():
         _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
+    precision = _check_precision(precision, device)
     _check_device(device)
     run = _open_run(run_dirs)
     if calibration_plot is not None:
@@ -402,10 +412,10 @@ app.command()(cli_experiments.sweep)
 app.command()(cli_experiments.tune)
 app.command()(cli_experiments.results)
 app.command()(cli_experiments.report)
-app.command()(cli_interpret.explain)
-app.command()(cli_interpret.variants)
-app.command()(cli_interpret.motifs)
-app.command()(cli_interpret.marginalize)
+app.command(cls=LazyHelpCommand)(cli_interpret.explain)
+app.command(cls=LazyHelpCommand)(cli_interpret.variants)
+app.command(cls=LazyHelpCommand)(cli_interpret.motifs)
+app.command(cls=LazyHelpCommand)(cli_interpret.marginalize)
 app.command()(cli_doctor.doctor)
 
 

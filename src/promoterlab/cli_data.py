@@ -23,6 +23,11 @@ import typer
 from typer.core import TyperCommand
 
 from promoterlab.files import OutputError, check_output, output_stream
+from promoterlab.precision import device_type, env_precision, normalize_precision
+
+# The help of every --precision option; "{auto_precision}" is filled in when the help is shown.
+PRECISION_HELP = ("auto (here: {auto_precision}), 32, bf16 or 16 (fp16 mixed, GPU only). auto is bf16 where the "
+                  "processor computes it natively, else 32; PROMOTERLAB_PRECISION=32 or bf16 overrides it.")
 
 
 class _HelpValues(dict):
@@ -42,6 +47,10 @@ class _HelpValues(dict):
             from promoterlab.datasets import ENV_VAR
 
             self[key] = ENV_VAR
+        elif key == "auto_precision":
+            from promoterlab.precision import describe_auto
+
+            self[key] = describe_auto()
         else:
             raise KeyError(key)
         return self[key]
@@ -159,6 +168,24 @@ def _check_device(device: str, option: str = "--device") -> None:
             _fail(f"{option} {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     elif parsed.type == "mps" and not torch.backends.mps.is_available():
         _fail(f"{option} {device}: MPS is not available on this machine (use {option} cpu)")
+
+
+def _check_precision(value: str, device: Any = None, option: str = "--precision") -> str:
+    """``value`` in the vocabulary of :mod:`promoterlab.precision` (a Lightning spelling such as
+    ``bf16-mixed`` is read as ours, with a warning naming it); fail on any other value, on ``16``
+    where ``device`` (a torch device or ``"gpu"``/``"cpu"``; None: not known yet) is a CPU, and
+    on a ``PROMOTERLAB_PRECISION`` that is neither 32 nor bf16."""
+    try:
+        new = normalize_precision(value, warn=False)
+        if new == "auto":
+            env_precision()
+    except ValueError as err:
+        _fail(f"{option}{str(err).removeprefix('precision')}" if str(err).startswith("precision") else err)
+    if new != str(value).strip().lower():
+        typer.echo(f"warning: {option} {value} is deprecated; use {option} {new}", err=True)
+    if new == "16" and device is not None and device_type(device) == "cpu":
+        _fail(f"{option} 16 (fp16 mixed) runs on a GPU only, and this runs on the CPU; use {option} bf16 or 32")
+    return new
 
 
 def _size(n: int) -> str:
@@ -315,10 +342,12 @@ def dream_predict(
         None, "--test", help="DREAM test file (default: DATA_DIR/dream2022/test/test_sequences.txt)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help=_DATA_DIR_HELP),
     batch_size: int = typer.Option(64, "--batch-size", min=1, help="Sequences per forward pass (64 is fastest on a CPU)."),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     device: str = typer.Option("cpu", "--device", help="Torch device, e.g. cpu or cuda."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Predict every DREAM test sequence (RC-averaged) and write the official submission JSON."""
+    precision = _check_precision(precision, device)
     if test is None:
         from promoterlab.datasets import resolve_data_dir
 
@@ -337,7 +366,7 @@ def dream_predict(
 
     try:
         frame = predict_file(run, test, batch_size=batch_size,
-                             device=device, progress=progress)
+                             device=device, progress=progress, precision=precision)
         positions = [int(i) for i in frame["id"]]
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
         _fail(exc)

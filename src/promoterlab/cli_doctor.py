@@ -67,7 +67,8 @@ def doctor_report(models: list[str], purposes: list[str], precisions: list[str],
 
     from promoterlab.models import build_model, model_config
     from promoterlab.models.autotune import CACHE_FILE, cache_dir, choose_kernels, machine_signature
-    from promoterlab.training.hardware import CPU_BATCH_SIZE, CPU_EVAL_BATCH_SIZE, auto_precision, native_bf16
+    from promoterlab.precision import native_bf16, resolve_precision
+    from promoterlab.training.hardware import CPU_BATCH_SIZE, CPU_EVAL_BATCH_SIZE
 
     machine = {**machine_signature(), "threads": torch.get_num_threads(), "native_bf16": native_bf16("cpu")}
     choices = []
@@ -76,11 +77,7 @@ def doctor_report(models: list[str], purposes: list[str], precisions: list[str],
         for purpose in purposes:
             batch = batch_size or (CPU_BATCH_SIZE if purpose == "train" else CPU_EVAL_BATCH_SIZE)
             for asked in dict.fromkeys(precisions):
-                resolved = auto_precision("cpu") if asked == "auto" else asked
-                if purpose == "train" and resolved == "bf16":
-                    resolved = "bf16-mixed"
-                if purpose == "predict":
-                    resolved = "bf16" if "bf16" in resolved else "32"
+                resolved = resolve_precision(asked, "cpu")
                 choice = choose_kernels(net, purpose, resolved, batch, retune=retune)
                 choices.append({"model": name, **choice.to_dict(), "speedup_over_rule": choice.speedup_over_rule()})
     return {"machine": machine, "cache": str(cache_dir() / CACHE_FILE), "choices": choices}

@@ -16,12 +16,19 @@ from typing import Optional
 
 import typer
 
-from promoterlab.cli_data import _check_device, _check_folder, _check_output, _fail, _open_run
+from promoterlab.cli_data import (
+    PRECISION_HELP,
+    _check_device,
+    _check_folder,
+    _check_output,
+    _check_precision,
+    _fail,
+    _open_run,
+)
 
 METHODS = ("ism", "deepliftshap")
-PRECISIONS = ("auto", "32", "bf16")
-PRECISION_HELP = ("auto (bf16 where the CPU/GPU has it natively: ISM about 1.8x faster, changes within 0.014 of "
-                  "fp32, r 0.9998), bf16 or 32; DeepLIFT/SHAP always runs in fp32.")
+ATTRIBUTION_PRECISION_HELP = (PRECISION_HELP + " ISM in bf16 is about 1.8x faster and within 0.014 of fp32 "
+                              "(r 0.9998); DeepLIFT/SHAP always runs in fp32.")
 
 
 def _check_choice(value: str, choices: tuple[str, ...], option: str) -> None:
@@ -65,13 +72,13 @@ def explain(
     max_plots: int = typer.Option(20, min=0, help="PNGs for the first N sequences."),
     shuffles: int = typer.Option(20, min=1, help="References per sequence for deepliftshap."),
     seed: int = typer.Option(0, help="Seed of the shuffled references."),
-    precision: str = typer.Option("auto", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=ATTRIBUTION_PRECISION_HELP),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Which bases matter: per-sequence attributions (.npz) and logos over ISM heat maps (PNG)."""
     _check_choice(method, METHODS, "--method")
-    _check_choice(precision, PRECISIONS, "--precision")
+    precision = _check_precision(precision, device)
     _check_folder(out)
     _check_inputs(input)
     _check_device(device)
@@ -102,12 +109,12 @@ def variants(
                                                             "('-': standard output)."),
     plot: Optional[Path] = typer.Option(None, help="Also save a ranked effect plot (PNG, SVG, PDF)."),
     batch_size: int = typer.Option(128, min=1, help="Sequences per forward pass."),
-    precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively), bf16 or 32."),
+    precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """What a mutation does: predicted expression of reference and alternative (RC-averaged), streamed."""
-    _check_choice(precision, PRECISIONS, "--precision")
+    precision = _check_precision(precision, device)
     run = _open_run(run_dir)
     inputs = [*run.files(), pairs]
     _check_output(output, inputs)
@@ -144,13 +151,13 @@ def motifs(
     min_seqlets: int = typer.Option(10, min=2, help="Smallest cluster reported as a motif."),
     shuffles: int = typer.Option(20, min=1, help="References per sequence for deepliftshap."),
     seed: int = typer.Option(0, help="Seed of the shuffled references."),
-    precision: str = typer.Option("auto", help=PRECISION_HELP),
+    precision: str = typer.Option("auto", help=ATTRIBUTION_PRECISION_HELP),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Which motifs the model learned: seqlets clustered into motifs, compared with known yeast motifs."""
     _check_choice(method, METHODS, "--method")
-    _check_choice(precision, PRECISIONS, "--precision")
+    precision = _check_precision(precision, device)
     for value, option in ((threshold, "--threshold"), (cluster_p, "--cluster-p")):
         if not 0 < value <= 1:
             _fail(f"{option} must be a p-value in (0, 1], got {value:g}")
@@ -189,7 +196,7 @@ def marginalize(
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Insert a motif at every position of background sequences: mean effect by position and strand."""
-    _check_choice(precision, PRECISIONS, "--precision")
+    precision = _check_precision(precision, device)
     _check_folder(out)
     _check_inputs(background)
     _check_device(device)

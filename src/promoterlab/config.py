@@ -16,12 +16,10 @@ from promoterlab.data.augment import parse_augment
 from promoterlab.files import write_text_atomic
 from promoterlab.models import LegNetConfig, model_config
 from promoterlab.objective import LOSSES
+from promoterlab.precision import normalize_precision
 from promoterlab.sequence import Layout
 
 
-# Lightning's precision settings ("auto": chosen for the hardware).
-PRECISIONS = ("auto", "32", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "64", "64-true",
-              "16", "bf16")
 SCHEDULES = ("onecycle", "plateau")  # learning-rate schedules (TrainConfig.schedule)
 NARROWEST_WIDTH = 0.125  # the narrowest model a time budget trains (TrainConfig.fit_width)
 # Minutes the default `train` (no --epochs, no --max-time) may take, shared by an ensemble's
@@ -197,8 +195,10 @@ class TrainConfig:
     (:func:`time_budget`); ``epochs`` is what fits the budget, or ``DEFAULT_EPOCHS`` without
     one; ``batch_size`` is 128
     on a CPU (cache-sized; the recipe's 1,024 runs at half the speed there) and 1,024 on a GPU
-    for large data; ``precision`` is ``bf16-mixed`` where the hardware computes bf16 natively
-    (AVX512-BF16/AMX CPUs, Ampere+ GPUs), else ``32``.
+    for large data; ``precision`` (:mod:`promoterlab.precision`: ``auto``, ``32``, ``bf16`` or
+    ``16``) is ``bf16`` where the hardware computes bf16 natively (AVX512-BF16/AMX CPUs, Ampere+
+    GPUs), else ``32``. Lightning's spellings in the config files of earlier runs
+    (``bf16-mixed``, ``32-true``, ``16-mixed``) are read as ``bf16``, ``32`` and ``16``.
 
     ``augment`` (``"evoaug[:KEY=VALUE,...]"``, :func:`promoterlab.data.augment.parse_augment`)
     augments the training inserts for ``epochs`` epochs; ``finetune_epochs`` more epochs then
@@ -265,8 +265,9 @@ class TrainConfig:
         _check_count("ensemble", self.ensemble, 1, auto=True)
         if not isinstance(self.fit_width, bool):
             raise ValueError(f"fit_width must be true or false, got {self.fit_width!r}")
-        if str(self.precision) not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        self.precision = normalize_precision(self.precision, warn=False)
+        if self.precision == "16" and self.accelerator == "cpu":
+            raise ValueError("precision 16 (fp16 mixed) runs on a GPU only; with accelerator cpu use bf16 or 32")
         devices = str(self.devices).replace(" ", "")
         ids = re.fullmatch(r"\[?[0-9]+(,[0-9]+)*,?\]?", devices) and devices != "0"  # "0,": GPU 0; 0: none
         if not (devices == "auto" or re.fullmatch(r"-1|[1-9][0-9]*", devices) or ids):

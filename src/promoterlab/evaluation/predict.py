@@ -1,7 +1,8 @@
 """Predictions of any model on encoded or raw sequences, batched and RC-averaged.
 
 Inference runs in ``torch.inference_mode`` on a copy of the model whose BatchNorms are folded
-into the convolutions before them, in bf16 where the hardware computes it natively (see
+into the convolutions before them, in bf16 where the hardware computes it natively
+(:func:`promoterlab.precision.resolve_precision`; see
 ``BENCHMARKS.md`` for the speed and the largest difference to fp32).
 """
 
@@ -17,22 +18,13 @@ from tqdm.auto import tqdm
 from promoterlab.data.dataset import EvalBatches, batch_loader, encode_sequences
 from promoterlab.models.fold import fold_batchnorm
 from promoterlab.models.kernels import Kernels, apply_kernels, default_kernels
-from promoterlab.sequence import Layout
-from promoterlab.training.hardware import CPU_EVAL_BATCH_SIZE, native_bf16
 from promoterlab.objective import Objective
+from promoterlab.precision import autocast, resolve_precision
+from promoterlab.sequence import Layout
 
-PREDICT_BATCH_SIZE = CPU_EVAL_BATCH_SIZE
-INFERENCE_PRECISIONS = ("auto", "32", "bf16")
-
-
-def inference_precision(precision: str, device: str | torch.device) -> str:
-    """``"bf16"`` or ``"32"``: ``auto`` is bf16 where the device computes it natively."""
-    if precision not in INFERENCE_PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(INFERENCE_PRECISIONS)}, not {precision!r}")
-    if precision != "auto":
-        return precision
-    kind = "gpu" if torch.device(device).type == "cuda" else "cpu"
-    return "bf16" if native_bf16(kind) else "32"
+# Inference (RC-averaged, BN folded, bf16) is fastest per sequence at 64 on a CPU: 1.3-1.4x
+# the rate at 128 (benchmarks/speed.py).
+PREDICT_BATCH_SIZE = 64
 
 
 @torch.inference_mode()
@@ -73,7 +65,8 @@ def predict(
     layout : Layout, optional
         How strings are placed in the model's window: the run's ``config.data.layout``.
     precision : str
-        ``auto`` (bf16 where native), ``bf16`` or ``32``.
+        ``auto`` (bf16 where native), ``32``, ``bf16`` or ``16`` (GPU only); see
+        :func:`promoterlab.precision.resolve_precision`.
     fold : bool
         Fold BatchNorms into convolutions first (False when ``model`` already is such a copy).
     kernels : Kernels, optional
@@ -94,14 +87,14 @@ def predict(
     flags = None if singleton is None else torch.as_tensor(np.asarray(singleton, dtype=bool))
     if flags is not None and len(flags) != len(codes):
         raise ValueError(f"singleton has {len(flags)} flags for {len(codes)} sequences")
+    resolved = resolve_precision(precision, device)
     model = (fold_batchnorm(model) if fold else model).to(device).eval()
-    bf16 = inference_precision(precision, device) == "bf16"
     if fold or kernels is not None:  # the folded copy is ours to change
-        apply_kernels(model, kernels or default_kernels("bf16" if bf16 else "32"))
+        apply_kernels(model, kernels or default_kernels(resolved))
     loader = batch_loader(EvalBatches(codes, singleton=flags), batch_size, shuffle=False)
     values = []
     for x_fwd, x_rc, _ in tqdm(loader, disable=not progress, desc="predict", unit="batch"):
-        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
+        with autocast(resolved, device):
             out = model(x_fwd.to(device))
             objective = Objective.from_output(out)
             if rc_average:

@@ -16,10 +16,11 @@ from tqdm.auto import tqdm
 from promoterlab.data.dataset import encode_sequences
 from promoterlab.data.readers import iter_sequences, iter_table
 from promoterlab.evaluation.ensemble import ensemble_predict
-from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, inference_precision, predict
+from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, predict
 from promoterlab.files import check_output, output_stream
 from promoterlab.models.autotune import apply_choice, choose_kernels
 from promoterlab.models.fold import fold_batchnorm
+from promoterlab.precision import resolve_precision
 from promoterlab.runs import Run
 
 CHUNK_ROWS = 50_000
@@ -50,7 +51,7 @@ class RunPredictor:
     def tune(self, rows: int) -> None:
         """Set on each (folded) member the formulation that predicts fastest here: cached, measured
         for an input of :data:`PREDICT_TUNE_ROWS` rows or more, else the precision's rule."""
-        resolved = inference_precision(self.precision, self.device)
+        resolved = resolve_precision(self.precision, self.device)
         seconds = PREDICT_TUNE_SECONDS if rows >= PREDICT_TUNE_ROWS else 0.0
         for model, _ in self.members:
             apply_choice(model, choose_kernels(model, "predict", resolved, self.batch_size, device=self.device,

@@ -27,6 +27,9 @@ from promoterlab.experiments.workers import limit_threads, worker_pool
 from promoterlab.files import write_text_atomic
 
 HEARTBEAT_SECONDS = 60
+# How often a worker whose budget is taken looks again at the trials other workers still run:
+# it ends as soon as they finish, not up to a heartbeat later.
+POLL_SECONDS = 1.0
 MAX_REPEATS = 100  # a worker stops after this many proposals in a row of settings already tried
 
 
@@ -225,7 +228,7 @@ def run_worker(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | No
             # A failing trial (e.g. diverged training) is recorded as FAILED and the search goes on.
             study.optimize(objective, n_trials=1, catch=(Exception,))
         elif running:
-            time.sleep(heartbeat)
+            time.sleep(min(heartbeat, POLL_SECONDS))
         else:
             return
     warnings.warn(f"tune: the sampler proposed only settings already tried, {MAX_REPEATS} times in a row; "

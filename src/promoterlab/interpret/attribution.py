@@ -16,7 +16,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-PRECISION_DTYPES = {"32": torch.float32, "bf16": torch.bfloat16}
+from promoterlab.precision import autocast_dtype
+
 ISM_BATCH_SIZE = 128
 DEEPLIFT_BATCH_SIZE = 64
 N_SHUFFLES = 20
@@ -68,7 +69,8 @@ def saturation_ism(model: nn.Module, X: torch.Tensor, start: int = 0, end: int |
     batch_size : int
         Mutants per forward pass.
     precision : str
-        ``"32"`` or ``"bf16"`` (autocast; the output stays fp32).
+        Resolved: ``"32"``, ``"bf16"`` or ``"16"`` (autocast; the output stays fp32), see
+        :func:`promoterlab.precision.resolve_precision`.
     device : str
         Torch device.
 
@@ -81,7 +83,7 @@ def saturation_ism(model: nn.Module, X: torch.Tensor, start: int = 0, end: int |
 
     end = X.shape[-1] if end is None else end
     y0, y_hat = saturation_mutagenesis(model, X, start=start, end=end, batch_size=batch_size, raw_outputs=True,
-                                       dtype=PRECISION_DTYPES[precision], device=device, fast=False)
+                                       dtype=autocast_dtype(precision), device=device, fast=False)
     y0, y_hat = y0.float()[:, 0], y_hat.float()[..., 0]
     return IsmResult(y0, y_hat - y0[:, None, None])
 

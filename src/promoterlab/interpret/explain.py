@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from promoterlab.data.dataset import encode_sequences
 from promoterlab.data.readers import iter_sequences
-from promoterlab.evaluation.predict import inference_precision, predict
+from promoterlab.evaluation.predict import predict
 from promoterlab.files import atomic_path
 from promoterlab.interpret.attribution import (
     DEEPLIFT_BATCH_SIZE,
@@ -34,8 +34,9 @@ from promoterlab.interpret.attribution import (
 )
 from promoterlab.interpret.wrapper import OneHotExpression, deeplift_ready
 from promoterlab.models.fold import fold_batchnorm
-from promoterlab.sequence import Layout, decode, tangermeme_one_hot
+from promoterlab.precision import resolve_precision
 from promoterlab.runs import load_run
+from promoterlab.sequence import Layout, decode, tangermeme_one_hot
 
 METHODS = ("ism", "deepliftshap")
 SEQUENCES_PER_CALL = 8
@@ -73,7 +74,8 @@ def attribute(model: nn.Module, codes: torch.Tensor, starts: Sequence[int], meth
     ism_rows : sequence of int
         With ``deepliftshap``, the sequences whose raw ISM changes are computed as well.
     precision : str
-        ``auto``, ``32`` or ``bf16`` for the ISM forward passes (DeepLIFT runs in fp32).
+        ``auto``, ``32``, ``bf16`` or ``16`` (:func:`promoterlab.precision.resolve_precision`)
+        for the ISM forward passes (DeepLIFT runs in fp32).
     device : str
         Torch device.
     progress : bool
@@ -83,7 +85,7 @@ def attribute(model: nn.Module, codes: torch.Tensor, starts: Sequence[int], meth
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
-    precision = inference_precision(precision, device)
+    precision = resolve_precision(precision, device)
     folded = fold_batchnorm(model) if fold else model.eval()
     ism_model = OneHotExpression(folded)
     lift_model = OneHotExpression(deeplift_ready(folded)) if method == "deepliftshap" else None
@@ -196,6 +198,7 @@ def explain_file(run_dir: str | Path, path: str | Path, out_dir: str | Path, met
     """
     from promoterlab.interpret.plots import plot_explanation
 
+    precision = resolve_precision(precision, device)
     model, config = load_run(run_dir, device)
     frame, codes, starts = read_laid_out(path, config.data.layout, seq_col, id_col, ids)
     folded = fold_batchnorm(model)

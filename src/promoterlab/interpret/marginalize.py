@@ -17,15 +17,14 @@ from tqdm.auto import tqdm
 
 from promoterlab.data.dataset import encode_sequences
 from promoterlab.data.readers import DataError, iter_sequences
-from promoterlab.evaluation.predict import inference_precision
 from promoterlab.files import atomic_path
-from promoterlab.interpret.attribution import PRECISION_DTYPES
 from promoterlab.interpret.known_motifs import KNOWN_MOTIFS, consensus_site, known_motif
 from promoterlab.interpret.plots import plot_marginalization
 from promoterlab.interpret.wrapper import OneHotExpression
 from promoterlab.models.fold import fold_batchnorm
-from promoterlab.sequence import LEFT_ADAPTER, RIGHT_ADAPTER, reverse_complement, tangermeme_one_hot
+from promoterlab.precision import autocast_dtype, resolve_precision
 from promoterlab.runs import load_run
+from promoterlab.sequence import LEFT_ADAPTER, RIGHT_ADAPTER, reverse_complement, tangermeme_one_hot
 
 RANDOM_INSERT_LEN = 80
 N_BACKGROUND = 100
@@ -58,7 +57,7 @@ def marginalize_positions(model: nn.Module, X: torch.Tensor, motif: str, positio
     positions : range
         Window positions at which the motif starts; it must fit inside the window.
     batch_size, precision, device
-        Forward passes (``precision`` ``"32"`` or ``"bf16"``).
+        Forward passes (``precision`` resolved: ``"32"``, ``"bf16"`` or ``"16"``).
     progress : bool
         Show a progress bar.
 
@@ -81,7 +80,7 @@ def marginalize_positions(model: nn.Module, X: torch.Tensor, motif: str, positio
     for strand, site in (("+", motif), ("-", reverse_complement(motif))):
         for position in positions:
             before, after = marginalize(model, X, site, start=position, batch_size=batch_size,
-                                        dtype=PRECISION_DTYPES[precision], device=device)
+                                        dtype=autocast_dtype(precision), device=device)
             change = (after.float() - before.float())[:, 0].numpy()
             rows.append((position, strand, float(change.mean()), float(change.std(ddof=1)) if len(change) > 1
                          else 0.0, len(change)))
@@ -123,6 +122,7 @@ def marginalize_run(run_dir: str | Path, motif: str, out_dir: str | Path, backgr
     ``mean``, ``sd``, ``n``) and ``marginalize.png`` to ``out_dir``, after all is computed.
     """
     bases = motif_bases(motif)
+    precision = resolve_precision(precision, device)
     model, config = load_run(run_dir, device)
     layout = config.data.layout
     if background is None:
@@ -142,9 +142,8 @@ def marginalize_run(run_dir: str | Path, motif: str, out_dir: str | Path, backgr
     if len(bases) > usable:
         raise ValueError(f"motif of {len(bases)} bp does not fit into inserts of {usable} bp")
     wrapper = OneHotExpression(fold_batchnorm(model))
-    table = marginalize_positions(wrapper, tangermeme_one_hot(codes), bases,
-                                  range(first, first + usable - len(bases) + 1),
-                                  precision=inference_precision(precision, device), device=device, progress=progress)
+    table = marginalize_positions(wrapper, tangermeme_one_hot(codes), bases, range(first, first + usable - len(bases) + 1),
+                                  precision=precision, device=device, progress=progress)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     figure_table = table.copy()

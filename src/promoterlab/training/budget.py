@@ -27,7 +27,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
-from promoterlab.config import NARROWEST_WIDTH, budget_widths  # noqa: F401 (re-used by training.run)
+from promoterlab.config import NARROWEST_WIDTH, budget_widths  # noqa: F401 (part of the budget's interface)
+from promoterlab.precision import autocast
 
 # Fraction of the budget kept back for what the probe cannot see (Lightning's own work, the
 # operating system, a slower epoch); the final model save and figures get their own reserve.
@@ -65,9 +66,6 @@ class BudgetPlan:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def _autocast(precision: str, device: torch.device):
-    enabled = "bf16" in str(precision)
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def time_steps(model: nn.Module, objective, train_loader, val_loader, precision: str, device: torch.device,
@@ -77,7 +75,8 @@ def time_steps(model: nn.Module, objective, train_loader, val_loader, precision:
 
     The copy trains with AdamW on the first batches of ``train_loader``: ``warmup`` untimed
     steps (the first ones pay for memory and kernel set-up, and would make the plan too short),
-    then at least ``min_steps`` and ``min_seconds``; ``model`` itself is untouched.
+    then at least ``min_steps`` and ``min_seconds``; ``model`` itself is untouched. ``precision``
+    is resolved (``32``, ``bf16`` or ``16``, :func:`promoterlab.precision.resolve_precision`).
     """
     probe = copy.deepcopy(model).to(device).train()
     optimizer = torch.optim.AdamW(probe.parameters(), lr=lr)
@@ -85,7 +84,7 @@ def time_steps(model: nn.Module, objective, train_loader, val_loader, precision:
     for i, (x, y) in enumerate(train_loader):
         if i == warmup:
             start = time.perf_counter()
-        with _autocast(precision, device):
+        with autocast(precision, device):
             out = probe(x.to(device))
         optimizer.zero_grad(set_to_none=True)
         objective.loss_value(out, y.to(device)).backward()
@@ -101,7 +100,7 @@ def time_steps(model: nn.Module, objective, train_loader, val_loader, precision:
     with torch.inference_mode():
         for i, (x_fwd, x_rc, _) in enumerate(val_loader):
             begin = time.perf_counter()
-            with _autocast(precision, device):
+            with autocast(precision, device):
                 objective.average(probe(x_fwd.to(device)), probe(x_rc.to(device)))
             if i > 0:  # the first batch pays for allocation
                 val_timed += time.perf_counter() - begin
@@ -163,6 +162,11 @@ def plan_budget(budget_seconds: float, elapsed: float, step_seconds: float, val_
                       per_epoch if per_epoch < steps_per_epoch else None, min(every, epochs))
 
 
+def _now() -> float:
+    """``time.perf_counter()``, looked up when called (so that a test's fake clock applies)."""
+    return time.perf_counter()
+
+
 class Deadline(Callback):
     """Stop training once the wall clock passes ``deadline`` (a ``clock()`` value,
     ``time.perf_counter`` by default).
@@ -171,9 +175,9 @@ class Deadline(Callback):
     since the run started, validation included, so a budget is a budget.
     """
 
-    def __init__(self, deadline: float, clock: Callable[[], float] = time.perf_counter):
+    def __init__(self, deadline: float, clock: Callable[[], float] | None = None):
         self.deadline = deadline
-        self.clock = clock
+        self.clock = clock or _now
 
     def _check(self, trainer) -> None:
         late = self.clock() >= self.deadline
@@ -230,12 +234,12 @@ class CatchUp(Callback):
     """
 
     def __init__(self, deadline: float, val_seconds: float, validate_every: int,
-                 replan_every: int | None = None, clock: Callable[[], float] = time.perf_counter):
+                 replan_every: int | None = None, clock: Callable[[], float] | None = None):
         self.deadline = deadline
         self.val_seconds = val_seconds
         self.validate_every = validate_every
         self.replan_every = replan_every
-        self.clock = clock
+        self.clock = clock or _now
         self.skipped_steps = 0
         self.replans: list[dict] = []
         self.replan_count = 0

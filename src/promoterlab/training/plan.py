@@ -155,5 +155,5 @@ def plan_line(config: RunConfig, sizes: tuple[int, int, int], model, batch_size:
     start = f"resuming {out} from epoch {resumed_epochs}" if resumed_epochs is not None else f"training into {out}"
     return (f"{start}: {config.data.path}: {n_train:,} train / {n_val:,} val{test} sequences; "
             f"{config.model.name} (width {config.model.width:g}, {count_parameters(model):,} parameters), "
-            f"loss {config.train.loss}, {config.train.precision}, batch {batch_size}{capped}"
+            f"loss {config.train.loss}, precision {config.train.precision}, batch {batch_size}{capped}"
             f"{f' per process x {world.size} processes' if world.size > 1 else ''}, {schedule}, seed {config.seed}")

@@ -37,6 +37,7 @@ from promoterlab.models.autotune import KernelChoice, apply_choice
 from promoterlab.objective import Objective
 from promoterlab.runs import (BEST_CHECKPOINT, CONFIG, CURVES, LAST_CHECKPOINT, METRICS, MODEL, TRAINING_FILES,
                               VAL_SCATTER, save_model, saved_config_matches)
+from promoterlab.precision import lightning_precision
 from promoterlab.training.averaging import parse_averaging
 from promoterlab.training.budget import BudgetPlan, CatchUp, Deadline
 from promoterlab.training.distributed import RunData, World, lightning_devices, plan_world
@@ -181,7 +182,7 @@ def _trainer(config: RunConfig, out: Path, data: RunData, plan: BudgetPlan | Non
         limit_train_batches=plan.limit_train_batches if plan and plan.limit_train_batches else None,
         check_val_every_n_epoch=plan.check_val_every_n_epoch if plan else 1,
         accelerator=cfg.accelerator, devices=lightning_devices(cfg.devices), strategy=cfg.strategy,
-        num_nodes=cfg.num_nodes, use_distributed_sampler=False, precision=cfg.precision, callbacks=callbacks,
+        num_nodes=cfg.num_nodes, use_distributed_sampler=False, precision=lightning_precision(cfg.precision), callbacks=callbacks,
         logger=False, deterministic="warn", num_sanity_val_steps=0, enable_progress_bar=progress,
         enable_model_summary=False, default_root_dir=out)
     return trainer, checkpoint, averaging, callbacks
