@@ -122,19 +122,22 @@ def _predict_codes(members: list[tuple], names: list[str], codes, batch_size: in
 
 def iter_predictions(run_dir: Runs, path: str | Path, seq_col: str | None = None, id_col: str | None = None,
                      batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu", progress: bool = False,
-                     precision: str = "auto", chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+                     precision: str = "auto", chunk_rows: int = CHUNK_ROWS, strict: bool = False
+                     ) -> Iterator[pd.DataFrame]:
     """Predictions of a trained run for a FASTA, DREAM text or CSV/TSV file, chunk by chunk.
 
     At most ``chunk_rows`` sequences are in memory at once, so files of any size stream
     through. Each chunk has the columns ``id``, ``seq``, ``prediction`` (RC-averaged), in input
     order; a bad row raises :class:`~promoterlab.data.readers.DataError` naming its line.
     With several runs (an ensemble), ``prediction`` is their mean and ``sd``, ``n_models`` follow.
+    An id that repeats an earlier one is warned about once, or refused with ``strict``
+    (:func:`~promoterlab.data.readers.iter_sequences`).
     """
     members, names = load_models(run_dir, device)
     members = [(fold_batchnorm(model), config) for model, config in members]
     layout = members[0][1].data.layout
     bar = tqdm(disable=not progress, desc="predict", unit=" seq")
-    for chunk in iter_sequences(path, seq_col, id_col, chunk_rows):
+    for chunk in iter_sequences(path, seq_col, id_col, chunk_rows, strict):
         codes = encode_sequences(chunk["seq"], layout, path, chunk["line"].to_numpy())
         chunk["prediction"], extra = _predict_codes(members, names, codes, batch_size, device, precision, fold=False)
         bar.update(len(chunk))
@@ -153,7 +156,7 @@ def predict_file(run_dir: Runs, path: str | Path, seq_col: str | None = None, id
 def write_predictions(run_dir: Runs, path: str | Path, output: str | Path, seq_col: str | None = None,
                       id_col: str | None = None, batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu",
                       progress: bool = False, precision: str = "auto", chunk_rows: int = CHUNK_ROWS,
-                      inputs: Sequence[str | Path] = ()) -> int:
+                      inputs: Sequence[str | Path] = (), strict: bool = False) -> int:
     """Stream predictions for ``path`` into the TSV ``output`` (``-`` for standard output).
 
     Rows are written as their chunk is predicted; a regular file appears, renamed into place,
@@ -165,7 +168,7 @@ def write_predictions(run_dir: Runs, path: str | Path, output: str | Path, seq_c
     n = 0
     with output_stream(output, inputs=inputs) as handle:
         for chunk in iter_predictions(run_dir, path, seq_col, id_col, batch_size, device, progress, precision,
-                                      chunk_rows):
+                                      chunk_rows, strict):
             chunk.to_csv(handle, sep="\t", index=False, header=n == 0, lineterminator="\n")
             n += len(chunk)
     return n

@@ -21,6 +21,7 @@ from promoterlab.cli_data import (
     LazyHelpCommand,
     _check_device,
     _check_folder,
+    _check_input,
     _check_output,
     _fail,
     _quiet_lightning,
@@ -125,13 +126,13 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the final summary."),
 ) -> None:
     """Train a model and write a run directory (rerun the same command to resume an interrupted run)."""
-    _check_folder(out)
+    _check_folder(out, "--out")
     if width is not None and not (math.isfinite(width) and width > 0):
         _fail(f"--width must be > 0, got {width:g}")
     clip = _parse_range(clip_targets)
     options = _parse_options(model_opt)
-    if data is not None and not data.is_file():
-        _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
+    _check_input(data, kind="regular")  # read more than once (its size, the split, the store)
+    _check_input(config, "--config")
 
     from promoterlab.config import RunConfig, replace_fields
     from promoterlab.models import model_config
@@ -169,8 +170,7 @@ def train(
         model_cfg = model_config(name, **overrides)
     except (ValueError, TypeError) as err:
         _fail(err)
-    if not Path(data_cfg.path).is_file():
-        _fail(f"{data_cfg.path}: file not found")
+    _check_input(Path(data_cfg.path), "" if data else f"{config}: data.path", kind="regular")
     _check_accelerator(str(train_cfg.accelerator))
     run_cfg = RunConfig(data=data_cfg, model=model_cfg, train=train_cfg,
                         seed=seed if seed is not None else base.seed)
@@ -249,18 +249,21 @@ def predict(
     precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively), bf16 or 32."),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    strict: bool = typer.Option(False, help="Refuse an input whose ids repeat (else: a warning, and every row "
+                                            "is predicted)."),
 ) -> None:
     """Predict expression for new sequences (forward and reverse complement averaged), streamed:
     a file of any size is read and written in chunks. Several models predict their mean, with the
     standard deviation across them."""
     inputs = [*(path for run in run_dir for path in _run_inputs(run)), input]
+    _check_input(input)
     _check_output(output, inputs)  # before the predictions, not after
     _check_device(device)
     from promoterlab import api
 
     try:
         n = api.write_predictions(_runs(run_dir), input, output, seq_col, id_col, batch_size, device, progress,
-                                  precision, inputs=inputs)
+                                  precision, inputs=inputs, strict=strict)
     except (ValueError, OSError) as err:
         _fail(err)
     typer.echo(f"wrote {n} predictions to {'standard output' if str(output) == '-' else output}", err=True)
@@ -287,6 +290,7 @@ def evaluate(
 ) -> None:
     """Pearson, Spearman, MSE and n of a trained model on measured data; for an ensemble, of its
     mean, with the calibration of its sd (fraction inside ±1 and ±2 sd, Spearman |error| vs sd)."""
+    _check_input(data)
     _check_device(device)
     if calibration_plot is not None:
         _check_output(calibration_plot, [data, *(path for run in run_dir for path in _run_inputs(run))])
@@ -319,7 +323,7 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the final summary."),
 ) -> None:
     """Simulate a promoter library and train a small LegNet on it (a few minutes on a laptop CPU)."""
-    _check_folder(out)
+    _check_folder(out, "--out")
     from promoterlab.config import DataConfig, RunConfig, TrainConfig
     from promoterlab.data.simulate import write_library
     from promoterlab.models import model_config

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from promoterlab.cli_data import _check_folder, _check_output, _fail, _quiet_lightning, _terminal
+from promoterlab.cli_data import _check_folder, _check_input, _check_output, _fail, _quiet_lightning, _terminal
 
 if TYPE_CHECKING:
     from promoterlab.experiments.spec import Spec
@@ -51,10 +51,10 @@ def sweep(
     """Train every combination of a spec's axes; rerun to resume (finished runs are skipped)."""
     chosen = _only(only)
     if out is not None:
-        _check_folder(out)
+        _check_folder(out, "--out")
     spec = _spec(spec_path, budget)  # a bad spec fails here, before any folder or lock exists
     folder = out or _default_folder(spec)
-    _check_folder(folder)
+    _check_folder(folder, "--out")
     from promoterlab.experiments.sweep import run_sweep, select
 
     try:
@@ -86,12 +86,12 @@ def tune(
 ) -> None:
     """Search hyperparameters with Optuna (TPE, median pruning on per-epoch val Pearson)."""
     if out is not None:
-        _check_folder(out)
+        _check_folder(out, "--out")
     spec = _spec(spec_path, budget)
     if not spec.search:
         _fail(f"{spec_path}: the spec has no search space (a 'search' section) to tune")
     folder = out or _default_folder(spec, "-tune")
-    _check_folder(folder)
+    _check_folder(folder, "--out")
     from promoterlab.experiments.tune import tune as run_tune
 
     with _terminal(quiet=False):
@@ -112,8 +112,9 @@ def results(
     figures: bool = typer.Option(False, help="Also write every figure (PNG and SVG) to OUT/figures."),
 ) -> None:
     """One table per configuration (mean, sd, 95 % CI over seeds) and paired comparisons with the baseline."""
+    _check_input(runs_dir, kind="folder")
     if out is not None:
-        _check_folder(out)
+        _check_folder(out, "--out")
     from promoterlab.experiments import results as res
 
     try:
@@ -154,7 +155,8 @@ def report(
     if output.parent.is_dir():  # a missing folder is created, as for the figures beside the report
         _check_output(output, [*inputs, intro])
     else:
-        _check_folder(output.parent)
+        _check_folder(output.parent, "--output")
+    _check_input(intro, "--intro")
     from promoterlab.experiments.report import write_report
 
     try:

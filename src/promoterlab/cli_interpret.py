@@ -16,7 +16,7 @@ from typing import Optional
 
 import typer
 
-from promoterlab.cli_data import _check_device, _check_folder, _check_output, _fail, _run_inputs
+from promoterlab.cli_data import _check_device, _check_folder, _check_input, _check_output, _fail, _run_inputs
 
 METHODS = ("ism", "deepliftshap")
 PRECISIONS = ("auto", "32", "bf16")
@@ -29,12 +29,9 @@ def _check_choice(value: str, choices: tuple[str, ...], option: str) -> None:
         _fail(f"{option} must be one of {', '.join(choices)}, not {value!r}")
 
 
-def _check_inputs(*paths: Optional[Path]) -> None:
+def _check_inputs(*paths: Optional[Path], option: str = "") -> None:
     for path in paths:
-        if path is not None and not path.exists():
-            _fail(f"{path}: file not found")
-        if path is not None and not path.is_file():
-            _fail(f"{path}: not a file")
+        _check_input(path, option)
 
 
 def _check_run(run_dir: Path) -> None:
@@ -76,7 +73,7 @@ def explain(
     """Which bases matter: per-sequence attributions (.npz) and logos over ISM heat maps (PNG)."""
     _check_choice(method, METHODS, "--method")
     _check_choice(precision, PRECISIONS, "--precision")
-    _check_folder(out)
+    _check_folder(out, "--out")
     _check_run(run_dir)
     _check_inputs(input)
     _check_device(device)
@@ -109,6 +106,8 @@ def variants(
     precision: str = typer.Option("auto", help="auto (bf16 where the CPU/GPU has it natively), bf16 or 32."),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    strict: bool = typer.Option(False, help="Refuse a file whose ids repeat (else: a warning, and every row "
+                                            "is kept)."),
 ) -> None:
     """What a mutation does: predicted expression of reference and alternative (RC-averaged), streamed."""
     _check_choice(precision, PRECISIONS, "--precision")
@@ -126,8 +125,7 @@ def variants(
 
     try:
         n = write_variant_effects(run_dir[0] if len(run_dir) == 1 else run_dir, pairs, output, plot, batch_size,
-                                  device, precision, progress,
-                                  inputs=inputs)
+                                  device, precision, progress, inputs=inputs, strict=strict)
     except (ValueError, OSError) as err:
         _fail(err)
     typer.echo(f"wrote {n} variant effects to {'standard output' if str(output) == '-' else output}", err=True)
@@ -156,7 +154,7 @@ def motifs(
     for value, option in ((threshold, "--threshold"), (cluster_p, "--cluster-p")):
         if not 0 < value <= 1:
             _fail(f"{option} must be a p-value in (0, 1], got {value:g}")
-    _check_folder(out)
+    _check_folder(out, "--out")
     _check_run(run_dir)
     _check_inputs(input)
     _check_device(device)
@@ -189,9 +187,9 @@ def marginalize(
 ) -> None:
     """Insert a motif at every position of background sequences: mean effect by position and strand."""
     _check_choice(precision, PRECISIONS, "--precision")
-    _check_folder(out)
+    _check_folder(out, "--out")
     _check_run(run_dir)
-    _check_inputs(background)
+    _check_inputs(background, option="--background")
     _check_device(device)
     from promoterlab.interpret.marginalize import marginalize_run, motif_bases
 

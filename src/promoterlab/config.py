@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
+import types
+import typing
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,7 @@ import yaml
 
 from promoterlab.data.augment import parse_augment
 from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, Layout
-from promoterlab.files import write_text_atomic
+from promoterlab.files import read_yaml, write_text_atomic
 from promoterlab.models import LegNetConfig, model_config
 from promoterlab.training.objective import LOSSES
 
@@ -230,23 +234,170 @@ class RunConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "RunConfig":
-        raw = dict(raw)
+    def from_dict(cls, raw: dict[str, Any], source: str | Path | None = None) -> "RunConfig":
+        """A config from its nested dict (``config.yaml``'s data).
+
+        Raises
+        ------
+        ValueError
+            Naming ``source`` (when given), the section and the key: an unknown key (with the
+            closest known one, or all of them), a section that is not a mapping, a value of the
+            wrong type, or a value the config's own checks refuse.
+        """
+        prefix = f"{source}: " if source is not None else ""
         try:
-            data = DataConfig(**raw.pop("data", {}))
-            train = TrainConfig(**raw.pop("train", {}))
-            model_raw = dict(raw.pop("model", {}))
-            model = model_config(model_raw.pop("name", "legnet"), **model_raw)
-            return cls(data=data, model=model, train=train, **raw)
-        except TypeError as err:
-            raise ValueError(f"invalid config: {err}") from None
+            return cls._from_dict(raw)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{prefix}{err}") from None
+
+    @classmethod
+    def _from_dict(cls, raw: Any) -> "RunConfig":
+        if not isinstance(raw, dict):
+            raise ValueError(f"a config is a mapping with the keys {', '.join(_TOP_LEVEL)}, not {_shown(raw)}")
+        raw = dict(raw)
+        check_config_keys(raw)
+        sections = {name: _section(name, raw.pop(name, None)) for name in ("data", "train", "model")}
+        data = _build_section("data", DataConfig, sections["data"])
+        train = _build_section("train", TrainConfig, sections["train"])
+        model_raw = sections["model"]
+        name = model_raw.pop("name", "legnet")
+        if not isinstance(name, str):
+            raise ValueError(f"model.name must be a registered model name, not {_shown(name)}")
+        model = _build_section("model", lambda **values: model_config(name, **values), model_raw,
+                               type(model_config(name)))
+        seed = raw.pop("seed", 0)
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ValueError(f"seed must be an integer, not {_shown(seed)}")
+        return cls(data=data, model=model, train=train, seed=seed, version=str(raw.pop("version", "") or ""))
 
     def save(self, path: str | Path) -> None:
         write_text_atomic(Path(path), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def load(cls, path: str | Path) -> "RunConfig":
-        return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {})
+        """Read a ``config.yaml`` (:func:`promoterlab.files.read_yaml`); every error names the file.
+
+        Raises
+        ------
+        ValueError
+            :class:`~promoterlab.files.InputError` for a file that cannot be read or is not
+            YAML (with the line), else the errors of :meth:`from_dict`, naming ``path``.
+        """
+        return cls.from_dict(read_yaml(path) or {}, source=path)
+
+
+_TOP_LEVEL = ("data", "model", "train", "seed", "version")
+
+
+def _shown(value: Any) -> str:
+    """A value in a message, with its YAML kind: ``the text 'abc'``, ``a list [1, 2]``."""
+    kind = {str: "the text", bool: "the boolean", int: "the number", float: "the number", list: "the list",
+            dict: "the mapping"}.get(type(value), type(value).__name__)
+    return f"{kind} {value!r}" if value is not None else "empty (null)"
+
+
+def check_config_keys(raw: dict[str, Any]) -> None:
+    """Check the keys of a nested config dict without building it: the top-level keys, that each
+    section is a mapping, and the keys of ``data`` and ``train`` (those of ``model`` depend on the
+    model, which a sweep may set later).
+
+    Raises
+    ------
+    ValueError
+        As :meth:`RunConfig.from_dict` does (without the file).
+    """
+    _check_keys("", raw, _TOP_LEVEL)
+    for name, fields in _section_fields().items():
+        _check_keys(name, _section(name, raw.get(name)), fields)
+    _section("model", raw.get("model"))
+
+
+def _check_keys(section: str, values: dict[str, Any], known: Iterable[str]) -> None:
+    """Refuse a key of ``values`` that ``section`` does not have, naming the closest known key
+    (or all of them), or the section it belongs to."""
+    known = list(known)
+    for key in values:
+        if key in known:
+            continue
+        where = f"{section} has no setting {key!r}" if section else f"unknown top-level key {key!r}"
+        home = [name for name, fields in _section_fields().items() if key in fields and name != section]
+        close = difflib.get_close_matches(str(key), known, n=1)
+        if home and not section:
+            hint = f"it belongs in the {home[0]} section ({home[0]}: {{{key}: ...}})"
+        elif close:
+            hint = f"did you mean {close[0]!r}?"
+        else:
+            hint = f"the {'keys' if not section else section + ' settings'} are {', '.join(sorted(known))}"
+        raise ValueError(f"{where}; {hint}")
+
+
+def _section_fields() -> dict[str, list[str]]:
+    return {"data": [f.name for f in dataclasses.fields(DataConfig)],
+            "train": [f.name for f in dataclasses.fields(TrainConfig)]}
+
+
+def _section(name: str, value: Any) -> dict[str, Any]:
+    """A config section's mapping (``None``: empty); refuses anything else, e.g. ``data: file.txt``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        example = f" (e.g. data: {{path: {value}}})" if name == "data" and isinstance(value, str) else ""
+        raise ValueError(f"{name} must be a mapping of settings{example}, not {_shown(value)}")
+    return dict(value)
+
+
+def _build_section(name: str, build: Any, values: dict[str, Any], cls: type | None = None) -> Any:
+    """``build(**values)`` for the config section ``name`` (a dataclass ``cls``, default ``build``),
+    after checking the keys and the types; a check's message is prefixed with ``name.``."""
+    cls = cls or build
+    fields = [f.name for f in dataclasses.fields(cls) if f.name != "name" or name != "model"]
+    _check_keys(name, values, fields)
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
+        if name == "data" and key == "store":  # DataConfig reads YAML's on/off (booleans) itself
+            continue
+        if not _fits(value, hints[key]):
+            raise ValueError(f"{name}.{key} must be {_type_name(hints[key])}, not {_shown(value)}")
+    try:
+        return build(**values)
+    except ValueError as err:  # the checks' messages start with the field name
+        text = str(err)
+        raise ValueError(f"{name}.{text}" if text.split(" ")[0].rstrip(":") in fields else f"{name}: {text}") \
+            from None
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """Whether a YAML value can be the config field of type ``hint``. Lenient where YAML is: a text
+    field takes a number (``precision: 32``, ``devices: 1``); an integer is a float."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return True
+    if hint is type(None):
+        return value is None
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, arm) for arm in args)
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple)) and all(_fits(v, args[0]) for v in value if args)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, (str, int, float, os.PathLike)) and not isinstance(value, bool)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    """``"an integer"``, ``"a text or empty"``, ... for a field's type in a message."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        names = [_type_name(arm) for arm in args if arm is not type(None)]
+        return " or ".join(names) + (" or empty" if type(None) in args else "")
+    if origin in (list, tuple):
+        return f"a list of {_type_name(args[0]).split(' ', 1)[1]}s" if args else "a list"
+    return {float: "a number", int: "an integer", bool: "true or false", str: "a text"}.get(hint, str(hint))
 
 
 def replace_fields(cfg: Any, **changes: Any) -> Any:
