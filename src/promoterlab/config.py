@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import re
-import types
-import typing
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +13,7 @@ from typing import Any
 import yaml
 
 from promoterlab.data.augment import parse_augment
+from promoterlab.config_checks import build_section, check_keys, section_mapping, shown_value
 from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, Layout
 from promoterlab.files import read_yaml, write_text_atomic
 from promoterlab.models import LegNetConfig, model_config
@@ -253,21 +250,21 @@ class RunConfig:
     @classmethod
     def _from_dict(cls, raw: Any) -> "RunConfig":
         if not isinstance(raw, dict):
-            raise ValueError(f"a config is a mapping with the keys {', '.join(_TOP_LEVEL)}, not {_shown(raw)}")
+            raise ValueError(f"a config is a mapping with the keys {', '.join(_TOP_LEVEL)}, not {shown_value(raw)}")
         raw = dict(raw)
         check_config_keys(raw)
-        sections = {name: _section(name, raw.pop(name, None)) for name in ("data", "train", "model")}
-        data = _build_section("data", DataConfig, sections["data"])
-        train = _build_section("train", TrainConfig, sections["train"])
+        sections = {name: section_mapping(name, raw.pop(name, None)) for name in ("data", "train", "model")}
+        data = build_section("data", DataConfig, sections["data"])
+        train = build_section("train", TrainConfig, sections["train"])
         model_raw = sections["model"]
         name = model_raw.pop("name", "legnet")
         if not isinstance(name, str):
-            raise ValueError(f"model.name must be a registered model name, not {_shown(name)}")
-        model = _build_section("model", lambda **values: model_config(name, **values), model_raw,
-                               type(model_config(name)))
+            raise ValueError(f"model.name must be a registered model name, not {shown_value(name)}")
+        model = build_section("model", lambda **values: model_config(name, **values), model_raw,
+                              type(model_config(name)))
         seed = raw.pop("seed", 0)
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ValueError(f"seed must be an integer, not {_shown(seed)}")
+            raise ValueError(f"seed must be an integer, not {shown_value(seed)}")
         return cls(data=data, model=model, train=train, seed=seed, version=str(raw.pop("version", "") or ""))
 
     def save(self, path: str | Path) -> None:
@@ -289,13 +286,6 @@ class RunConfig:
 _TOP_LEVEL = ("data", "model", "train", "seed", "version")
 
 
-def _shown(value: Any) -> str:
-    """A value in a message, with its YAML kind: ``the text 'abc'``, ``a list [1, 2]``."""
-    kind = {str: "the text", bool: "the boolean", int: "the number", float: "the number", list: "the list",
-            dict: "the mapping"}.get(type(value), type(value).__name__)
-    return f"{kind} {value!r}" if value is not None else "empty (null)"
-
-
 def check_config_keys(raw: dict[str, Any]) -> None:
     """Check the keys of a nested config dict without building it: the top-level keys, that each
     section is a mapping, and the keys of ``data`` and ``train`` (those of ``model`` depend on the
@@ -306,98 +296,16 @@ def check_config_keys(raw: dict[str, Any]) -> None:
     ValueError
         As :meth:`RunConfig.from_dict` does (without the file).
     """
-    _check_keys("", raw, _TOP_LEVEL)
-    for name, fields in _section_fields().items():
-        _check_keys(name, _section(name, raw.get(name)), fields)
-    _section("model", raw.get("model"))
-
-
-def _check_keys(section: str, values: dict[str, Any], known: Iterable[str]) -> None:
-    """Refuse a key of ``values`` that ``section`` does not have, naming the closest known key
-    (or all of them), or the section it belongs to."""
-    known = list(known)
-    for key in values:
-        if key in known:
-            continue
-        where = f"{section} has no setting {key!r}" if section else f"unknown top-level key {key!r}"
-        home = [name for name, fields in _section_fields().items() if key in fields and name != section]
-        close = difflib.get_close_matches(str(key), known, n=1)
-        if home and not section:
-            hint = f"it belongs in the {home[0]} section ({home[0]}: {{{key}: ...}})"
-        elif close:
-            hint = f"did you mean {close[0]!r}?"
-        else:
-            hint = f"the {'keys' if not section else section + ' settings'} are {', '.join(sorted(known))}"
-        raise ValueError(f"{where}; {hint}")
+    sections = _section_fields()
+    check_keys("", raw, _TOP_LEVEL, sections)
+    for name, fields in sections.items():
+        check_keys(name, section_mapping(name, raw.get(name)), fields, sections)
+    section_mapping("model", raw.get("model"))
 
 
 def _section_fields() -> dict[str, list[str]]:
     return {"data": [f.name for f in dataclasses.fields(DataConfig)],
             "train": [f.name for f in dataclasses.fields(TrainConfig)]}
-
-
-def _section(name: str, value: Any) -> dict[str, Any]:
-    """A config section's mapping (``None``: empty); refuses anything else, e.g. ``data: file.txt``."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        example = f" (e.g. data: {{path: {value}}})" if name == "data" and isinstance(value, str) else ""
-        raise ValueError(f"{name} must be a mapping of settings{example}, not {_shown(value)}")
-    return dict(value)
-
-
-def _build_section(name: str, build: Any, values: dict[str, Any], cls: type | None = None) -> Any:
-    """``build(**values)`` for the config section ``name`` (a dataclass ``cls``, default ``build``),
-    after checking the keys and the types; a check's message is prefixed with ``name.``."""
-    cls = cls or build
-    fields = [f.name for f in dataclasses.fields(cls) if f.name != "name" or name != "model"]
-    _check_keys(name, values, fields)
-    hints = typing.get_type_hints(cls)
-    for key, value in values.items():
-        if name == "data" and key == "store":  # DataConfig reads YAML's on/off (booleans) itself
-            continue
-        if not _fits(value, hints[key]):
-            raise ValueError(f"{name}.{key} must be {_type_name(hints[key])}, not {_shown(value)}")
-    try:
-        return build(**values)
-    except ValueError as err:  # the checks' messages start with the field name
-        text = str(err)
-        raise ValueError(f"{name}.{text}" if text.split(" ")[0].rstrip(":") in fields else f"{name}: {text}") \
-            from None
-
-
-def _fits(value: Any, hint: Any) -> bool:
-    """Whether a YAML value can be the config field of type ``hint``. Lenient where YAML is: a text
-    field takes a number (``precision: 32``, ``devices: 1``); an integer is a float."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is Any:
-        return True
-    if hint is type(None):
-        return value is None
-    if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, arm) for arm in args)
-    if origin in (list, tuple):
-        return isinstance(value, (list, tuple)) and all(_fits(v, args[0]) for v in value if args)
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, (str, int, float, os.PathLike)) and not isinstance(value, bool)
-    return True
-
-
-def _type_name(hint: Any) -> str:
-    """``"an integer"``, ``"a text or empty"``, ... for a field's type in a message."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        names = [_type_name(arm) for arm in args if arm is not type(None)]
-        return " or ".join(names) + (" or empty" if type(None) in args else "")
-    if origin in (list, tuple):
-        return f"a list of {_type_name(args[0]).split(' ', 1)[1]}s" if args else "a list"
-    return {float: "a number", int: "an integer", bool: "true or false", str: "a text"}.get(hint, str(hint))
 
 
 def replace_fields(cfg: Any, **changes: Any) -> Any:

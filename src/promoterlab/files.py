@@ -38,6 +38,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def shown(path: str | Path) -> str:
+    """A path for a one-line message: control characters (a newline in a file name) escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(path))
+
+
 class OutputError(ValueError):
     """An output path that cannot be written safely; the message names the path."""
 
@@ -91,9 +96,9 @@ def _resolve_output(path: str | Path, inputs: Iterable[str | Path | None]) -> tu
     except (FileNotFoundError, NotADirectoryError):  # the parent is checked below
         mode = None
     except OSError as err:
-        raise OutputError(f"{path}: cannot write here ({err.strerror or err})") from None
+        raise OutputError(f"{shown(path)}: cannot write here ({os_error_what(err, path)})") from None
     if mode is not None and stat.S_ISDIR(mode):
-        raise OutputError(f"{path}: is a directory; give a file name")
+        raise OutputError(f"{shown(path)}: is a directory; give a file name")
     if mode is None or stat.S_ISREG(mode):  # a device or a pipe can be read and written at once
         for source in inputs:
             if source is None or _is_stdout(source):
@@ -103,7 +108,8 @@ def _resolve_output(path: str | Path, inputs: Iterable[str | Path | None]) -> tu
             except OSError:  # one of the two does not exist
                 same = False
             if same or os.path.realpath(path) == os.path.realpath(source):
-                raise OutputError(f"{path}: is also an input ({source}); choose another output file")
+                raise OutputError(f"{shown(path)}: is also an input ({shown(source)}); choose another output "
+                                  "file")
     if mode is not None and _is_stdout_file(path):
         return None, True
     if mode is not None and (not stat.S_ISREG(mode) or _is_system_path(path)):
@@ -114,9 +120,9 @@ def _resolve_output(path: str | Path, inputs: Iterable[str | Path | None]) -> tu
     parent = target.parent if path.is_symlink() else path.parent
     if not target.parent.is_dir():
         problem = "is not a directory" if target.parent.exists() else "does not exist"
-        raise OutputError(f"{path}: directory {parent} {problem}")
+        raise OutputError(f"{shown(path)}: directory {shown(parent)} {problem}")
     if not os.access(target.parent, os.W_OK):
-        raise OutputError(f"{path}: directory {parent} is not writable")
+        raise OutputError(f"{shown(path)}: directory {shown(parent)} is not writable")
     return target, False
 
 
@@ -195,9 +201,9 @@ def os_error_what(err: OSError, path: str | Path | None = None) -> str:
     path = path if path is not None else err.filename
     if err.errno == errno.ENOTDIR and path is not None:
         blocker = _file_on_path(Path(path))
-        return f"{blocker} is a file, not a directory" if blocker else "is not a directory"
+        return f"{shown(blocker)} is a file, not a directory" if blocker else "is not a directory"
     if err.errno == errno.ENOENT and path is not None and not Path(path).parent.exists():
-        return f"not found (its directory {Path(path).parent} does not exist)"
+        return f"not found (its directory {shown(Path(path).parent)} does not exist)"
     return _ERRNO_WORDS.get(err.errno) or err.strerror or str(err)
 
 
@@ -207,7 +213,7 @@ def os_error_words(err: OSError, path: str | Path | None = None, label: str | No
     path = path if path is not None else err.filename
     label = label or (str(path) if path is not None else None)
     what = os_error_what(err, path)
-    return f"{label}: {what}" if label else what
+    return f"{shown(label)}: {what}" if label else what
 
 
 def _kind(mode: int) -> str:
@@ -226,26 +232,26 @@ def check_input(path: str | Path, option: str = "", kind: str = "file") -> None:
         Naming ``option`` (e.g. ``--background``) and ``path`` and what was found: not found, a
         file on its path, a directory, a file, permission denied.
     """
-    label = f"{option} {path}" if option else str(path)
+    label = f"{option} {shown(path)}" if option else str(path)
     if kind == "file" and str(path) == "-":
         return
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         missing = Path(path).parent
-        note = f" (its directory {missing} does not exist)" if not missing.exists() else ""
-        raise InputError(f"{label}: {'directory' if kind == 'folder' else 'file'} not found{note}") from None
+        note = f" (its directory {shown(missing)} does not exist)" if not missing.exists() else ""
+        raise InputError(f"{shown(label)}: {'directory' if kind == 'folder' else 'file'} not found{note}") from None
     except OSError as err:
         raise InputError(os_error_words(err, path, label)) from None
     if kind == "folder":
         if not stat.S_ISDIR(mode):
-            raise InputError(f"{label}: is {_kind(mode)}, not a directory")
+            raise InputError(f"{shown(label)}: is {_kind(mode)}, not a directory")
     elif stat.S_ISDIR(mode):
-        raise InputError(f"{label}: is a directory; give a file")
+        raise InputError(f"{shown(label)}: is a directory; give a file")
     elif kind == "regular" and not stat.S_ISREG(mode):
-        raise InputError(f"{label}: is {_kind(mode)}; it is read more than once, so give a regular file")
+        raise InputError(f"{shown(label)}: is {_kind(mode)}; it is read more than once, so give a regular file")
     if not os.access(path, os.R_OK | (os.X_OK if kind == "folder" else 0)):
-        raise InputError(f"{label}: permission denied (not readable)")
+        raise InputError(f"{shown(label)}: permission denied (not readable)")
 
 
 def check_output_folder(path: str | Path, option: str = "") -> None:
@@ -257,17 +263,17 @@ def check_output_folder(path: str | Path, option: str = "") -> None:
         When ``path`` exists as a file, a file lies on its path, or the folder that would hold it
         is not writable.
     """
-    label = f"{option} {path}" if option else str(path)
+    label = f"{option} {shown(path)}" if option else str(path)
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise OutputError(f"{label}: exists and is not a directory; give a directory for the output")
+        raise OutputError(f"{shown(label)}: exists and is not a directory; give a directory for the output")
     blocker = _file_on_path(path)
     if blocker is not None:
-        raise OutputError(f"{label}: {blocker} is a file, not a directory")
+        raise OutputError(f"{shown(label)}: {shown(blocker)} is a file, not a directory")
     existing = next(folder for folder in (path, *path.parents) if folder.exists() or folder == Path(folder.anchor))
     if not os.access(existing, os.W_OK | os.X_OK):
-        where = "" if existing == path else f" (its folder {existing})"
-        raise OutputError(f"{label}: permission denied: cannot write{where}")
+        where = "" if existing == path else f" (its folder {shown(existing)})"
+        raise OutputError(f"{shown(label)}: permission denied: cannot write{where}")
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -289,7 +295,7 @@ def read_yaml(path: str | Path) -> Any:
     except OSError as err:
         raise InputError(os_error_words(err, path)) from None
     except UnicodeDecodeError as err:
-        raise InputError(f"{path}: not a text file (undecodable byte at offset {err.start})") from None
+        raise InputError(f"{shown(path)}: not a text file (undecodable byte at offset {err.start})") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
@@ -299,7 +305,7 @@ def read_yaml(path: str | Path) -> Any:
 def yaml_error(path: str | Path, err: Exception) -> str:
     """``"PATH:LINE: not valid YAML: problem"`` for a ``yaml.YAMLError``."""
     mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    where = f"{shown(path)}:{mark.line + 1}" if mark is not None else shown(path)
     problem = getattr(err, "problem", None) or str(err).splitlines()[0]
     if "could not determine a constructor for the tag" in problem:
         tag = problem.split("tag", 1)[1].strip(" '").replace("tag:yaml.org,2002:", "!!")

@@ -22,7 +22,7 @@ import pandas as pd
 
 from promoterlab.data.text_input import open_text as _open_text
 from promoterlab.data.text_input import peeked as _peeked
-from promoterlab.files import os_error_what
+from promoterlab.files import os_error_what, shown
 
 _DNA = re.compile(r"^[ACGTNacgtn]+$")
 _BAD_CHAR = re.compile(r"[^ACGTNacgtn]")
@@ -36,7 +36,7 @@ class DataError(ValueError):
 
     def __init__(self, path: str | Path, line: int | None, problem: str):
         self.path, self.line, self.problem = str(path), line, problem
-        where = f"{path}:{line}" if line is not None else str(path)
+        where = f"{shown(path)}:{line}" if line is not None else shown(path)
         super().__init__(f"{where}: {problem}")
 
 
