@@ -133,6 +133,8 @@ def train(
     options = _parse_options(model_opt)
     _check_input(data, kind="regular")  # read more than once (its size, the split, the store)
     _check_input(config, "--config")
+    if store is not None and store not in ("auto", "on", "off"):
+        _check_input(Path(store), "--store", kind="folder")
 
     from promoterlab.config import RunConfig, replace_fields
     from promoterlab.models import model_config

@@ -220,12 +220,15 @@ def data_fetch(
 ) -> None:
     """Download a dataset (resuming, verifying checksums) or check a copy that is in place."""
     from promoterlab.datasets import UnknownDatasetError, dataset_dir, fetch, get_dataset
+    from promoterlab.datasets.download import data_dir_source
 
     try:
         dataset = get_dataset(name)
     except UnknownDatasetError as exc:
         _fail(exc)
     target = dataset_dir(dataset, data_dir, directory)
+    if not target.exists():  # a folder to create: nothing on its way may be a file
+        _check_folder(target, data_dir_source(data_dir, directory))
     report = fetch(dataset, target, only=only, download_missing=download_missing, force=force,
                    progress=progress, retries=retries)
     if only and not report.files:
@@ -328,14 +331,17 @@ def dream_predict(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Predict every DREAM test sequence (RC-averaged) and write the official submission JSON."""
+    source = "--test"
     if test is None:
         from promoterlab.datasets import resolve_data_dir
+        from promoterlab.datasets.download import data_dir_source
 
         test = resolve_data_dir(data_dir) / "dream2022" / "test" / "test_sequences.txt"
+        source = f"the test file in {data_dir_source(data_dir)}"
     if not test.exists():
-        _fail(f"--test {test}: test file not found; pass --test FILE or run "
+        _fail(f"{source} {test}: test file not found; pass --test FILE or run "
               f"'promoterlab data fetch dream2022 --only test/test_sequences.txt'")
-    _check_input(test, "--test")
+    _check_input(test, source)
     inputs = [*(path for run in run_dir for path in _run_inputs(run)), test]
     _check_output(output, inputs)  # before the predictions, not after
     if table is not None:

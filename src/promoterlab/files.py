@@ -292,6 +292,8 @@ def read_yaml(path: str | Path) -> Any:
     try:
         with open(path, "rb") as handle:  # once: a named pipe can be read only once
             text = handle.read().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{shown(path)}: file not found") from None
     except OSError as err:
         raise InputError(os_error_words(err, path)) from None
     except UnicodeDecodeError as err:
