@@ -133,6 +133,15 @@ def test_path_errors_say_what_was_found_and_name_the_option(library, tmp_path, m
                      "exists and is not a directory")
     assert_one_error(invoke("marginalize", tmp_path / "run", "TATA", "--out", afile / "m"), 2, "--out",
                      "is a file, not a directory")
+    assert_one_error(invoke("train", library, "--store", tmp_path / "nostore", "--out", tmp_path / "run"), 2,
+                     f"--store {tmp_path / 'nostore'}: directory not found")
+    assert_one_error(invoke("data", "fetch", "dream2022", "--dir", afile / "x", "--no-progress"), 2,
+                     f"--dir {afile / 'x'}: {afile} is a file, not a directory")
+    monkeypatch.setenv("PROMOTERLAB_DATA", str(afile / "data"))
+    assert_one_error(invoke("data", "fetch", "dream2022", "--no-progress"), 2,
+                     f"PROMOTERLAB_DATA {afile / 'data' / 'dream2022'}: {afile} is a file, not a directory")
+    assert_one_error(invoke("dream", "predict", tmp_path / "run", "-o", tmp_path / "s.json"), 2,
+                     "the test file in PROMOTERLAB_DATA", "test file not found")
     monkeypatch.setenv("PROMOTERLAB_STORE_DIR", str(afile / "stores"))
     assert_one_error(invoke("train", library, "--out", tmp_path / "run", "--store", "on", "--ensemble", "1"), 2,
                      f"PROMOTERLAB_STORE_DIR={afile / 'stores'}", f"{afile} is a file, not a directory")
@@ -241,6 +250,26 @@ def test_every_reader_accepts_a_utf8_byte_order_mark(library, tmp_path):
     for name in texts:
         assert read_all(f"bom-{name}") == read_all(name), name
     assert read_seq_values(tmp_path / "bom-dream.txt").equals(read_seq_values(tmp_path / "dream.txt"))
+
+
+def test_repeated_ids_are_found_across_chunks_with_their_first_line(tmp_path, capsys):
+    from promoterlab.data.readers import DataError, iter_sequences
+
+    names = ["a", "b", "c", "d", "e", "b", "f", "a", "g", "g"]  # 3 repeats: lines 11 (b), 15 (a), 19 (g)
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">{name}\nACGT\n" for name in names))
+    for chunk_rows in (None, 1, 2, 3):
+        assert sum(len(chunk) for chunk in iter_sequences(fasta, chunk_rows=chunk_rows)) == 10
+        warning = capsys.readouterr().err.strip()
+        assert warning == (f"warning: {fasta}:11: id 'b' repeats the id of line 3; 3 row(s) repeat an earlier "
+                           "id, so the output has several rows with one id (--strict refuses such files)")
+        with pytest.raises(DataError, match=r"in\.fa:11: id 'b' repeats the id of line 3"):
+            list(iter_sequences(fasta, chunk_rows=chunk_rows, strict=True))
+    table = tmp_path / "in.tsv"
+    table.write_text("name\tseq\n" + "".join(f"{name}\tACGT\n" for name in "xyx"))
+    assert len(list(iter_sequences(table, id_col="name"))) == 1
+    assert "in.tsv:4: id 'x' repeats the id of line 2; 1 row(s)" in capsys.readouterr().err
+    assert len(list(iter_sequences(table))) == 1 and capsys.readouterr().err == ""  # ids are row numbers
 
 
 # --- DREAM: a wrong submission is an error, not a silent score --------------------------------------

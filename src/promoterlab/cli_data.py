@@ -357,11 +357,11 @@ def dream_predict(
         _fail(exc)
     bad = next((i for i in frame["id"] if not str(i).isdigit()), None)
     if bad is not None:  # e.g. a FASTA's names
-        _fail(f"--test {test}: id {bad!r} is not a test-set position; give the DREAM test file "
+        _fail(f"{source} {test}: id {bad!r} is not a test-set position; give the DREAM test file "
               f"(seq<TAB>expr rows, whose row index is the position)")
     positions = [int(i) for i in frame["id"]]
     if len(set(positions)) != len(positions):
-        _fail(f"--test {test}: {len(positions) - len(set(positions))} position(s) appear twice; give the DREAM "
+        _fail(f"{source} {test}: {len(positions) - len(set(positions))} position(s) appear twice; give the DREAM "
               f"test file (seq<TAB>expr rows, whose row index is the position)")
     if len(frame) != DREAM_TEST_SIZE:
         typer.echo(f"warning: {test} has {len(frame)} sequences; the DREAM test set has "

@@ -43,14 +43,14 @@ from promoterlab.files import os_error_words
 
 log = logging.getLogger("promoterlab")
 
+STORE_DIR_ENV = "PROMOTERLAB_STORE_DIR"
+MAX_SEQ_LEN = np.iinfo(np.uint16).max  # insert lengths are stored as uint16
+
 
 class StoreDirError(StoreError, OSError):
     """The folder of the sequence-store cache cannot be made or written (an ``OSError`` too, so
     that ``store: auto`` falls back to reading the table into memory); the message names it, and
     ``PROMOTERLAB_STORE_DIR`` when that set it."""
-
-STORE_DIR_ENV = "PROMOTERLAB_STORE_DIR"
-MAX_SEQ_LEN = np.iinfo(np.uint16).max  # insert lengths are stored as uint16
 
 
 def _options_key(layout: Layout, read: ReadOptions) -> dict[str, Any]:
