@@ -222,6 +222,7 @@ def attempts(base: Path) -> list[tuple[int, str]]:
                invoke("variants", run, inputs / "in.fa", "-o", outputs / "v.tsv"),
                invoke("explain", run, inputs / "in.fa", "--out", outputs / "attributions"),
                invoke("data", "encode", inputs / "in.fa", "-o", inputs / "store"),
+               invoke("results", outputs),  # its tables go into the runs folder
                invoke("predict", run, inputs / "secret.fa", "-o", base / "p.tsv")]
     try:  # what the commands check (click refuses an unreadable existing file before them)
         check_input(inputs / "secret.fa", "--background")
@@ -242,11 +243,12 @@ def test_read_only_folders_refuse_outputs_and_unreadable_inputs_say_so(shared_fo
     expected = [f"{outputs / 'p.tsv'}: directory {outputs} is not writable",
                 f"{outputs / 'v.tsv'}: directory {outputs} is not writable",
                 f"--out {outputs / 'attributions'}: permission denied: cannot write (its folder {outputs})",
-                f"--output {inputs / 'store'}: permission denied: cannot write (its folder {inputs})"]
+                f"--output {inputs / 'store'}: permission denied: cannot write (its folder {inputs})",
+                f"--out {outputs}: permission denied: cannot write"]
     for (code, stderr), fragment in zip(results, expected):
         lines = stderr.splitlines()
         assert code == 2 and len(lines) == 1 and fragment in lines[0], (fragment, stderr)
-    code, stderr = results[4]  # click's own refusal, in its usage-error box
+    code, stderr = results[5]  # click's own refusal, in its usage-error box
     assert code == 2 and "secret.fa' is not readable" in " ".join(stderr.split()), stderr
-    assert results[5][1] == f"error: --background {secret}: permission denied (not readable)"
+    assert results[6][1] == f"error: --background {secret}: permission denied (not readable)"
     assert snapshot(shared_folder) == before

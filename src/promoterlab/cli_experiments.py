@@ -64,7 +64,10 @@ def sweep(
     typer.echo(f"sweep {spec.name}: {n_runs} of {len(spec.grid())} runs in {folder}", err=True)
     with _terminal(quiet=False):
         _quiet_lightning()
-        outcomes = run_sweep(spec, folder, workers=workers, progress=True, only=chosen)
+        try:
+            outcomes = run_sweep(spec, folder, workers=workers, progress=True, only=chosen)
+        except OSError as err:  # the sweep folder itself (each run's errors are its outcome)
+            _fail(err)
     failed = [o for o in outcomes if o.status == "failed"]
     counts = {status: sum(o.status == status for o in outcomes) for status in ("trained", "skipped", "busy", "failed")}
     typer.echo(json.dumps(counts))
@@ -98,8 +101,8 @@ def tune(
         _quiet_lightning()
         try:
             best = run_tune(spec, folder, trials, storage=storage, workers=workers, seed=seed, heartbeat=heartbeat)
-        except (ValueError, RuntimeError) as err:
-            _fail(str(err))
+        except (ValueError, RuntimeError, OSError) as err:
+            _fail(err)
     typer.echo(json.dumps(best, indent=2))
     typer.echo(f"train the best config with: promoterlab train --config {best['config']} --out DIR", err=True)
 
@@ -113,20 +116,19 @@ def results(
 ) -> None:
     """One table per configuration (mean, sd, 95 % CI over seeds) and paired comparisons with the baseline."""
     _check_input(runs_dir, kind="folder")
-    if out is not None:
-        _check_folder(out, "--out")
+    folder = out or runs_dir
+    _check_folder(folder, "--out")  # the tables go into RUNS_DIR by default: it must be writable
     from promoterlab.experiments import results as res
 
     try:
         runs, summary, comparison = res.analyse(runs_dir, baseline, model_axis)
-    except ValueError as err:
-        _fail(str(err))
-    folder = out or runs_dir
-    written = res.write_tables(summary, comparison, folder)
-    if figures:
-        from promoterlab.experiments.figures import write_figures
+        written = res.write_tables(summary, comparison, folder)
+        if figures:
+            from promoterlab.experiments.figures import write_figures
 
-        written += write_figures(runs, summary, folder / "figures", model_axis=model_axis)
+            written += write_figures(runs, summary, folder / "figures", model_axis=model_axis)
+    except (ValueError, OSError) as err:
+        _fail(err)
     typer.echo(res.markdown_table(summary))
     if len(comparison):
         typer.echo("\n" + res.markdown_table(comparison))
@@ -162,6 +164,6 @@ def report(
     try:
         path = write_report(runs_dir, output, baseline=baseline, model_axis=model_axis, run_curves=run_curves,
                             intro=intro)
-    except ValueError as err:
-        _fail(str(err))
+    except (ValueError, OSError) as err:
+        _fail(err)
     typer.echo(f"wrote {path}", err=True)
