@@ -11,10 +11,12 @@ import os
 import pickle
 import pwd
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -101,6 +103,29 @@ def test_evaluate_and_predict_read_a_named_pipe_and_standard_input_once(run, lib
     writer.join(timeout=5)
     assert result.exit_code == 0, result.output
     assert (tmp_path / "v.tsv").read_text().startswith("id\tref_pred\talt_pred\tdelta\n")
+
+
+def test_ctrl_c_exits_130_with_one_line_and_leaves_no_output(run, tmp_path, seqs):
+    fifo, output = tmp_path / "endless.fa", tmp_path / "p.tsv"
+    os.mkfifo(fifo)
+    child = subprocess.Popen([sys.executable, "-m", "promoterlab", "predict", str(run), str(fifo), "-o", str(output),
+                              "--no-progress"], stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+    writer = os.open(fifo, os.O_RDWR)  # kept open (and never blocking): predict waits for more input
+    try:
+        os.write(writer, f">s0\n{seqs[0]}\n".encode())
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".p.tsv.*.tmp")) and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)  # the output's temp file exists once predict is under way
+        time.sleep(1)
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        os.close(writer)
+    assert child.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines == ["error: interrupted (Ctrl-C); outputs are written whole or not at all"], stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["endless.fa"]
 
 
 # --- repeated ids: one warning, or refused with --strict ------------------------------------------------

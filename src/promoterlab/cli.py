@@ -18,6 +18,7 @@ import typer
 
 from promoterlab import __version__, cli_experiments, cli_interpret
 from promoterlab.cli_data import (
+    ERRORS_SHOWN,
     LazyHelpCommand,
     _check_device,
     _check_folder,
@@ -384,4 +385,9 @@ app.command()(cli_interpret.marginalize)
 
 
 def main() -> None:  # pragma: no cover
-    sys.exit(app())
+    try:
+        sys.exit(app())
+    except SystemExit as done:
+        if done.code == 130 and not ERRORS_SHOWN:  # typer ends a Ctrl-C with 130 and no word
+            typer.echo("error: interrupted (Ctrl-C); outputs are written whole or not at all", err=True)
+        raise

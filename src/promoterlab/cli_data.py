@@ -108,12 +108,16 @@ def _terminal(quiet: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
+ERRORS_SHOWN: list[str] = []  # the error lines this process printed (cli.main says Ctrl-C otherwise)
+
+
 def _fail(message: object, code: int = 2) -> NoReturn:
     """Print ``error: message`` (one line) on stderr and exit with ``code``; an ``OSError`` is
     said in words (:func:`~promoterlab.files.os_error_words`), without its errno."""
     words = isinstance(message, OSError) and message.errno is not None
     text = (os_error_words(message) if words else str(message)).strip()
     text = text.splitlines()[0] if text else type(message).__name__
+    ERRORS_SHOWN.append(text)
     typer.echo(f"error: {text}", err=True)
     raise typer.Exit(code)
 
