@@ -232,7 +232,7 @@ def check_input(path: str | Path, option: str = "", kind: str = "file") -> None:
         Naming ``option`` (e.g. ``--background``) and ``path`` and what was found: not found, a
         file on its path, a directory, a file, permission denied.
     """
-    label = f"{option} {shown(path)}" if option else str(path)
+    label = shown(f"{option} {path}" if option else path)
     if kind == "file" and str(path) == "-":
         return
     try:
@@ -240,18 +240,18 @@ def check_input(path: str | Path, option: str = "", kind: str = "file") -> None:
     except FileNotFoundError:
         missing = Path(path).parent
         note = f" (its directory {shown(missing)} does not exist)" if not missing.exists() else ""
-        raise InputError(f"{shown(label)}: {'directory' if kind == 'folder' else 'file'} not found{note}") from None
+        raise InputError(f"{label}: {'directory' if kind == 'folder' else 'file'} not found{note}") from None
     except OSError as err:
         raise InputError(os_error_words(err, path, label)) from None
     if kind == "folder":
         if not stat.S_ISDIR(mode):
-            raise InputError(f"{shown(label)}: is {_kind(mode)}, not a directory")
+            raise InputError(f"{label}: is {_kind(mode)}, not a directory")
     elif stat.S_ISDIR(mode):
-        raise InputError(f"{shown(label)}: is a directory; give a file")
+        raise InputError(f"{label}: is a directory; give a file")
     elif kind == "regular" and not stat.S_ISREG(mode):
-        raise InputError(f"{shown(label)}: is {_kind(mode)}; it is read more than once, so give a regular file")
+        raise InputError(f"{label}: is {_kind(mode)}; it is read more than once, so give a regular file")
     if not os.access(path, os.R_OK | (os.X_OK if kind == "folder" else 0)):
-        raise InputError(f"{shown(label)}: permission denied (not readable)")
+        raise InputError(f"{label}: permission denied (not readable)")
 
 
 def check_output_folder(path: str | Path, option: str = "") -> None:
@@ -263,17 +263,17 @@ def check_output_folder(path: str | Path, option: str = "") -> None:
         When ``path`` exists as a file, a file lies on its path, or the folder that would hold it
         is not writable.
     """
-    label = f"{option} {shown(path)}" if option else str(path)
+    label = shown(f"{option} {path}" if option else path)
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise OutputError(f"{shown(label)}: exists and is not a directory; give a directory for the output")
+        raise OutputError(f"{label}: exists and is not a directory; give a directory for the output")
     blocker = _file_on_path(path)
     if blocker is not None:
-        raise OutputError(f"{shown(label)}: {shown(blocker)} is a file, not a directory")
+        raise OutputError(f"{label}: {shown(blocker)} is a file, not a directory")
     existing = next(folder for folder in (path, *path.parents) if folder.exists() or folder == Path(folder.anchor))
     if not os.access(existing, os.W_OK | os.X_OK):
         where = "" if existing == path else f" (its folder {shown(existing)})"
-        raise OutputError(f"{shown(label)}: permission denied: cannot write{where}")
+        raise OutputError(f"{label}: permission denied: cannot write{where}")
 
 
 def read_yaml(path: str | Path) -> Any:
