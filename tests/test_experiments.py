@@ -81,7 +81,7 @@ def test_spec_grid_budget_and_relative_paths(tmp_path, sim_library):
     ({"axes": {"model": ["no-such-model"]}}, "no-such-model"),
     ({"colour": "blue"}, "unknown spec keys"),
     ({"axes": {"seed": []}}, "axis 'seed' has no values"),
-    ({"axes": ["seed", "model"]}, "has no attribute"),
+    ({"axes": ["seed", "model"]}, "axes must be a mapping"),
     ({"axes": {"model": ["legnet-lstm", "legnet"], "hidden": [64]}}, "hidden"),  # only the 2nd combination is bad
 ])
 def test_bad_specs_name_the_file(tmp_path, sim_library, change, message):

@@ -264,4 +264,4 @@ def test_cli_encode(table, tmp_path):
     assert result.exit_code == 2 and "bad.txt:2: target 'nope' is not a number" in result.output
     assert not (tmp_path / "s2").exists()
     result = runner.invoke(app, ["data", "encode", str(table), "-o", str(bad)])
-    assert result.exit_code == 2 and "exists and is not a sequence store" in result.output
+    assert result.exit_code == 2 and "--output" in result.output and "exists and is not a directory" in result.output

@@ -286,7 +286,7 @@ def test_cli_train_names_a_bad_store(tmp_path):
     dream_table(path, 200)
     result = CliRunner().invoke(app, ["train", str(path), "--out", str(tmp_path / "run"), "--store",
                                       str(tmp_path / "missing.store"), "--quiet"])
-    assert result.exit_code == 2 and "missing.store: no sequence store here" in result.output
+    assert result.exit_code == 2 and f"--store {tmp_path / 'missing.store'}: directory not found" in result.output
     assert not (tmp_path / "run").exists()
     assert os.listdir(tmp_path) == ["t.txt"]
 

@@ -19,10 +19,12 @@ import typer
 from promoterlab import cli_doctor, cli_experiments, cli_interpret
 from promoterlab.version import __version__
 from promoterlab.cli_data import (
+    ERRORS_SHOWN,
     PRECISION_HELP,
     LazyHelpCommand,
     _check_device,
     _check_folder,
+    _check_input,
     _check_output,
     _check_precision,
     _fail,
@@ -135,16 +137,17 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the final summary."),
 ) -> None:
     """Train a model and write a run directory (rerun the same command to resume an interrupted run)."""
-    _check_folder(out)
+    _check_folder(out, "--out")
     if width is not None and not (math.isfinite(width) and width > 0):
         _fail(f"--width must be > 0, got {width:g}")
     clip = _parse_range(clip_targets)
     options = _parse_options(model_opt)
     held_out = _parse_test_size(test_size)
-    if test is not None and not test.is_file():
-        _fail(f"--test {test}: file not found" if not test.exists() else f"--test {test}: not a file")
-    if data is not None and not data.is_file():
-        _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
+    _check_input(data, kind="regular")  # read more than once (its size, the split, the store)
+    _check_input(config, "--config")
+    _check_input(test, "--test")
+    if store is not None and store not in ("auto", "on", "off"):
+        _check_input(Path(store), "--store", kind="folder")
     if precision is not None:
         precision = _check_precision(precision)
 
@@ -185,8 +188,7 @@ def train(
         model_cfg = model_config(name, **overrides)
     except (ValueError, TypeError) as err:
         _fail(err)
-    if not Path(data_cfg.path).is_file():
-        _fail(f"{data_cfg.path}: file not found")
+    _check_input(Path(data_cfg.path), "" if data else f"{config}: data.path", kind="regular")
     _check_accelerator(str(train_cfg.accelerator))
     if train_cfg.precision == "16":
         from promoterlab.training.hardware import accelerator_kind
@@ -289,20 +291,24 @@ def predict(
     precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    strict: bool = typer.Option(False, help="Refuse an input whose ids repeat (else: a warning, and every row "
+                                            "is predicted)."),
 ) -> None:
     """Predict expression for new sequences (forward and reverse complement averaged), streamed:
     a file of any size is read and written in chunks. Several models predict their mean, with the
     standard deviation across them."""
     precision = _check_precision(precision, device)
+    _check_input(input)
+    _check_output(output, [*run_dir, input])  # before any work
     run = _open_run(run_dir)
     inputs = [*run.files(), input]
-    _check_output(output, inputs)  # before the predictions, not after
+    _check_output(output, inputs)  # the run's own files, found now
     _check_device(device)
     from promoterlab import api
 
     try:
         n = api.write_predictions(run, input, output, seq_col, id_col, batch_size, device, progress,
-                                  precision, inputs=inputs)
+                                  precision, inputs=inputs, strict=strict)
     except (ValueError, OSError) as err:
         _fail(err)
     typer.echo(f"wrote {n} predictions of {run.describe()} to {'standard output' if str(output) == '-' else output}",
@@ -334,8 +340,8 @@ def evaluate(
     if split is None and len(paths) < 2:
         _fail("give RUN and a measured DATA file, or --split test to evaluate on the run's held-out rows")
     run_dirs, data = (paths, None) if split else (paths[:-1], paths[-1])
-    if data is not None and not data.is_file():
-        _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
+    if data is not None:
+        _check_input(data)
     precision = _check_precision(precision, device)
     _check_device(device)
     run = _open_run(run_dirs)
@@ -375,7 +381,7 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only errors and the final summary."),
 ) -> None:
     """Simulate a promoter library and train a small LegNet on it (a few minutes on a laptop CPU)."""
-    _check_folder(out)
+    _check_folder(out, "--out")
     from promoterlab.config import DataConfig, RunConfig, TrainConfig
     from promoterlab.data.simulate import write_library
     from promoterlab.models import model_config
@@ -420,4 +426,9 @@ app.command()(cli_doctor.doctor)
 
 
 def main() -> None:  # pragma: no cover
-    sys.exit(app())
+    try:
+        sys.exit(app())
+    except SystemExit as done:
+        if done.code == 130 and not ERRORS_SHOWN:  # typer ends a Ctrl-C with 130 and no word
+            typer.echo("error: interrupted (Ctrl-C); outputs are written whole or not at all", err=True)
+        raise

@@ -22,7 +22,8 @@ from typing import Any, NoReturn, Optional
 import typer
 from typer.core import TyperCommand
 
-from promoterlab.files import OutputError, check_output, output_stream
+from promoterlab.files import (InputError, OutputError, check_input, check_output, check_output_folder,
+                              os_error_words, output_stream)
 from promoterlab.precision import device_type, env_precision, normalize_precision
 
 # The help of every --precision option; "{auto_precision}" is filled in when the help is shown.
@@ -120,10 +121,16 @@ def _terminal(quiet: bool) -> Iterator[None]:
         logger.setLevel(level)
 
 
+ERRORS_SHOWN: list[str] = []  # the error lines this process printed (cli.main says Ctrl-C otherwise)
+
+
 def _fail(message: object, code: int = 2) -> NoReturn:
-    """Print ``error: message`` (one line) on stderr and exit with ``code``."""
-    text = str(message).strip()
+    """Print ``error: message`` (one line) on stderr and exit with ``code``; an ``OSError`` is
+    said in words (:func:`~promoterlab.files.os_error_words`), without its errno."""
+    words = isinstance(message, OSError) and message.errno is not None
+    text = (os_error_words(message) if words else str(message)).strip()
     text = text.splitlines()[0] if text else type(message).__name__
+    ERRORS_SHOWN.append(text)
     typer.echo(f"error: {text}", err=True)
     raise typer.Exit(code)
 
@@ -136,10 +143,23 @@ def _check_output(path: Path, inputs: Iterable[Path | str | None] = ()) -> None:
         _fail(err)
 
 
-def _check_folder(path: Path) -> None:
-    """Fail if an output folder exists as something other than a folder."""
-    if path.exists() and not path.is_dir():
-        _fail(f"{path}: exists and is not a directory; give a directory for the output")
+def _check_folder(path: Path, option: str = "") -> None:
+    """Fail unless an output folder is, or can be made, a writable folder (see
+    :func:`~promoterlab.files.check_output_folder`)."""
+    try:
+        check_output_folder(path, option)
+    except OutputError as err:
+        _fail(err)
+
+
+def _check_input(path: Path | None, option: str = "", kind: str = "file") -> None:
+    """Fail unless ``path`` can be read as a ``kind`` (see :func:`~promoterlab.files.check_input`)."""
+    if path is None:
+        return
+    try:
+        check_input(path, option, kind)
+    except InputError as err:
+        _fail(err)
 
 
 def _open_run(paths: list[Path]) -> Any:
@@ -241,12 +261,15 @@ def data_fetch(
 ) -> None:
     """Download a dataset (resuming, verifying checksums) or check a copy that is in place."""
     from promoterlab.datasets import UnknownDatasetError, dataset_dir, fetch, get_dataset
+    from promoterlab.datasets.download import data_dir_source
 
     try:
         dataset = get_dataset(name)
     except UnknownDatasetError as exc:
         _fail(exc)
     target = dataset_dir(dataset, data_dir, directory)
+    if not target.exists():  # a folder to create: nothing on its way may be a file
+        _check_folder(target, data_dir_source(data_dir, directory))
     report = fetch(dataset, target, only=only, download_missing=download_missing, force=force,
                    progress=progress, retries=retries)
     if only and not report.files:
@@ -282,8 +305,8 @@ def data_encode(
     force: bool = typer.Option(False, help="Encode again even if OUTPUT already holds this file so encoded."),
 ) -> None:
     """Encode a table once into a memory-mapped sequence store that training reads batch by batch."""
-    if not data.is_file():
-        _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
+    _check_input(data, kind="regular")  # read twice: its checksum, then its rows
+    _check_folder(output, "--output")
     import time
 
     from promoterlab.config import DataConfig
@@ -321,12 +344,15 @@ def dream_score(
     """Official DREAM 2022 scores: per-subset Pearson r, r², Spearman ρ and the weighted scores."""
     from promoterlab.evaluation.dream import DreamDataError, format_table, load_predictions, load_truth, score
 
+    _check_input(pred)
+    _check_input(subsets, "--subsets", kind="folder")
+    _check_input(leaderboard, "--leaderboard", kind="folder")
     try:
         predictions = load_predictions(pred)
         reference = load_truth(truth, subsets, leaderboard)
+        result = score(predictions, reference, pred)
     except (DreamDataError, OSError) as exc:
         _fail(exc)
-    result = score(predictions, reference)
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else format_table(result))
 
 
@@ -348,13 +374,17 @@ def dream_predict(
 ) -> None:
     """Predict every DREAM test sequence (RC-averaged) and write the official submission JSON."""
     precision = _check_precision(precision, device)
+    source = "--test"
     if test is None:
         from promoterlab.datasets import resolve_data_dir
+        from promoterlab.datasets.download import data_dir_source
 
         test = resolve_data_dir(data_dir) / "dream2022" / "test" / "test_sequences.txt"
-    if not test.is_file():
-        _fail(f"{test}: test file not found; pass --test FILE or run "
+        source = f"the test file in {data_dir_source(data_dir)}"
+    if not test.exists():
+        _fail(f"{source} {test}: test file not found; pass --test FILE or run "
               f"'promoterlab data fetch dream2022 --only test/test_sequences.txt'")
+    _check_input(test, source)
     run = _open_run(run_dir)
     inputs = [*run.files(), test]
     _check_output(output, inputs)  # before the predictions, not after
@@ -365,11 +395,18 @@ def dream_predict(
     from promoterlab.evaluation.dream import DREAM_TEST_SIZE
 
     try:
-        frame = predict_file(run, test, batch_size=batch_size,
-                             device=device, progress=progress, precision=precision)
-        positions = [int(i) for i in frame["id"]]
+        frame = predict_file(run, test, batch_size=batch_size, device=device, progress=progress,
+                             precision=precision)
     except (ValueError, OSError, KeyError, RuntimeError) as exc:
         _fail(exc)
+    bad = next((i for i in frame["id"] if not str(i).isdigit()), None)
+    if bad is not None:  # e.g. a FASTA's names
+        _fail(f"{source} {test}: id {bad!r} is not a test-set position; give the DREAM test file "
+              f"(seq<TAB>expr rows, whose row index is the position)")
+    positions = [int(i) for i in frame["id"]]
+    if len(set(positions)) != len(positions):
+        _fail(f"{source} {test}: {len(positions) - len(set(positions))} position(s) appear twice; give the DREAM "
+              f"test file (seq<TAB>expr rows, whose row index is the position)")
     if len(frame) != DREAM_TEST_SIZE:
         typer.echo(f"warning: {test} has {len(frame)} sequences; the DREAM test set has "
                    f"{DREAM_TEST_SIZE}", err=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from promoterlab.cli_data import _check_folder, _check_output, _fail, _quiet_lightning, _terminal
+from promoterlab.cli_data import _check_folder, _check_input, _check_output, _fail, _quiet_lightning, _terminal
 
 if TYPE_CHECKING:
     from promoterlab.experiments.spec import Spec
@@ -51,10 +51,10 @@ def sweep(
     """Train every combination of a spec's axes; rerun to resume (finished runs are skipped)."""
     chosen = _only(only)
     if out is not None:
-        _check_folder(out)
+        _check_folder(out, "--out")
     spec = _spec(spec_path, budget)  # a bad spec fails here, before any folder or lock exists
     folder = out or _default_folder(spec)
-    _check_folder(folder)
+    _check_folder(folder, "--out")
     from promoterlab.experiments.sweep import run_sweep, select
 
     try:
@@ -64,7 +64,10 @@ def sweep(
     typer.echo(f"sweep {spec.name}: {n_runs} of {len(spec.grid())} runs in {folder}", err=True)
     with _terminal(quiet=False):
         _quiet_lightning()
-        outcomes = run_sweep(spec, folder, workers=workers, progress=True, only=chosen)
+        try:
+            outcomes = run_sweep(spec, folder, workers=workers, progress=True, only=chosen)
+        except OSError as err:  # the sweep folder itself (each run's errors are its outcome)
+            _fail(err)
     failed = [o for o in outcomes if o.status == "failed"]
     counts = {status: sum(o.status == status for o in outcomes) for status in ("trained", "skipped", "busy", "failed")}
     typer.echo(json.dumps(counts))
@@ -86,20 +89,20 @@ def tune(
 ) -> None:
     """Search hyperparameters with Optuna (TPE, median pruning on per-epoch val Pearson)."""
     if out is not None:
-        _check_folder(out)
+        _check_folder(out, "--out")
     spec = _spec(spec_path, budget)
     if not spec.search:
         _fail(f"{spec_path}: the spec has no search space (a 'search' section) to tune")
     folder = out or _default_folder(spec, "-tune")
-    _check_folder(folder)
+    _check_folder(folder, "--out")
     from promoterlab.experiments.tune import tune as run_tune
 
     with _terminal(quiet=False):
         _quiet_lightning()
         try:
             best = run_tune(spec, folder, trials, storage=storage, workers=workers, seed=seed, heartbeat=heartbeat)
-        except (ValueError, RuntimeError) as err:
-            _fail(str(err))
+        except (ValueError, RuntimeError, OSError) as err:
+            _fail(err)
     typer.echo(json.dumps(best, indent=2))
     typer.echo(f"train the best config with: promoterlab train --config {best['config']} --out DIR", err=True)
 
@@ -112,20 +115,20 @@ def results(
     figures: bool = typer.Option(False, help="Also write every figure (PNG and SVG) to OUT/figures."),
 ) -> None:
     """One table per configuration (mean, sd, 95 % CI over seeds) and paired comparisons with the baseline."""
-    if out is not None:
-        _check_folder(out)
+    _check_input(runs_dir, kind="folder")
+    folder = out or runs_dir
+    _check_folder(folder, "--out")  # the tables go into RUNS_DIR by default: it must be writable
     from promoterlab.experiments import results as res
 
     try:
         runs, summary, comparison = res.analyse(runs_dir, baseline, model_axis)
-    except ValueError as err:
-        _fail(str(err))
-    folder = out or runs_dir
-    written = res.write_tables(summary, comparison, folder)
-    if figures:
-        from promoterlab.experiments.figures import write_figures
+        written = res.write_tables(summary, comparison, folder)
+        if figures:
+            from promoterlab.experiments.figures import write_figures
 
-        written += write_figures(runs, summary, folder / "figures", model_axis=model_axis)
+            written += write_figures(runs, summary, folder / "figures", model_axis=model_axis)
+    except (ValueError, OSError) as err:
+        _fail(err)
     typer.echo(res.markdown_table(summary))
     if len(comparison):
         typer.echo("\n" + res.markdown_table(comparison))
@@ -154,12 +157,13 @@ def report(
     if output.parent.is_dir():  # a missing folder is created, as for the figures beside the report
         _check_output(output, [*inputs, intro])
     else:
-        _check_folder(output.parent)
+        _check_folder(output.parent, "--output")
+    _check_input(intro, "--intro")
     from promoterlab.experiments.report import write_report
 
     try:
         path = write_report(runs_dir, output, baseline=baseline, model_axis=model_axis, run_curves=run_curves,
                             intro=intro)
-    except ValueError as err:
-        _fail(str(err))
+    except (ValueError, OSError) as err:
+        _fail(err)
     typer.echo(f"wrote {path}", err=True)

@@ -20,6 +20,7 @@ from promoterlab.cli_data import (
     PRECISION_HELP,
     _check_device,
     _check_folder,
+    _check_input,
     _check_output,
     _check_precision,
     _fail,
@@ -36,12 +37,9 @@ def _check_choice(value: str, choices: tuple[str, ...], option: str) -> None:
         _fail(f"{option} must be one of {', '.join(choices)}, not {value!r}")
 
 
-def _check_inputs(*paths: Optional[Path]) -> None:
+def _check_inputs(*paths: Optional[Path], option: str = "") -> None:
     for path in paths:
-        if path is not None and not path.exists():
-            _fail(f"{path}: file not found")
-        if path is not None and not path.is_file():
-            _fail(f"{path}: not a file")
+        _check_input(path, option)
 
 
 @contextlib.contextmanager
@@ -79,7 +77,7 @@ def explain(
     """Which bases matter: per-sequence attributions (.npz) and logos over ISM heat maps (PNG)."""
     _check_choice(method, METHODS, "--method")
     precision = _check_precision(precision, device)
-    _check_folder(out)
+    _check_folder(out, "--out")
     _check_inputs(input)
     _check_device(device)
     run = _open_run([run_dir])
@@ -112,24 +110,26 @@ def variants(
     precision: str = typer.Option("auto", help=PRECISION_HELP),
     device: str = typer.Option("cpu", help="Torch device (cpu, cuda, cuda:1, mps)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
+    strict: bool = typer.Option(False, help="Refuse a file whose ids repeat (else: a warning, and every row "
+                                            "is kept)."),
 ) -> None:
     """What a mutation does: predicted expression of reference and alternative (RC-averaged), streamed."""
     precision = _check_precision(precision, device)
-    run = _open_run(run_dir)
-    inputs = [*run.files(), pairs]
-    _check_output(output, inputs)
+    _check_output(output, [*run_dir, pairs])  # before any work
     if plot is not None:
-        _check_output(plot, [*inputs, output])
+        _check_output(plot, [*run_dir, pairs, output])
         if plot.suffix.lower() not in (".png", ".svg", ".pdf"):
             _fail(f"--plot {plot}: give a .png, .svg or .pdf file")
     _check_inputs(pairs)
     _check_device(device)
+    run = _open_run(run_dir)
+    inputs = [*run.files(), pairs]
+    _check_output(output, inputs)  # the run's own files, found now
     from promoterlab.interpret.variants import write_variant_effects
 
     try:
         n = write_variant_effects(run, pairs, output, plot, batch_size,
-                                  device, precision, progress,
-                                  inputs=inputs)
+                                  device, precision, progress, inputs=inputs, strict=strict)
     except (ValueError, OSError) as err:
         _fail(err)
     typer.echo(f"wrote {n} variant effects of {run.describe()} to "
@@ -161,7 +161,7 @@ def motifs(
     for value, option in ((threshold, "--threshold"), (cluster_p, "--cluster-p")):
         if not 0 < value <= 1:
             _fail(f"{option} must be a p-value in (0, 1], got {value:g}")
-    _check_folder(out)
+    _check_folder(out, "--out")
     _check_inputs(input)
     _check_device(device)
     run = _open_run([run_dir])
@@ -197,8 +197,8 @@ def marginalize(
 ) -> None:
     """Insert a motif at every position of background sequences: mean effect by position and strand."""
     precision = _check_precision(precision, device)
-    _check_folder(out)
-    _check_inputs(background)
+    _check_folder(out, "--out")
+    _check_inputs(background, option="--background")
     _check_device(device)
     run = _open_run([run_dir])
     from promoterlab.interpret.marginalize import marginalize_run, motif_bases

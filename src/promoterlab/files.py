@@ -1,9 +1,10 @@
-"""Writing outputs safely: atomic files, checked output paths, standard output and devices."""
+"""Files in and out: atomic writes, checked input and output paths (with what was found, in
+words), standard output and devices, and YAML read with the file and line of any error."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
-
 import os
 import stat
 import sys
@@ -11,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 @contextmanager
@@ -36,6 +37,11 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temp file and a rename."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def shown(path: str | Path) -> str:
+    """A path for a one-line message: control characters (a newline in a file name) escaped."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in str(path))
 
 
 class OutputError(ValueError):
@@ -100,9 +106,9 @@ def _resolve_output(path: str | Path, inputs: Iterable[str | Path | None]) -> tu
     except (FileNotFoundError, NotADirectoryError):  # the parent is checked below
         mode = None
     except OSError as err:
-        raise OutputError(f"{path}: cannot write here ({err.strerror or err})") from None
+        raise OutputError(f"{shown(path)}: cannot write here ({os_error_what(err, path)})") from None
     if mode is not None and stat.S_ISDIR(mode):
-        raise OutputError(f"{path}: is a directory; give a file name")
+        raise OutputError(f"{shown(path)}: is a directory; give a file name")
     if mode is None or stat.S_ISREG(mode):  # a device or a pipe can be read and written at once
         for source in inputs:
             if source is None or _is_stdout(source):
@@ -112,7 +118,8 @@ def _resolve_output(path: str | Path, inputs: Iterable[str | Path | None]) -> tu
             except OSError:  # one of the two does not exist
                 same = False
             if same or os.path.realpath(path) == os.path.realpath(source):
-                raise OutputError(f"{path}: is also an input ({source}); choose another output file")
+                raise OutputError(f"{shown(path)}: is also an input ({shown(source)}); choose another output "
+                                  "file")
     if mode is not None and _is_stdout_file(path):
         return None, True
     if mode is not None and (not stat.S_ISREG(mode) or _is_system_path(path)):
@@ -123,9 +130,9 @@ def _resolve_output(path: str | Path, inputs: Iterable[str | Path | None]) -> tu
     parent = target.parent if path.is_symlink() else path.parent
     if not target.parent.is_dir():
         problem = "is not a directory" if target.parent.exists() else "does not exist"
-        raise OutputError(f"{path}: directory {parent} {problem}")
+        raise OutputError(f"{shown(path)}: directory {shown(parent)} {problem}")
     if not os.access(target.parent, os.W_OK):
-        raise OutputError(f"{path}: directory {parent} is not writable")
+        raise OutputError(f"{shown(path)}: directory {shown(parent)} is not writable")
     return target, False
 
 
@@ -176,3 +183,144 @@ def output_stream(path: str | Path, inputs: Iterable[str | Path | None] = (), mo
         return
     with atomic_path(target) as tmp, open(tmp, mode, **kwargs) as handle:
         yield handle
+
+
+class InputError(ValueError):
+    """An input path that cannot be read as asked; the message names it and says what was found."""
+
+
+_ERRNO_WORDS = {errno.ENOENT: "not found", errno.EISDIR: "is a directory", errno.EACCES: "permission denied",
+                errno.EPERM: "permission denied", errno.EROFS: "on a read-only file system",
+                errno.ENOSPC: "no space left on the device", errno.EEXIST: "already exists",
+                errno.ENOTEMPTY: "is a directory that is not empty", errno.ELOOP: "a loop of symbolic links",
+                errno.ENAMETOOLONG: "file name too long", errno.EXDEV: "on another file system"}
+
+
+def _file_on_path(path: Path) -> Path | None:
+    """The first of ``path``'s parent folders that exists as something other than a folder."""
+    for parent in reversed(Path(path).parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None
+
+
+def os_error_what(err: OSError, path: str | Path | None = None) -> str:
+    """What an ``OSError`` on ``path`` (default: the error's own file name) found, in words
+    rather than errno text: ``[Errno 20] Not a directory: 'x/file/y'`` is ``x/file is a file,
+    not a directory``."""
+    path = path if path is not None else err.filename
+    if err.errno == errno.ENOTDIR and path is not None:
+        blocker = _file_on_path(Path(path))
+        return f"{shown(blocker)} is a file, not a directory" if blocker else "is not a directory"
+    if err.errno == errno.ENOENT and path is not None and not Path(path).parent.exists():
+        return f"not found (its directory {shown(Path(path).parent)} does not exist)"
+    return _ERRNO_WORDS.get(err.errno) or err.strerror or str(err)
+
+
+def os_error_words(err: OSError, path: str | Path | None = None, label: str | None = None) -> str:
+    """``"PATH: what was found"`` (:func:`os_error_what`); ``label`` replaces ``PATH`` in front
+    (e.g. ``"--out x/file/y"``)."""
+    path = path if path is not None else err.filename
+    label = label or (str(path) if path is not None else None)
+    what = os_error_what(err, path)
+    return f"{shown(label)}: {what}" if label else what
+
+
+def _kind(mode: int) -> str:
+    return "a directory" if stat.S_ISDIR(mode) else "a named pipe" if stat.S_ISFIFO(mode) else \
+        "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode) else "a file"
+
+
+def check_input(path: str | Path, option: str = "", kind: str = "file") -> None:
+    """Check, before any work, that ``path`` can be read as a ``kind`` (``"file"``: a file, a named
+    pipe, a device or ``-`` for standard input; ``"regular"``: a regular file, for inputs read more
+    than once; ``"folder"``).
+
+    Raises
+    ------
+    InputError
+        Naming ``option`` (e.g. ``--background``) and ``path`` and what was found: not found, a
+        file on its path, a directory, a file, permission denied.
+    """
+    label = shown(f"{option} {path}" if option else path)
+    if kind == "file" and str(path) == "-":
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        missing = Path(path).parent
+        note = f" (its directory {shown(missing)} does not exist)" if not missing.exists() else ""
+        raise InputError(f"{label}: {'directory' if kind == 'folder' else 'file'} not found{note}") from None
+    except OSError as err:
+        raise InputError(os_error_words(err, path, label)) from None
+    if kind == "folder":
+        if not stat.S_ISDIR(mode):
+            raise InputError(f"{label}: is {_kind(mode)}, not a directory")
+    elif stat.S_ISDIR(mode):
+        raise InputError(f"{label}: is a directory; give a file")
+    elif kind == "regular" and not stat.S_ISREG(mode):
+        raise InputError(f"{label}: is {_kind(mode)}; it is read more than once, so give a regular file")
+    if not os.access(path, os.R_OK | (os.X_OK if kind == "folder" else 0)):
+        raise InputError(f"{label}: permission denied (not readable)")
+
+
+def check_output_folder(path: str | Path, option: str = "") -> None:
+    """Check, before any work, that the output folder ``path`` is (or can be made) a writable folder.
+
+    Raises
+    ------
+    OutputError
+        When ``path`` exists as a file, a file lies on its path, or the folder that would hold it
+        is not writable.
+    """
+    label = shown(f"{option} {path}" if option else path)
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"{label}: exists and is not a directory; give a directory for the output")
+    blocker = _file_on_path(path)
+    if blocker is not None:
+        raise OutputError(f"{label}: {shown(blocker)} is a file, not a directory")
+    existing = next(folder for folder in (path, *path.parents) if folder.exists() or folder == Path(folder.anchor))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == path else f" (its folder {shown(existing)})"
+        raise OutputError(f"{label}: permission denied: cannot write{where}")
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The data of a YAML file (plain values, lists and mappings only: ``safe_load``; a UTF-8
+    byte-order mark is allowed). Every YAML file promoterlab reads goes through here.
+
+    Raises
+    ------
+    InputError
+        Naming the file, and the line of a syntax error or of a tag such as
+        ``!!python/object`` (which is refused, never run).
+    """
+    import yaml
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:  # once: a named pipe can be read only once
+            text = handle.read().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise InputError(f"{shown(path)}: file not found") from None
+    except OSError as err:
+        raise InputError(os_error_words(err, path)) from None
+    except UnicodeDecodeError as err:
+        raise InputError(f"{shown(path)}: not a text file (undecodable byte at offset {err.start})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise InputError(yaml_error(path, err)) from None
+
+
+def yaml_error(path: str | Path, err: Exception) -> str:
+    """``"PATH:LINE: not valid YAML: problem"`` for a ``yaml.YAMLError``."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    where = f"{shown(path)}:{mark.line + 1}" if mark is not None else shown(path)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if "could not determine a constructor for the tag" in problem:
+        tag = problem.split("tag", 1)[1].strip(" '").replace("tag:yaml.org,2002:", "!!")
+        return f"{where}: not valid YAML here: the tag {tag} is not allowed (only plain values, lists and mappings)"
+    context = getattr(err, "context", None)
+    return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")

@@ -24,7 +24,7 @@ from torch import nn
 
 from promoterlab.config import RunConfig, budget_widths
 from promoterlab.sequence import Layout
-from promoterlab.files import atomic_path
+from promoterlab.files import atomic_path, read_yaml
 from promoterlab.models import build_model
 from promoterlab.models.ensemble import EnsembleModel
 from promoterlab.objective import Objective
@@ -71,7 +71,7 @@ def ensemble_members(folder: Path) -> list[Path] | None:
     config_path, summary_path = folder / CONFIG, folder / SUMMARY
     if (folder / MODEL).is_file() or not config_path.is_file():
         return None
-    raw = yaml.safe_load(config_path.read_text()) or {}
+    raw = read_yaml(config_path) or {}
     k = (raw.get("train") or {}).get("ensemble")
     if isinstance(k, int) and not isinstance(k, bool) and k > 1:
         seed = int(raw.get("seed", 0))

@@ -16,12 +16,16 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
     from promoterlab.sequence import SequenceError
+from promoterlab.data.text_input import open_text as _open_text
+from promoterlab.data.text_input import peeked as _peeked
+from promoterlab.files import os_error_what, shown
 
 _DNA = re.compile(r"^[ACGTNacgtn]+$")
 _BAD_CHAR = re.compile(r"[^ACGTNacgtn]")
@@ -35,7 +39,7 @@ class DataError(ValueError):
 
     def __init__(self, path: str | Path, line: int | None, problem: str):
         self.path, self.line, self.problem = str(path), line, problem
-        where = f"{path}:{line}" if line is not None else str(path)
+        where = f"{shown(path)}:{line}" if line is not None else shown(path)
         super().__init__(f"{where}: {problem}")
 
     @classmethod
@@ -49,8 +53,9 @@ class DataError(ValueError):
 
 
 def _names_damaged_files(read):
-    """Turn the low-level errors of a damaged file (a cut-short ``.gz``, binary data) into a
-    :class:`DataError` naming it, in a reader whose first argument is the path."""
+    """Turn the low-level errors of a damaged or unreadable file (a cut-short ``.gz``, binary
+    data, a directory, no permission) into a :class:`DataError` naming it, in a reader whose
+    first argument is the path."""
     @contextlib.contextmanager
     def named(path):
         try:
@@ -59,6 +64,12 @@ def _names_damaged_files(read):
             raise DataError(path, None, f"damaged or truncated gzip file ({err})") from None
         except UnicodeDecodeError as err:
             raise DataError(path, None, f"not a text file (undecodable byte at offset {err.start})") from None
+        except FileNotFoundError:
+            raise DataError(path, None, "file not found") from None
+        except IsADirectoryError:
+            raise DataError(path, None, "is a directory; give a file") from None
+        except OSError as err:
+            raise DataError(path, None, os_error_what(err, path)) from None
 
     if inspect.isgeneratorfunction(read):
         @functools.wraps(read)
@@ -72,18 +83,6 @@ def _names_damaged_files(read):
         with named(path):
             return read(path, *args, **kwargs)
     return wrapper
-
-
-def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
-
-
-def _first_line(path: Path) -> str | None:
-    with _open_text(path) as handle:
-        for line in handle:
-            if line.strip():
-                return line.rstrip("\n")
-    return None
 
 
 def _check_sequences(path: Path, frame: pd.DataFrame) -> None:
@@ -171,10 +170,21 @@ def iter_table(
     chunk_rows: int | None = None,
 ) -> Iterator[pd.DataFrame]:
     """:func:`read_table` in chunks of ``chunk_rows`` file rows (all at once when ``None``), so
-    a file of any size can be streamed; each chunk is validated before it is yielded."""
+    a file of any size can be streamed; each chunk is validated before it is yielded. The file is
+    opened once (a named pipe or ``-``, standard input, can be read)."""
     path = Path(path)
-    headerless, sep = sniff_table(path)
-    reader = pd.read_csv(path, sep=sep, header=None if headerless else 0, dtype=str, keep_default_na=False,
+    with _peeked(path) as (first, text, skipped):
+        yield from _table_chunks(path, first, text, skipped, seq_col, target_col, group_col, id_col, drop_missing,
+                                 require_target, read_target, chunk_rows)
+
+
+def _table_chunks(path: Path, first: str | None, text: TextIO, skipped: int, seq_col: str | None,
+                  target_col: str | None, group_col: str | None, id_col: str | None, drop_missing: bool,
+                  require_target: bool, read_target: bool, chunk_rows: int | None) -> Iterator[pd.DataFrame]:
+    """:func:`iter_table` of the opened ``text`` from its first non-blank line ``first``, after
+    ``skipped`` blank lines."""
+    headerless, sep = _sniff(path, first)
+    reader = pd.read_csv(text, sep=sep, header=None if headerless else 0, dtype=str, keep_default_na=False,
                          skip_blank_lines=False, chunksize=chunk_rows)
     rows = 0
     for table in [reader] if chunk_rows is None else reader:
@@ -186,10 +196,10 @@ def iter_table(
             target_col = target_col or _pick(path, table, TARGET_COLUMNS, "target", required=require_target)
             for name in (seq_col, target_col, group_col, id_col):
                 if name is not None and name not in table.columns:
-                    raise DataError(path, 1, f"no column {name!r}; columns are {list(table.columns)}")
+                    raise DataError(path, skipped + 1, f"no column {name!r}; columns are {list(table.columns)}")
         index = table.index.to_numpy()
         frame = pd.DataFrame({"seq": table[seq_col].str.strip().to_numpy(),
-                              "line": index + (1 if headerless else 2)})
+                              "line": index + skipped + (1 if headerless else 2)})
         frame["id"] = table[id_col].to_numpy() if id_col else index.astype(str)
         if group_col:
             frame["group"] = table[group_col].to_numpy()
@@ -202,7 +212,7 @@ def iter_table(
         _check_sequences(path, frame)
         if target_col is None or not read_target:
             if require_target and read_target:
-                raise DataError(path, 1, "no target column")
+                raise DataError(path, skipped + 1, "no target column")
             yield frame.reset_index(drop=True)
         else:
             yield _parse_targets(path, frame, table[target_col].reset_index(drop=True).set_axis(frame.index),
@@ -222,9 +232,11 @@ def sniff_table(path: str | Path) -> tuple[bool, str]:
         When the file is missing or empty.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, None, "file not found")
-    first = _first_line(path)
+    with _peeked(path) as (first, _, _):
+        return _sniff(path, first)
+
+
+def _sniff(path: Path, first: str | None) -> tuple[bool, str]:
     if first is None:
         raise DataError(path, None, "file is empty")
     headerless = _DNA.match(first.split("\t")[0].strip()) is not None
@@ -255,8 +267,12 @@ def read_fasta(path: str | Path) -> pd.DataFrame:
 def iter_fasta(path: str | Path, chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
     """:func:`read_fasta` in chunks of ``chunk_rows`` records (all at once when ``None``)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, None, "file not found")
+    with _open_text(path) as handle:
+        yield from _fasta_chunks(path, handle, chunk_rows)
+
+
+def _fasta_chunks(path: Path, handle: TextIO, chunk_rows: int | None, skipped: int = 0) -> Iterator[pd.DataFrame]:
+    """:func:`iter_fasta` of the opened ``handle``, whose first line is line ``skipped + 1``."""
     records: list[tuple[str, list[str], int]] = []
     seen = 0
 
@@ -268,27 +284,26 @@ def iter_fasta(path: str | Path, chunk_rows: int | None = None) -> Iterator[pd.D
         return pd.DataFrame({"id": [r[0] for r in done], "seq": ["".join(r[1]) for r in done],
                              "line": [r[2] for r in done]})
 
-    with _open_text(path) as handle:
-        for number, raw in enumerate(handle, start=1):
-            line = raw.strip()
-            if not line:
-                continue
-            if line.startswith(">"):
-                name = line[1:].split()[0] if line[1:].strip() else ""
-                if not name:
-                    raise DataError(path, number, "FASTA header without a name")
-                if chunk_rows and len(records) == chunk_rows:  # every record before this one is complete
-                    yield flush(chunk_rows)
-                records.append((name, [], number))
-                seen += 1
-            elif not records:
-                raise DataError(path, number, "sequence before the first '>' header; is this FASTA?")
-            else:
-                bad = _BAD_CHAR.search(line)
-                if bad:
-                    raise DataError(path, number, f"sequence has character {bad.group()!r}; "
-                                                  "only A, C, G, T, N (any case) are allowed")
-                records[-1][1].append(line)
+    for number, raw in enumerate(handle, start=skipped + 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith(">"):
+            name = line[1:].split()[0] if line[1:].strip() else ""
+            if not name:
+                raise DataError(path, number, "FASTA header without a name")
+            if chunk_rows and len(records) == chunk_rows:  # every record before this one is complete
+                yield flush(chunk_rows)
+            records.append((name, [], number))
+            seen += 1
+        elif not records:
+            raise DataError(path, number, "sequence before the first '>' header; is this FASTA?")
+        else:
+            bad = _BAD_CHAR.search(line)
+            if bad:
+                raise DataError(path, number, f"sequence has character {bad.group()!r}; "
+                                              "only A, C, G, T, N (any case) are allowed")
+            records[-1][1].append(line)
     if not seen:
         raise DataError(path, None, "file is empty")
     yield flush(len(records))
@@ -301,16 +316,30 @@ def read_sequences(path: str | Path, seq_col: str | None = None, id_col: str | N
 
 @_names_damaged_files
 def iter_sequences(path: str | Path, seq_col: str | None = None, id_col: str | None = None,
-                   chunk_rows: int | None = None) -> Iterator[pd.DataFrame]:
+                   chunk_rows: int | None = None, strict: bool = False) -> Iterator[pd.DataFrame]:
     """:func:`read_sequences` in chunks of ``chunk_rows`` sequences (all at once when ``None``),
-    each validated before it is yielded: columns ``id``, ``seq``, ``line``."""
+    each validated before it is yielded: columns ``id``, ``seq``, ``line``. The file is opened
+    once (a named pipe or ``-``, standard input, can be read).
+
+    An id that repeats an earlier one (a FASTA name, or a value of ``id_col``) is a
+    :class:`DataError` with ``strict``; else one warning on stderr at the end names the first
+    and counts them (:class:`RepeatedIds`)."""
+    from promoterlab.data.repeated_ids import RepeatedIds
+
     path = Path(path)
-    first = _first_line(path) if path.exists() else ""
-    if path.name.lower().endswith(FASTA_SUFFIXES) or (first or "").startswith(">"):
-        yield from iter_fasta(path, chunk_rows)
-    else:
-        yield from iter_table(path, seq_col=seq_col, id_col=id_col, require_target=False, read_target=False,
-                              chunk_rows=chunk_rows)
+    repeated = RepeatedIds(path, strict)
+    with _peeked(path) as (first, text, skipped):
+        fasta = path.name.lower().endswith(FASTA_SUFFIXES) or (first or "").startswith(">")
+        if fasta:
+            chunks = _fasta_chunks(path, text, chunk_rows, skipped)
+        else:
+            chunks = _table_chunks(path, first, text, skipped, seq_col, None, None, id_col, False, False, False,
+                                   chunk_rows)
+        for chunk in chunks:
+            if fasta or id_col:  # row numbers are unique
+                repeated.add(chunk["id"].to_numpy(), chunk["line"].to_numpy())
+            yield chunk
+    repeated.warn()
 
 
 @_names_damaged_files
@@ -334,10 +363,13 @@ def read_seq_values(path: str | Path) -> pd.DataFrame:
         sequence is empty or has a character other than A, C, G, T, N.
     """
     path = Path(path)
-    if not path.exists():
-        raise DataError(path, None, "file not found")
     with _open_text(path) as handle:
-        rows = [line.split("\t") for line in handle.read().rstrip("\r\n").splitlines()]
+        return seq_values_of_text(path, handle.read())
+
+
+def seq_values_of_text(path: str | Path, text: str) -> pd.DataFrame:
+    """:func:`read_seq_values` of the ``text`` already read from ``path`` (a file read once)."""
+    rows = [line.split("\t") for line in text.removeprefix("\ufeff").rstrip("\r\n").splitlines()]
     if not rows:
         raise DataError(path, None, "file is empty")
     start = int(_DNA.match(rows[0][0].strip()) is None)  # a header line

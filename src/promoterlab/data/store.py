@@ -215,6 +215,10 @@ def open_store(path: str | Path, verify: bool = True, source: str | Path | None 
         if not Path(source).is_file():
             raise StoreError(f"{path}: its source {source} is not a file")
         if file_sha256(source) != built_from["sha256"]:
+            if Path(built_from["path"]) != Path(source).resolve():
+                raise StoreError(f"{path}: the store was built from another file, {built_from['path']}, not "
+                                 f"{source}; encode {source} into another folder (promoterlab data encode "
+                                 f"{source} -o FOLDER), or train on {built_from['path']}")
             raise StoreError(f"{path}: {source} changed since the store was built from it "
                              f"(SHA-256 {built_from['sha256'][:12]}...); encode it again")
     return SequenceStore(path, header)

@@ -18,7 +18,10 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
+import socket
+import time
 import uuid
 import zlib
 from collections.abc import Iterable, Iterator
@@ -33,12 +36,19 @@ from promoterlab.data.readers import DataError, iter_table
 from promoterlab.data.store import (_ARRAYS, ADAPTER_BIT, FORMAT, GROUP_LABELS, HEADER, SINGLETON_BIT, VERSION,
                                     ReadOptions, SequenceStore, StoreError, array_file, file_sha256, open_store)
 from promoterlab.data.table_stream import NotStreamable, TableChunk, iter_table_codes
+from promoterlab.files import os_error_words
 from promoterlab.sequence import Layout, SequenceError, concatenated_codes, is_integer, lay_out_concatenated
 
 log = logging.getLogger("promoterlab")
 
 STORE_DIR_ENV = "PROMOTERLAB_STORE_DIR"
 MAX_SEQ_LEN = np.iinfo(np.uint16).max  # insert lengths are stored as uint16
+
+
+class StoreDirError(StoreError, OSError):
+    """The folder of the sequence-store cache cannot be made or written (an ``OSError`` too, so
+    that ``store: auto`` falls back to reading the table into memory); the message names it, and
+    ``PROMOTERLAB_STORE_DIR`` when that set it."""
 
 
 def _options_key(layout: Layout, read: ReadOptions) -> dict[str, Any]:
@@ -188,7 +198,7 @@ def build_store(source: str | Path, store: str | Path, layout: Layout = Layout()
         raise StoreError(f"{store}: a store holds windows of up to {MAX_SEQ_LEN:,} bp, not {layout.seq_len:,}")
     if store.exists() and not (store / HEADER).is_file() and (not store.is_dir() or any(store.iterdir())):
         raise StoreError(f"{store}: exists and is not a sequence store; choose another folder")
-    tmp = store.with_name(f".{store.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = store.with_name(f".{store.name}.{os.getpid()}@{_HOST}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.mkdir(parents=True)
     try:
         _build(source, tmp, layout, read, chunk_rows, reader)
@@ -196,7 +206,52 @@ def build_store(source: str | Path, store: str | Path, layout: Layout = Layout()
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    remove_stale_temps(store)
     return open_store(store, verify=False)
+
+
+_HOST = socket.gethostname().replace("/", "-") or "localhost"
+STALE_TEMP_SECONDS = 6 * 3600  # a build writes its files continuously: one silent this long is dead
+_TEMP_NAME = re.compile(r"\.(?P<pid>\d+)(?:@(?P<host>.+))?\.[0-9a-f]{8}\.tmp")
+
+
+def remove_stale_temps(store: str | Path, now: float | None = None) -> list[Path]:
+    """Remove the temporary folders of builds of ``store`` that were killed (``kill -9``, a lost
+    machine): those of a process that is no longer alive on this host, and any (another host's,
+    or of a name without a host) in which nothing was written for :data:`STALE_TEMP_SECONDS`.
+    Returns the folders removed."""
+    store = Path(store)
+    now = time.time() if now is None else now
+    removed = []
+    for tmp in store.parent.glob(f".{glob.escape(store.name)}.*.tmp"):
+        match = _TEMP_NAME.fullmatch(tmp.name[len(store.name) + 1:])
+        if match is None or not tmp.is_dir() or tmp.is_symlink():
+            continue
+        dead = match["host"] == _HOST and not _pid_alive(int(match["pid"]))
+        if dead or now - _last_write(tmp) > STALE_TEMP_SECONDS:
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    if removed:
+        log.info("removed %d unfinished store build(s) of killed processes beside %s", len(removed), store)
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _last_write(folder: Path) -> float:
+    """The latest modification time of ``folder`` and the files in it."""
+    times = [folder.stat().st_mtime]
+    with contextlib.suppress(OSError):
+        times += [entry.stat().st_mtime for entry in folder.iterdir()]
+    return max(times)
 
 
 def encode_table(source: str | Path, store: str | Path, layout: Layout = Layout(), read: ReadOptions = ReadOptions(),
@@ -272,7 +327,11 @@ def store_for(source: str | Path, layout: Layout = Layout(), read: ReadOptions =
         raise DataError(source, None, "file not found")
     root = Path(cache_root) if cache_root is not None else default_cache_root(source)
     created = not root.exists()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        named = f"{STORE_DIR_ENV}={root}" if cache_root is None and os.environ.get(STORE_DIR_ENV) else str(root)
+        raise StoreDirError(f"cannot keep sequence stores in {os_error_words(err, root, named)}") from None
     options = hashlib.sha256(json.dumps(_options_key(layout, read), sort_keys=True).encode()).hexdigest()[:10]
     lock = root / f"{source.name}.{options}.lock"
     try:

@@ -19,7 +19,7 @@ import pooch
 
 from promoterlab.datasets.registry import Dataset, RemoteFile
 from promoterlab.datasets.transfer import ChecksumError, DownloadError, check_file, download_file
-from promoterlab.files import write_text_atomic
+from promoterlab.files import os_error_words, write_text_atomic
 
 ENV_VAR = "PROMOTERLAB_DATA"
 MANIFEST_NAME = "promoterlab_manifest.json"
@@ -46,6 +46,17 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return pooch.os_cache("promoterlab").expanduser()
+
+
+def data_dir_source(data_dir: str | os.PathLike[str] | None = None,
+                    directory: str | os.PathLike[str] | None = None) -> str:
+    """What chose the folder of :func:`dataset_dir`, for messages: ``--dir``, ``--data-dir``,
+    ``PROMOTERLAB_DATA`` or ``the default data directory``."""
+    if directory is not None:
+        return "--dir"
+    if data_dir is not None and str(data_dir) != "":
+        return "--data-dir"
+    return ENV_VAR if os.environ.get(ENV_VAR, "").strip() else "the default data directory"
 
 
 def dataset_dir(dataset: Dataset, data_dir: str | os.PathLike[str] | None = None,
@@ -177,7 +188,8 @@ def fetch(dataset: Dataset, directory: str | os.PathLike[str], *,
             digests = download_file(entry.url, target, size=entry.size, md5=entry.md5,
                                     sha256=entry.sha256, progress=progress, retries=retries)
         except (DownloadError, OSError) as exc:
-            report.files.append(FileStatus(entry.path, "failed", str(exc)))
+            words = isinstance(exc, OSError) and exc.errno is not None
+            report.files.append(FileStatus(entry.path, "failed", os_error_words(exc) if words else str(exc)))
             continue
         records[entry.path] = {**digests, "url": entry.url,
                                "downloaded": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from promoterlab.data.readers import DataError, read_seq_values
+from promoterlab.data.readers import DataError, read_seq_values, seq_values_of_text
 from promoterlab.evaluation.metrics import pearson, spearman
-from promoterlab.files import write_text_atomic
+from promoterlab.files import os_error_what, write_text_atomic
 
 SUBSETS = ("all", "high", "low", "yeast", "random", "challenging", "SNV",
            "motif_perturbation", "motif_tiling")
@@ -54,6 +54,7 @@ class DreamTruth:
     subsets: dict[str, list[tuple[int, ...]]]
     source: str
     notes: list[str] = field(default_factory=list)
+    size: int | None = None  # positions of the test set (0 .. size - 1); None: not known
 
 
 @dataclass(frozen=True)
@@ -120,15 +121,19 @@ def _number(path: Path, line: int | None, text, what: str, allow_missing: bool) 
 
 
 def _text(path: Path) -> str:
+    """The text of ``path``, read once (a named pipe works), without a UTF-8 byte-order mark."""
     try:
-        return path.read_text()
+        with open(path, "rb") as handle:
+            return handle.read().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DreamDataError(path, None, "not a text file") from None
+    except OSError as err:
+        raise DreamDataError(path, None, os_error_what(err, path)) from None
 
 
-def _read_json(path: Path) -> dict:
+def _read_json(path: Path, text: str | None = None) -> dict:
     try:
-        data = json.loads(_text(path))
+        data = json.loads(_text(path) if text is None else text)
     except json.JSONDecodeError as exc:
         raise DreamDataError(path, exc.lineno, f"not valid JSON ({exc.msg})") from None
     if not isinstance(data, dict):
@@ -136,14 +141,10 @@ def _read_json(path: Path) -> dict:
     return data
 
 
-def _lines(path: Path) -> list[str]:
-    return _text(path).rstrip("\r\n").splitlines()
-
-
-def _seq_values(path: Path) -> pd.DataFrame:
+def _seq_values(path: Path, text: str | None = None) -> pd.DataFrame:
     """``seq<TAB>value`` rows (:func:`promoterlab.data.readers.read_seq_values`), errors as DreamDataError."""
     try:
-        return read_seq_values(path)
+        return read_seq_values(path) if text is None else seq_values_of_text(path, text)
     except DreamDataError:
         raise
     except DataError as exc:
@@ -164,12 +165,11 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[int, float]:
         On an unreadable file, a bad position, a duplicate or a non-finite value.
     """
     path = Path(path)
-    with open(path, "rb") as handle:
-        looks_json = handle.read(64).lstrip().startswith(b"{")
-    if path.suffix.lower() == ".json" or looks_json:
+    text = _text(path)
+    if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
         return {_position(path, None, key): _number(path, None, value, f"prediction for {key!r}", False)
-                for key, value in _read_json(path).items()}
-    lines = _lines(path)
+                for key, value in _read_json(path, text).items()}
+    lines = text.rstrip("\r\n").splitlines()
     if not lines:
         raise DreamDataError(path, None, "file is empty")
     header = [h.strip().lower() for h in lines[0].split("\t")]
@@ -177,9 +177,9 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[int, float]:
         if len(header) != 2:
             raise DreamDataError(path, 1, "expected a header 'id<TAB>seq<TAB>prediction' or "
                                           "two columns 'seq<TAB>value'")
-        rows = _seq_values(path)
-        return {index: _number(path, int(line), text, "prediction", False)
-                for index, (line, text) in enumerate(zip(rows["line"], rows["value"]))}
+        rows = _seq_values(path, text)
+        return {index: _number(path, int(line), value, "prediction", False)
+                for index, (line, value) in enumerate(zip(rows["line"], rows["value"]))}
     id_names = [h for h in ("id", "pos") if h in header]
     if not id_names:
         raise DreamDataError(path, 1, "header has a 'prediction' column but no 'id' column")
@@ -281,6 +281,7 @@ def load_leaderboard_truth(directory: str | os.PathLike[str]) -> DreamTruth:
             if value is not None:
                 values.setdefault(pos, value)
     truth.subsets["all"] = [(p,) for p in sorted(union)]
+    truth.size = max(DREAM_TEST_SIZE, max(union, default=-1) + 1)
     return truth
 
 
@@ -298,7 +299,8 @@ def load_measured_truth(path: str | os.PathLike[str], subsets_dir: str | os.Path
     if not subsets_dir.is_dir() and not leaderboard_dir.is_dir():
         raise DreamDataError(subsets_dir, None, "subset-id folder not found (pass --subsets DIR)")
     values, n_rows, n_missing = read_measured(path)
-    truth = DreamTruth(values, {"all": [(p,) for p in sorted(values)]}, f"measured {path} + {subsets_dir}")
+    truth = DreamTruth(values, {"all": [(p,) for p in sorted(values)]}, f"measured {path} + {subsets_dir}",
+                       size=n_rows)
     if n_missing:
         truth.notes.append(f"{n_missing} of {n_rows} rows of {path.name} have no measured value; skipped")
     for name in SUBSETS[1:]:
@@ -332,8 +334,22 @@ def load_truth(path: str | os.PathLike[str], subsets_dir: str | os.PathLike[str]
         path, subsets_dir, leaderboard_dir)
 
 
-def score(pred: Mapping[int, float], truth: DreamTruth) -> DreamScore:
-    """Per-subset Pearson r, r², Spearman ρ and the weighted Pearson and Spearman scores."""
+def score(pred: Mapping[int, float], truth: DreamTruth, source: str | os.PathLike[str] = "predictions"
+          ) -> DreamScore:
+    """Per-subset Pearson r, r², Spearman ρ and the weighted Pearson and Spearman scores.
+
+    Raises
+    ------
+    DreamDataError
+        Naming ``source`` (the submission file): positions outside the test set (a wrong
+        submission; the first few and how many), or no prediction at any scored position.
+    """
+    unknown = sorted(pos for pos in pred if truth.size is not None and not 0 <= pos < truth.size)
+    if unknown:
+        shown = ", ".join(map(str, unknown[:5])) + (", ..." if len(unknown) > 5 else "")
+        raise DreamDataError(source, None, f"{len(unknown):,} of its {len(pred):,} positions are not in the test "
+                                           f"set of {truth.size:,} positions (0 to {truth.size - 1:,}): {shown}; "
+                                           "is it a submission for this test set?")
     rows, notes = [], list(truth.notes)
     for name in SUBSETS:
         measured, predicted, no_truth, no_pred = [], [], 0, 0
@@ -348,6 +364,9 @@ def score(pred: Mapping[int, float], truth: DreamTruth) -> DreamScore:
         r, rho = pearson(predicted, measured), spearman(predicted, measured)
         rows.append(SubsetScore(name, WEIGHTS[name], name in PAIRED, len(measured), no_truth,
                                 no_pred, r, r * r, rho))
+    if not any(row.n for row in rows):
+        raise DreamDataError(source, None, f"none of its {len(pred):,} predictions is at a measured position "
+                                           f"of a scored subset ({truth.source}); nothing to score")
     undefined = [s.name for s in rows if math.isnan(s.pearson) or math.isnan(s.spearman)]
     if undefined:
         notes.append(f"weighted scores undefined: no correlation for {', '.join(undefined)} "

@@ -72,16 +72,18 @@ class RunPredictor:
 
 def iter_predictions(run: Runs, path: str | Path, seq_col: str | None = None, id_col: str | None = None,
                      batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu", progress: bool = False,
-                     precision: str = "auto", chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+                     precision: str = "auto", chunk_rows: int = CHUNK_ROWS, strict: bool = False
+                     ) -> Iterator[pd.DataFrame]:
     """Predictions of a run for a FASTA, DREAM text or CSV/TSV file, chunk by chunk.
 
     Each chunk has the columns ``id``, ``seq``, ``prediction`` (RC-averaged), in input order, and
     for an ensemble ``sd``, ``n_models``; a bad row raises
-    :class:`~promoterlab.data.readers.DataError` naming its line.
+    :class:`~promoterlab.data.readers.DataError` naming its line. An id that repeats an earlier
+    one is warned about once, or refused with ``strict``.
     """
     predictor = RunPredictor(run, batch_size, device, precision)
     bar = tqdm(disable=not progress, desc="predict", unit=" seq")
-    for chunk in iter_sequences(path, seq_col, id_col, chunk_rows):
+    for chunk in iter_sequences(path, seq_col, id_col, chunk_rows, strict):
         codes = encode_sequences(chunk["seq"], predictor.layout, path, chunk["line"].to_numpy())
         chunk["prediction"], extra = predictor(codes)
         bar.update(len(chunk))
@@ -127,7 +129,7 @@ def measured_predictions(run: Runs, path: str | Path, seq_col: str | None = None
 def write_predictions(run: Runs, path: str | Path, output: str | Path, seq_col: str | None = None,
                       id_col: str | None = None, batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu",
                       progress: bool = False, precision: str = "auto", chunk_rows: int = CHUNK_ROWS,
-                      inputs: Sequence[str | Path] = ()) -> int:
+                      inputs: Sequence[str | Path] = (), strict: bool = False) -> int:
     """Stream predictions for ``path`` into the TSV ``output`` (``-`` for standard output).
 
     Rows are written as their chunk is predicted; a regular file appears, renamed into place,
@@ -139,7 +141,7 @@ def write_predictions(run: Runs, path: str | Path, output: str | Path, seq_col: 
     n = 0
     with output_stream(output, inputs=inputs) as handle:
         for chunk in iter_predictions(run, path, seq_col, id_col, batch_size, device, progress, precision,
-                                      chunk_rows):
+                                      chunk_rows, strict):
             chunk.to_csv(handle, sep="\t", index=False, header=n == 0, lineterminator="\n")
             n += len(chunk)
     return n

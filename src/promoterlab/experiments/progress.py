@@ -10,9 +10,9 @@ import itertools
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from promoterlab.experiments.spec import run_name
+from promoterlab.files import InputError, read_yaml
 from promoterlab.runs import DREAM_SCORE, METRICS, SUMMARY, TEST_METRICS
 
 PROGRESS_COLUMNS = ["run", "status", "epochs_done"]
@@ -42,9 +42,11 @@ def sweep_progress(sweep_dir: str | Path) -> pd.DataFrame:
     folder = Path(sweep_dir)
     path = folder / "spec.yaml"
     try:
-        spec = yaml.safe_load(path.read_text()) or {}
+        spec = read_yaml(path) or {}
         axes = {key: list(values) for key, values in (spec.get("axes") or {}).items()}
-    except (OSError, yaml.YAMLError, AttributeError, TypeError) as err:
+    except InputError as err:  # "PATH[:LINE]: what was found"
+        raise ValueError(f"{path}: not a sweep's spec ({str(err).split(': ', 1)[-1]})") from None
+    except (AttributeError, TypeError) as err:
         raise ValueError(f"{path}: not a sweep's spec ({err})") from None
     test = spec.get("test") or {}
     needed = [TEST_METRICS] if test else []

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from promoterlab.experiments.spec import resolve_key
+from promoterlab.files import read_yaml
 from promoterlab.runs import AXES, CONFIG, DREAM_SCORE, METRICS, SUMMARY, TEST_METRICS, model_runs
 
 SEED = "seed"
@@ -82,7 +82,7 @@ def collect_runs(runs_dir: str | Path) -> pd.DataFrame:
     for run_dir in run_dirs:
         try:
             values, metrics = _axis_values(run_dir), _run_metrics(run_dir)
-        except (ValueError, yaml.YAMLError) as err:  # JSONDecodeError is a ValueError
+        except ValueError as err:  # JSONDecodeError, and InputError of read_yaml, are ValueErrors
             raise ValueError(f"{run_dir}: unreadable run files: {err}") from None
         axes += [key for key in values if key not in axes and key != SEED]
         rows.append({"run": run_dir.relative_to(root).as_posix(), "run_dir": str(run_dir), **values, **metrics})
@@ -150,7 +150,7 @@ def _axis_values(run_dir: Path) -> dict[str, Any]:
     if axes_path.exists():
         values = json.loads(axes_path.read_text())
     else:
-        config = (yaml.safe_load(config_path.read_text()) or {}) if config_path.exists() else {}
+        config = (read_yaml(config_path) or {}) if config_path.exists() else {}
         values = {"model": (config.get("model") or {}).get("name"), "train_size": summary.get("train_size"),
                   SEED: config.get(SEED, summary.get(SEED))}
     values.setdefault(SEED, summary.get(SEED))
@@ -193,7 +193,7 @@ def _epoch_cap(run_dir: Path, summary: dict[str, Any]) -> tuple[float, Any]:
     """``(max_epochs, hit_cap)`` of a run: the configured epochs (plus fine-tuning epochs; NaN for
     ``auto``) and whether it trained them all (``None`` when neither is known)."""
     config_path = run_dir / CONFIG
-    train = ((yaml.safe_load(config_path.read_text()) or {}).get("train") or {}) if config_path.exists() else {}
+    train = ((read_yaml(config_path) or {}).get("train") or {}) if config_path.exists() else {}
     epochs = train.get("epochs")
     max_epochs = float(epochs + (train.get("finetune_epochs") or 0)) if isinstance(epochs, int) else math.nan
     if "cooldown" in summary:  # schedule plateau: annealed because of a plateau or the cap

@@ -39,15 +39,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from promoterlab.config import DataConfig, RunConfig, TrainConfig
+from promoterlab.config import DataConfig, RunConfig, TrainConfig, check_config_keys
 from promoterlab.experiments.naming import slug
+from promoterlab.files import read_yaml
 
 SECTIONS = {"data": {f.name for f in fields(DataConfig)}, "train": {f.name for f in fields(TrainConfig)}}
 # Median pruning: a trial is stopped when its validation Pearson falls below the median of earlier
 # trials at the same epoch, from first_epoch on and once startup_trials trials finished.
 DEFAULT_PRUNING = {"first_epoch": 1, "startup_trials": 3}
+_EXAMPLES = {"base": "e.g. base: {data: {path: train.txt}}", "axes": "e.g. axes: {seed: [0, 1]}",
+             "budgets": "e.g. budgets: {small: {train.epochs: 2}}",
+             "search": "e.g. search: {model.width: {choices: [0.5, 1]}}"}
 
 
 @dataclass
@@ -139,10 +141,7 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
         On an unknown budget, key or section, or a malformed spec (message names the file).
     """
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ValueError(f"{path}: not valid YAML: {err}") from None
+    raw = read_yaml(path) or {}
     if not raw:
         raise ValueError(f"{path}: the spec is empty; it needs at least base (with data.path) and axes")
     if not isinstance(raw, dict):
@@ -151,11 +150,20 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
     if unknown:
         raise ValueError(f"{path}: unknown spec keys {sorted(unknown)}")
     try:
+        for key in ("base", "axes", "budgets", "search"):
+            if raw.get(key) is not None and not isinstance(raw[key], dict):
+                raise ValueError(f"{key} must be a mapping ({_EXAMPLES[key]}), not {raw[key]!r}")
         base = copy.deepcopy(raw.get("base") or {})
+        try:
+            check_config_keys(base)
+        except ValueError as err:
+            raise ValueError(f"base: {err}") from None
         budgets = raw.get("budgets") or {}
         if budget is not None:
             if budget not in budgets:
                 raise ValueError(f"no budget {budget!r}; this spec has {sorted(budgets) or 'none'}")
+            if not isinstance(budgets[budget], dict):
+                raise ValueError(f"budget {budget!r} must map keys to values, not {budgets[budget]!r}")
             for key, value in budgets[budget].items():
                 if key not in ("search", "pruning"):
                     set_field(base, key, value)
@@ -187,6 +195,13 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
         pruning = _pruning(pruning)
         test = None
         if raw.get("test"):
+            known = [f.name for f in fields(HeldOutSet)]
+            unknown = [key for key in raw["test"] if key not in known] if isinstance(raw["test"], dict) else []
+            if unknown:
+                raise ValueError(f"test has no setting {unknown[0]!r}; its settings are {', '.join(known)}")
+            if not isinstance(raw["test"], dict) or "path" not in raw["test"]:
+                raise ValueError(f"test must be a mapping with a path (e.g. test: {{path: test.txt}}), "
+                                 f"not {raw['test']!r}")
             test = HeldOutSet(**raw["test"])
             test.path = _resolve(path, test.path)
             if test.dream_leaderboard:

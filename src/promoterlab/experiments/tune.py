@@ -9,6 +9,7 @@ so rerunning ``tune`` continues an interrupted search and several workers split 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -101,11 +102,16 @@ def open_study(spec: Spec, out_dir: Path, storage: str | None = None, sampler_se
     FAILED by the next worker that looks, and its parameters are queued to be tried once more.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not storage:  # the default storage lives in out_dir; another one is opened before out_dir is made
+        out_dir.mkdir(parents=True, exist_ok=True)
     url = storage_url(storage) if storage else f"sqlite:///{(out_dir / 'study.db').resolve()}"
     if url.startswith("postgresql+psycopg://") and importlib.util.find_spec("psycopg") is None:
         raise ValueError(f"storage {_shown(url)!r}: the PostgreSQL driver is not installed; "
                          f"pip install 'promoterlab[postgres]' (psycopg 3)")
+    database = Path(url[len("sqlite:///"):]) if url.startswith("sqlite:///") else None
+    if database is not None and str(database) not in ("", ":memory:") and not database.parent.is_dir():
+        problem = "is not a directory" if database.parent.exists() else "does not exist"
+        raise ValueError(f"storage {url!r}: cannot create the database there: directory {database.parent} {problem}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # heartbeat_interval
@@ -266,7 +272,15 @@ def tune(spec: Spec, out_dir: str | Path, n_trials: int, storage: str | None = N
     """
     out = Path(out_dir)
     fixed_values(spec)
-    open_study(spec, out, storage, seed, heartbeat)  # create the study once before workers race to
+    created = not out.exists()
+    try:
+        open_study(spec, out, storage, seed, heartbeat)  # create the study once before workers race to
+    except BaseException:
+        if created:  # a storage that cannot be opened leaves no empty --out behind
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
+    out.mkdir(parents=True, exist_ok=True)  # only once the storage opened
     if workers <= 1:
         run_worker(spec, out, n_trials, storage, seed, heartbeat=heartbeat)
     else:

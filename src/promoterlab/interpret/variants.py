@@ -21,6 +21,7 @@ from torch import nn
 from promoterlab.data.dataset import encode_sequences
 from promoterlab.sequence import Layout
 from promoterlab.data.readers import DataError, _names_damaged_files, _open_text
+from promoterlab.data.repeated_ids import RepeatedIds
 from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, predict
 
 CHUNK_ROWS = 50_000
@@ -104,8 +105,8 @@ def _header(path: Path, fields: list[str]) -> tuple[str, dict[str, int]]:
 
 
 @_names_damaged_files
-def iter_variant_pairs(path: str | Path, layout: Layout | None = None, chunk_rows: int = CHUNK_ROWS
-                       ) -> Iterator[pd.DataFrame]:
+def iter_variant_pairs(path: str | Path, layout: Layout | None = None, chunk_rows: int = CHUNK_ROWS,
+                       strict: bool = False) -> Iterator[pd.DataFrame]:
     """Read a variant TSV in chunks of validated rows: columns ``id``, ``ref``, ``alt``, ``line``.
 
     Parameters
@@ -118,18 +119,20 @@ def iter_variant_pairs(path: str | Path, layout: Layout | None = None, chunk_row
         neither starting with the left adapter) and fit into it.
     chunk_rows : int
         Rows per chunk.
+    strict : bool
+        Refuse an id that repeats an earlier row's id; else such ids are kept and counted in one
+        warning on stderr at the end (:class:`~promoterlab.data.repeated_ids.RepeatedIds`).
 
     Raises
     ------
     DataError
         Naming the file, the line and the problem: a missing header column, a row with another
         number of fields, an empty id, a character other than ACGTN, a ``pos`` that is not an
-        integer or out of range, or ref and alt in unequal context.
+        integer or out of range, ref and alt in unequal context, or (``strict``) a repeated id.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, None, "file not found" if not path.exists() else "not a file")
     kind, index, width, rows, seen = None, {}, 0, [], 0
+    repeated = RepeatedIds(path, strict)
     with _open_text(path) as handle:
         for line, fields in enumerate(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
             if not fields or all(not f.strip() for f in fields):
@@ -156,14 +159,21 @@ def iter_variant_pairs(path: str | Path, layout: Layout | None = None, chunk_row
             rows.append((name, ref, alt, line))
             seen += 1
             if len(rows) == chunk_rows:
-                yield pd.DataFrame(rows, columns=["id", "ref", "alt", "line"])
+                yield _pairs_chunk(rows, repeated)
                 rows = []
     if kind is None:
         raise DataError(path, None, "file is empty")
     if not seen:
         raise DataError(path, None, "file has a header but no variant rows")
     if rows:
-        yield pd.DataFrame(rows, columns=["id", "ref", "alt", "line"])
+        yield _pairs_chunk(rows, repeated)
+    repeated.warn()
+
+
+def _pairs_chunk(rows: list[tuple[str, str, str, int]], repeated: RepeatedIds) -> pd.DataFrame:
+    chunk = pd.DataFrame(rows, columns=["id", "ref", "alt", "line"])
+    repeated.add(chunk["id"].to_numpy(), chunk["line"].to_numpy())
+    return chunk
 
 
 def ensemble_variant_effects(models: Sequence[nn.Module], refs: Sequence[str], alts: Sequence[str], layout: Layout,
@@ -182,13 +192,13 @@ def ensemble_variant_effects(models: Sequence[nn.Module], refs: Sequence[str], a
 
 def iter_variant_effects(model: nn.Module | Sequence[nn.Module], layout: Layout, path: str | Path,
                          batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu", precision: str = "auto",
-                         chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
+                         chunk_rows: int = CHUNK_ROWS, strict: bool = False) -> Iterator[pd.DataFrame]:
     """:func:`variant_effects` (for several models, :func:`ensemble_variant_effects`) of every pair
     in a variant TSV, chunk by chunk: columns ``id``, ``ref_pred``, ``alt_pred``, ``delta`` (and
     ``delta_sd``, ``n_models``) in file order (models should be BatchNorm-folded, see
     :func:`promoterlab.models.fold.fold_batchnorm`: they are used as they are)."""
     models = [model] if isinstance(model, nn.Module) else list(model)
-    for chunk in iter_variant_pairs(path, layout, chunk_rows):
+    for chunk in iter_variant_pairs(path, layout, chunk_rows, strict):
         effects = ensemble_variant_effects(models, chunk["ref"].tolist(), chunk["alt"].tolist(), layout, batch_size,
                                            device, precision, fold=False)
         effects.insert(0, "id", chunk["id"].to_numpy())
@@ -205,8 +215,8 @@ def ranked(effects: pd.DataFrame) -> pd.DataFrame:
 
 def write_variant_effects(run_dir: "Run | str | Path | Sequence[str | Path]", path: str | Path, output: str | Path, plot: str | Path | None = None,
                           batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu", precision: str = "auto",
-                          progress: bool = False, chunk_rows: int = CHUNK_ROWS, inputs: Sequence[str | Path] = ()
-                          ) -> int:
+                          progress: bool = False, chunk_rows: int = CHUNK_ROWS, inputs: Sequence[str | Path] = (),
+                          strict: bool = False) -> int:
     """Stream the effects of the variants in ``path`` into the TSV ``output`` (``-``: standard output).
 
     ``run_dir`` is one run, or several (a list, a folder of runs or a glob): an ensemble, whose
@@ -215,7 +225,8 @@ def write_variant_effects(run_dir: "Run | str | Path | Sequence[str | Path]", pa
     ``delta``, in file order; rows are
     written as their chunk is predicted and the file appears, renamed into place, only when
     every row succeeded (:func:`promoterlab.files.output_stream`). With ``plot``, a ranked
-    effect plot is saved there afterwards. Returns the number of variants.
+    effect plot is saved there afterwards. ``strict`` refuses repeated ids
+    (:func:`iter_variant_pairs`). Returns the number of variants.
     """
     from tqdm.auto import tqdm
 
@@ -233,7 +244,7 @@ def write_variant_effects(run_dir: "Run | str | Path | Sequence[str | Path]", pa
     models = [fold_batchnorm(model) for model, _ in members]
     ids, deltas, n, bar = [], [], 0, None
     with output_stream(output, inputs=inputs) as handle:
-        for chunk in iter_variant_effects(models, layout, path, batch_size, device, precision, chunk_rows):
+        for chunk in iter_variant_effects(models, layout, path, batch_size, device, precision, chunk_rows, strict):
             chunk.to_csv(handle, sep="\t", index=False, header=n == 0, lineterminator="\n", float_format="%.6g")
             n += len(chunk)
             # Made at the first chunk, so that an error in the file's first rows prints no bar.
