@@ -292,7 +292,7 @@ def precision(args, out: Path) -> dict:
 
 def kernels(args, out: Path) -> dict:
     """What autotune measures fastest here for each model, training and inference (afresh)."""
-    from promoterlab.cli_doctor import doctor_report
+    from promoterlab.cli.doctor import doctor_report
 
     precisions = ["32"] if args.precision == "32" else ["auto", "32"]
     saved = os.environ.get(KERNELS_ENV)

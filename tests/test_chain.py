@@ -38,7 +38,7 @@ def trained(request, inputs):
     folder, library = inputs
     out = folder / request.param
     extra = ("--ensemble", "1") if request.param == "single" else ()
-    result = invoke("train", library, "--out", out, *TINY, *extra)
+    result = invoke("train", library, "--output", out, *TINY, *extra)
     assert result.exit_code == 0, result.output
     return request.param, out, result
 
@@ -123,7 +123,7 @@ def test_train_config_resumes_the_finished_run_without_training_again(trained):
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["train"]["ensemble"] == (3 if kind == "ensemble" else 1)
     before = json.loads((out / "summary.json").read_text())
-    result = invoke("train", "--config", out / "config.yaml", "--out", out, "--no-progress")
+    result = invoke("train", "--config", out / "config.yaml", "--output", out, "--no-progress")
     assert result.exit_code == 0, result.output
     after = json.loads((out / "summary.json").read_text())
     assert after["test"] == before["test"]

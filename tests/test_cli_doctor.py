@@ -25,7 +25,7 @@ def test_doctor_reports_machine_and_choices(monkeypatch, tmp_path):
     assert "legnet-s train (32, batch 128): 3d/grouped@" in result.output
     assert "legnet-s predict (bf16, batch 64): 3d/grouped@" in result.output and "1.10x the rule" in result.output
     assert sorted(measured) == [("predict", "32", 64), ("predict", "bf16", 64), ("train", "32", 128),
-                                ("train", "bf16-mixed", 128)]
+                                ("train", "bf16", 128)]
     again = invoke("doctor", "--model", "legnet-s", "--precision", "32", "--purpose", "train", "--json")
     report = json.loads(again.stdout)
     assert len(measured) == 4 and report["choices"][0]["source"] == "cache"  # nothing measured again

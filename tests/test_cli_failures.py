@@ -63,9 +63,9 @@ def test_a_config_or_spec_that_is_not_plain_yaml_is_one_line(library, tmp_path, 
     config = tmp_path / "cfg.yaml"
     config.write_text(text.format(marker=marker))
     before = snapshot(tmp_path)
-    assert_one_error(invoke("train", library, "--config", config, "--out", tmp_path / "run"), 2, *fragments)
-    assert_one_error(invoke("sweep", config, "--out", tmp_path / "runs"), 2, *fragments)
-    assert_one_error(invoke("tune", config, "--trials", "1", "--out", tmp_path / "tune"), 2, *fragments)
+    assert_one_error(invoke("train", library, "--config", config, "--output", tmp_path / "run"), 2, *fragments)
+    assert_one_error(invoke("sweep", config, "--output", tmp_path / "runs"), 2, *fragments)
+    assert_one_error(invoke("tune", config, "--trials", "1", "--output", tmp_path / "tune"), 2, *fragments)
     assert not marker.exists() and snapshot(tmp_path) == before
 
 
@@ -84,7 +84,7 @@ def test_config_errors_name_the_key_its_section_and_the_file(library, tmp_path, 
     config = tmp_path / "cfg.yaml"
     config.write_text(text)
     before = snapshot(tmp_path)
-    line = assert_one_error(invoke("train", library, "--config", config, "--out", tmp_path / "run"), 2,
+    line = assert_one_error(invoke("train", library, "--config", config, "--output", tmp_path / "run"), 2,
                             str(config), *fragments)
     assert "__init__" not in line and "argument after **" not in line
     assert snapshot(tmp_path) == before
@@ -109,7 +109,7 @@ def test_a_spec_names_an_unknown_base_key_and_a_list_where_a_mapping_belongs(lib
                             "test has no setting 'pth'")):
         spec.write_text(text)
         before = snapshot(tmp_path)
-        assert_one_error(invoke("sweep", spec, "--out", tmp_path / "runs"), 2, str(spec), fragment)
+        assert_one_error(invoke("sweep", spec, "--output", tmp_path / "runs"), 2, str(spec), fragment)
         assert snapshot(tmp_path) == before
 
 
@@ -123,17 +123,17 @@ def test_path_errors_say_what_was_found_and_name_the_option(library, tmp_path, m
     before = snapshot(tmp_path)
     assert_one_error(invoke("evaluate", tmp_path / "run", folder), 2, f"{folder}: is a directory")
     assert_one_error(invoke("predict", tmp_path / "run", folder, "-o", tmp_path / "p.tsv"), 2, "is a directory")
-    assert_one_error(invoke("train", library, "--out", afile / "run"), 2, f"--out {afile / 'run'}",
+    assert_one_error(invoke("train", library, "--output", afile / "run"), 2, f"-o/--output {afile / 'run'}",
                      f"{afile} is a file, not a directory")
-    assert_one_error(invoke("train", library, "--config", folder, "--out", tmp_path / "run"), 2,
+    assert_one_error(invoke("train", library, "--config", folder, "--output", tmp_path / "run"), 2,
                      f"--config {folder}: is a directory")
     assert_one_error(invoke("data", "encode", library, "-o", afile / "store"), 2, "--output",
                      f"{afile} is a file, not a directory")
-    assert_one_error(invoke("explain", tmp_path / "run", library, "--out", afile), 2, "--out",
+    assert_one_error(invoke("explain", tmp_path / "run", library, "--output", afile), 2, "--output",
                      "exists and is not a directory")
-    assert_one_error(invoke("marginalize", tmp_path / "run", "TATA", "--out", afile / "m"), 2, "--out",
+    assert_one_error(invoke("marginalize", tmp_path / "run", "TATA", "--output", afile / "m"), 2, "--output",
                      "is a file, not a directory")
-    assert_one_error(invoke("train", library, "--store", tmp_path / "nostore", "--out", tmp_path / "run"), 2,
+    assert_one_error(invoke("train", library, "--store", tmp_path / "nostore", "--output", tmp_path / "run"), 2,
                      f"--store {tmp_path / 'nostore'}: directory not found")
     assert_one_error(invoke("data", "fetch", "dream2022", "--dir", afile / "x", "--no-progress"), 2,
                      f"--dir {afile / 'x'}: {afile} is a file, not a directory")
@@ -143,7 +143,7 @@ def test_path_errors_say_what_was_found_and_name_the_option(library, tmp_path, m
     assert_one_error(invoke("dream", "predict", tmp_path / "run", "-o", tmp_path / "s.json"), 2,
                      "the test file in PROMOTERLAB_DATA", "test file not found")
     monkeypatch.setenv("PROMOTERLAB_STORE_DIR", str(afile / "stores"))
-    assert_one_error(invoke("train", library, "--out", tmp_path / "run", "--store", "on", "--ensemble", "1"), 2,
+    assert_one_error(invoke("train", library, "--output", tmp_path / "run", "--store", "on", "--ensemble", "1"), 2,
                      f"PROMOTERLAB_STORE_DIR={afile / 'stores'}", f"{afile} is a file, not a directory")
     assert snapshot(tmp_path) == before
 
@@ -152,7 +152,7 @@ def test_a_store_built_from_another_file_names_that_file(library, tmp_path):
     other = write_library(tmp_path / "other.txt", n=300, seed=4)
     assert invoke("data", "encode", library, "-o", tmp_path / "st1").exit_code == 0
     before = snapshot(tmp_path)
-    line = assert_one_error(invoke("train", other, "--store", tmp_path / "st1", "--out", tmp_path / "run",
+    line = assert_one_error(invoke("train", other, "--store", tmp_path / "st1", "--output", tmp_path / "run",
                                    "--ensemble", "1"), 2, str(tmp_path / "st1"),
                             f"built from another file, {library.resolve()}, not {other}")
     assert "changed since" not in line and snapshot(tmp_path) == before
@@ -211,7 +211,7 @@ def test_tune_with_a_storage_it_cannot_open_leaves_no_folder(library, tmp_path, 
     spec.write_text(f"base: {{data: {{path: {library}}}}}\naxes: {{seed: [0]}}\n"
                     "search: {model.width: {choices: [0.0625]}}\n")
     before = snapshot(tmp_path)
-    line = assert_one_error(invoke("tune", spec, "--trials", "1", "--out", tmp_path / "tune", "--storage", storage),
+    line = assert_one_error(invoke("tune", spec, "--trials", "1", "--output", tmp_path / "tune", "--storage", storage),
                             2, "storage", fragment)
     assert "secret" not in line and snapshot(tmp_path) == before
 

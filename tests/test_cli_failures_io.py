@@ -58,7 +58,7 @@ def library(workdir) -> Path:
 def run(workdir, library) -> Path:
     out = workdir / "run"
     done = subprocess.run(
-        [sys.executable, "-m", "promoterlab", "train", str(library), "--out", str(out), "--width", "0.0625",
+        [sys.executable, "-m", "promoterlab", "train", str(library), "--output", str(out), "--width", "0.0625",
          "--epochs", "1", "--val-size", "50", "--batch-size", "64", "--accelerator", "cpu", "--devices", "1",
          "--no-progress", "--ensemble", "1"], capture_output=True, text=True, timeout=300,
         env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -169,7 +169,7 @@ def test_file_names_with_spaces_newlines_and_a_leading_dash(run, library, tmp_pa
     result = invoke("variants", run, "-o", f"{out}.variants.tsv", "--plot", f"{out}.png", "--no-progress", "--",
                     pairs)
     assert result.exit_code == 0 and Path(f"{out}.png").stat().st_size > 0, result.output
-    result = invoke("explain", run, "--out", f"{out}.explain", "--max-plots", "1", "--no-progress", "--", fasta)
+    result = invoke("explain", run, "--output", f"{out}.explain", "--max-plots", "1", "--no-progress", "--", fasta)
     assert result.exit_code == 0 and (Path(f"{out}.explain") / "attributions.npz").is_file(), result.output
     before = snapshot(tmp_path)
     missing = tmp_path / f"{stem}.missing.fa"
@@ -245,7 +245,7 @@ def attempts(base: Path) -> list[tuple[int, str]]:
     inputs, outputs, run = base / "inputs", base / "outputs", base / "no-run"
     results = [invoke("predict", run, inputs / "in.fa", "-o", outputs / "p.tsv"),
                invoke("variants", run, inputs / "in.fa", "-o", outputs / "v.tsv"),
-               invoke("explain", run, inputs / "in.fa", "--out", outputs / "attributions"),
+               invoke("explain", run, inputs / "in.fa", "--output", outputs / "attributions"),
                invoke("data", "encode", inputs / "in.fa", "-o", inputs / "store"),
                invoke("results", outputs),  # its tables go into the runs folder
                invoke("predict", run, inputs / "secret.fa", "-o", base / "p.tsv")]
@@ -267,9 +267,9 @@ def test_read_only_folders_refuse_outputs_and_unreadable_inputs_say_so(shared_fo
     results = as_user(lambda: attempts(tree))
     expected = [f"{outputs / 'p.tsv'}: directory {outputs} is not writable",
                 f"{outputs / 'v.tsv'}: directory {outputs} is not writable",
-                f"--out {outputs / 'attributions'}: permission denied: cannot write (its folder {outputs})",
+                f"-o/--output {outputs / 'attributions'}: permission denied: cannot write (its folder {outputs})",
                 f"--output {inputs / 'store'}: permission denied: cannot write (its folder {inputs})",
-                f"--out {outputs}: permission denied: cannot write"]
+                f"-o/--output {outputs}: permission denied: cannot write"]
     for (code, stderr), fragment in zip(results, expected):
         lines = stderr.splitlines()
         assert code == 2 and len(lines) == 1 and fragment in lines[0], (fragment, stderr)

@@ -21,7 +21,7 @@ def library(tmp_path_factory):
 @pytest.fixture(scope="module")
 def run(library, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
-    result = invoke("train", library, "--out", out, *TINY)
+    result = invoke("train", library, "--output", out, *TINY)
     assert result.exit_code == 0, result.output
     return out, result
 
@@ -38,14 +38,14 @@ def test_train_prints_its_plan_and_where_the_run_went(run, library):
 def test_another_config_in_out_is_refused_and_nothing_changes(run, library):
     out, _ = run
     before = snapshot(out)
-    assert_error(invoke("train", library, "--out", out, *TINY, "--seed", "3"), str(out),
+    assert_error(invoke("train", library, "--output", out, *TINY, "--seed", "3"), str(out),
                  "holds a run with a different config", "--overwrite")
     assert snapshot(out) == before
 
 
 def test_rerunning_the_same_config_resumes_and_says_so(run, library):
     out, _ = run
-    result = invoke("train", library, "--out", out, *TINY)
+    result = invoke("train", library, "--output", out, *TINY)
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[0].startswith(f"resuming {out} from epoch 1")
 
@@ -54,7 +54,7 @@ def test_constant_targets_are_refused_before_any_file(tmp_path):
     data = tmp_path / "flat.txt"
     data.write_text("".join(f"{s}\t4\n" for s in simulate_library(120, seed=2)["seq"]))
     before = snapshot(tmp_path)
-    assert_error(invoke("train", data, "--out", tmp_path / "run", *TINY), "flat.txt", "every target is 4")
+    assert_error(invoke("train", data, "--output", tmp_path / "run", *TINY), "flat.txt", "every target is 4")
     assert snapshot(tmp_path) == before
 
 

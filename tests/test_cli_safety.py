@@ -46,9 +46,9 @@ def trained(workdir, library) -> tuple[Path, subprocess.CompletedProcess]:
     run = workdir / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "promoterlab", "train", str(library), "--out", str(run), "--width", "0.0625",
+        [sys.executable, "-m", "promoterlab", "train", str(library), "--output", str(run), "--width", "0.0625",
          "--epochs", "1", "--val-size", "50", "--batch-size", "64", "--accelerator", "cpu", "--devices", "1",
-         "--no-progress", "--ensemble", "1"], capture_output=True, text=True, env=env, timeout=300)
+         "--no-progress", "--ensemble", "1", "--json"], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     return run, done
 
@@ -65,7 +65,7 @@ def test_a_model_or_width_given_keeps_the_budget_from_narrowing_it(trained, libr
     assert RunConfig.load(trained[0] / "config.yaml").train.fit_width is False  # --width 0.0625
     config = tmp_path / "run.yaml"
     RunConfig(model=model_config("legnet", width=0.0625)).save(config)
-    result = invoke("train", library, "--config", config, "--out", tmp_path / "run", "--epochs", "1",
+    result = invoke("train", library, "--config", config, "--output", tmp_path / "run", "--epochs", "1",
                     "--val-size", "50", "--batch-size", "64", "--accelerator", "cpu", "--ensemble", "1",
                     "--no-progress", "--quiet")
     assert result.exit_code == 0, result.output
@@ -150,7 +150,7 @@ def test_report_and_folders_refuse_a_wrong_kind_of_path(tmp_path):
     before = snapshot(tmp_path)
     assert_error(invoke("report", tmp_path / "runs", "-o", tmp_path / "runs"), "is a directory")
     assert_error(invoke("results", tmp_path / "runs", "-o", tmp_path / "file.txt"), "file.txt", "not a directory")
-    assert_error(invoke("demo", "--out", tmp_path / "file.txt"), "file.txt", "not a directory")
+    assert_error(invoke("demo", "--output", tmp_path / "file.txt"), "file.txt", "not a directory")
     assert snapshot(tmp_path) == before
 
 
@@ -196,7 +196,7 @@ def test_output_stream_is_atomic_and_checks_like_check_output(tmp_path):
 ])
 def test_train_checks_every_option_before_any_work(library, tmp_path, args, fragment):
     before = snapshot(library.parent)
-    result = invoke("train", library, "--out", tmp_path / "run", *args)
+    result = invoke("train", library, "--output", tmp_path / "run", *args)
     assert_error(result, fragment)
     assert not (tmp_path / "run").exists() and snapshot(library.parent) == before
 
@@ -237,8 +237,8 @@ def test_truncated_gzip_is_one_error_line(library, trained, tmp_path):
     not_gzip = tmp_path / "plain.txt.gz"
     not_gzip.write_bytes(library.read_bytes())
     before = snapshot(tmp_path)
-    assert_error(invoke("train", cut, "--out", tmp_path / "run"), str(cut), "damaged or truncated gzip")
-    assert_error(invoke("train", not_gzip, "--out", tmp_path / "run"), str(not_gzip), "gzip")
+    assert_error(invoke("train", cut, "--output", tmp_path / "run"), str(cut), "damaged or truncated gzip")
+    assert_error(invoke("train", not_gzip, "--output", tmp_path / "run"), str(not_gzip), "gzip")
     assert_error(invoke("predict", run, cut, "-o", tmp_path / "p.tsv", "--no-progress"), str(cut), "gzip")
     assert snapshot(tmp_path) == before  # no run folder left behind, no predictions
 
@@ -265,7 +265,7 @@ def test_cuda_without_cuda_is_one_error_line(trained, sequences, library, tmp_pa
     assert_error(result, "--device cuda", "CUDA is not available")
     assert_error(invoke("evaluate", run, library, "--device", "cuda:0"), "--device cuda:0")
     assert_error(invoke("predict", run, sequences, "-o", tmp_path / "p.tsv", "--device", "gpu0"), "--device gpu0")
-    assert_error(invoke("train", library, "--out", tmp_path / "run", "--accelerator", "gpu"), "--accelerator gpu")
+    assert_error(invoke("train", library, "--output", tmp_path / "run", "--accelerator", "gpu"), "--accelerator gpu")
     assert list(tmp_path.iterdir()) == [sequences]
 
 
@@ -276,7 +276,7 @@ def test_an_empty_sweep_spec_fails_before_creating_anything(tmp_path, text):
     before = snapshot(tmp_path)
     for command in ("sweep", "tune"):
         extra = ["--trials", "1"] if command == "tune" else []
-        result = invoke(command, spec, "--out", tmp_path / "runs", *extra)
+        result = invoke(command, spec, "--output", tmp_path / "runs", *extra)
         assert_error(result, str(spec), "empty" if "axes" not in text else "no training data")
     assert snapshot(tmp_path) == before
 
@@ -304,9 +304,9 @@ def test_a_failed_train_leaves_no_folder_behind(tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_text("ACGT\t1\nACGU\t2\n")
     before = snapshot(tmp_path)
-    assert_error(invoke("train", bad, "--out", tmp_path / "run", "--val-size", "1"), f"{bad}:2")
-    assert_error(invoke("train", tmp_path / "nope.txt", "--out", tmp_path / "run"), "nope.txt: file not found")
-    assert_error(invoke("train", bad, "--out", bad), str(bad), "not a directory")
+    assert_error(invoke("train", bad, "--output", tmp_path / "run", "--val-size", "1"), f"{bad}:2")
+    assert_error(invoke("train", tmp_path / "nope.txt", "--output", tmp_path / "run"), "nope.txt: file not found")
+    assert_error(invoke("train", bad, "--output", bad), str(bad), "not a directory")
     assert snapshot(tmp_path) == before
 
 
@@ -320,11 +320,12 @@ def test_version_and_train_help_show_the_config_defaults():
     assert result.exit_code == 0 and result.stdout.strip() == f"promoterlab {__version__}"
     result = CliRunner().invoke(app, ["train", "--help"], terminal_width=200)
     assert result.exit_code == 0
-    text = " ".join(result.stdout.replace("│", " ").split())
-    run = RunConfig()
-    for default in (f"default {run.model.name}", f"{run.model.width} for {run.model.name}",
-                    f"default {run.train.loss}", f"default {run.train.epochs}", f"default {run.train.batch_size}",
-                    f"default {run.seed}", f"default {run.train.precision}", f"default {run.data.val_size}"):
+    text = " ".join(result.stdout.split())
+    run = RunConfig()  # the defaults the help states come from the config dataclasses
+    for default in (f"default {run.model.name}", f"(default: {run.train.loss})", f"(default: {run.train.max_lr})",
+                    f"(default: {run.data.seq_len})", f"(default: {run.data.left_adapter})",
+                    f"(default: {run.train.weight_decay})", f"default {run.seed}", "auto: 12 minutes",
+                    "auto: a tenth of the rows"):
         assert default in text, default
 
 
@@ -346,7 +347,7 @@ def test_training_prints_no_lightning_banners(trained):
     assert "Warning" not in done.stderr, done.stderr
 
 
-def test_quiet_prints_only_errors_and_the_summary(library, tmp_path, monkeypatch):
+def test_quiet_prints_only_errors_and_json_the_summary(library, tmp_path, monkeypatch):
     import logging
 
     from promoterlab import api
@@ -357,9 +358,11 @@ def test_quiet_prints_only_errors_and_the_summary(library, tmp_path, monkeypatch
         return {"best_val_pearson": 0.5, "progress": progress}
 
     monkeypatch.setattr(api, "train", fake_train)
-    result = invoke("train", library, "--out", tmp_path / "run", "--ensemble", "1")
-    assert result.exit_code == 0 and json.loads(result.stdout)["progress"] is True
+    result = invoke("train", library, "--output", tmp_path / "run", "--ensemble", "1")
+    assert result.exit_code == 0 and result.stdout == ""  # messages only, on stderr
     assert result.stderr.splitlines() == ["plan: 200 rows", "something to know"]
-    result = invoke("train", library, "--out", tmp_path / "run", "--quiet", "--ensemble", "1")
+    result = invoke("train", library, "--output", tmp_path / "run", "--ensemble", "1", "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout)["progress"] is True
+    result = invoke("train", library, "--output", tmp_path / "run", "--quiet", "--ensemble", "1", "--json")
     assert result.exit_code == 0 and json.loads(result.stdout) == {"best_val_pearson": 0.5, "progress": False}
     assert result.stderr.splitlines() == ["something to know"]

@@ -15,7 +15,7 @@ import requests
 import typer
 from typer.testing import CliRunner
 
-from promoterlab.cli_data import data_app
+from promoterlab.cli.data import data_app
 from promoterlab.datasets import (
     DATASETS,
     MANIFEST_NAME,

@@ -13,7 +13,7 @@ import typer
 from scipy.stats import rankdata
 from typer.testing import CliRunner
 
-from promoterlab.cli_data import dream_app
+from promoterlab.cli.data import dream_app
 from promoterlab.evaluation.dream import (
     WEIGHTS,
     DreamDataError,

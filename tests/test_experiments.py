@@ -89,7 +89,7 @@ def test_bad_specs_name_the_file(tmp_path, sim_library, change, message):
     with pytest.raises(ValueError, match=message) as err:
         load_spec(path)
     assert str(path) in str(err.value)
-    result = CliRunner().invoke(app, ["sweep", str(path), "--out", str(tmp_path / "runs")])
+    result = CliRunner().invoke(app, ["sweep", str(path), "--output", str(tmp_path / "runs")])
     assert result.exit_code == 2 and message.split("'")[0] in result.output
     with pytest.raises(ValueError, match="no budget 'huge'"):
         load_spec(write_spec(tmp_path, sim_library), budget="huge")
@@ -147,7 +147,7 @@ def test_sweep_resumes_after_kill_9_without_losing_or_repeating_epochs(tmp_path,
     out = tmp_path / "killed"
     metrics = out / "model=legnet__seed=0" / "metrics.csv"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "promoterlab", "sweep", str(path), "--out", str(out)]
+    command = [sys.executable, "-m", "promoterlab", "sweep", str(path), "--output", str(out)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     # Killed as soon as epoch 2 is written, however long that takes (the hang guard aside).
@@ -252,7 +252,7 @@ def test_tune_budget_counts_distinct_settings():
 
 def test_tune_refuses_a_grid(tmp_path, sim_library):
     path = write_spec(tmp_path, sim_library, axes={"seed": [0, 1]}, search={"model.width": {"choices": [0.125]}})
-    result = CliRunner().invoke(app, ["tune", str(path), "--trials", "2", "--out", str(tmp_path / "t")])
+    result = CliRunner().invoke(app, ["tune", str(path), "--trials", "2", "--output", str(tmp_path / "t")])
     assert result.exit_code == 2 and "must have one value each" in result.output
 
 
@@ -419,9 +419,9 @@ def test_only_selects_a_slice_of_the_grid(tmp_path, sim_library):
     names = [name for name, _, _ in select(spec, {"seed": ["1", "2"], "model": ["legnet-dilated"]})]
     assert names == ["model=legnet-dilated__seed=1", "model=legnet-dilated__seed=2"]
     assert len(select(spec, {})) == 6
-    result = CliRunner().invoke(app, ["sweep", str(path), "--only", "seed=7", "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(app, ["sweep", str(path), "--only", "seed=7", "--output", str(tmp_path / "r")])
     assert result.exit_code == 2 and "not among its values" in result.output
-    result = CliRunner().invoke(app, ["sweep", str(path), "--only", "colour=red", "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(app, ["sweep", str(path), "--only", "colour=red", "--output", str(tmp_path / "r")])
     assert result.exit_code == 2 and "not an axis" in result.output
     assert not (tmp_path / "r").exists()
 
@@ -429,7 +429,7 @@ def test_only_selects_a_slice_of_the_grid(tmp_path, sim_library):
 def test_only_without_a_value_is_refused(tmp_path, sim_library):
     path = write_spec(tmp_path, sim_library)
     for item in ("seed", "seed=", "=0"):
-        result = CliRunner().invoke(app, ["sweep", str(path), "--only", item, "--out", str(tmp_path / "r")])
+        result = CliRunner().invoke(app, ["sweep", str(path), "--only", item, "--output", str(tmp_path / "r")])
         assert result.exit_code == 2 and "expected AXIS=VALUE" in result.output, item
     assert not (tmp_path / "r").exists()
 
@@ -444,11 +444,11 @@ def test_sweep_refuses_a_folder_holding_another_config(tmp_path, sim_library):
     (run_dir / "summary.json").write_text("{}")
     [outcome] = run_sweep(spec, tmp_path / "runs")
     assert outcome.status == "failed" and "different config" in outcome.message
-    result = CliRunner().invoke(app, ["sweep", str(tmp_path / "spec.yaml"), "--out", str(tmp_path / "runs")])
+    result = CliRunner().invoke(app, ["sweep", str(tmp_path / "spec.yaml"), "--output", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "different config" in result.output
     assert (run_dir / "summary.json").read_text() == "{}"  # left alone
     assert load_spec(tmp_path / "spec.yaml", budget="quick").budget == "quick"
-    from promoterlab.cli_experiments import _default_folder
+    from promoterlab.cli.experiments import _default_folder
 
     assert _default_folder(load_spec(tmp_path / "spec.yaml", budget="quick")) == Path("runs/toy-quick")
     assert _default_folder(spec, "-tune") == Path("runs/toy-tune")

@@ -215,7 +215,7 @@ def test_corrupted_file_is_refused_and_nothing_is_left(served, tmp_path):
     served.files[REAL_PATH] = bytes(altered)
     data, out = tmp_path / "data", tmp_path / "run"
     result = invoke("models", "fetch", NAME, "-o", out, "--data-dir", data, "--no-progress")
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # the work failed: the file is not the published one
     assert "checksum error" in result.stderr and "git_blob" in result.stderr and "Traceback" not in result.output
     assert not out.exists() and not data.exists()  # no run folder, no file, no partial file, no empty folders
     assert served.requests == [(REAL_PATH, None)]  # a checksum error is final, not retried

@@ -106,11 +106,11 @@ def test_prediction_input_ignores_targets(tmp_path):
 
 def test_cli_reports_bad_input_with_nonzero_exit(tmp_path):
     path = write(tmp_path / "bad.txt", f"{SEQ}\t5\nACGU\t3\n")
-    result = CliRunner().invoke(app, ["train", str(path), "--out", str(tmp_path / "run"), "--val-size", "1"])
+    result = CliRunner().invoke(app, ["train", str(path), "--output", str(tmp_path / "run"), "--val-size", "1"])
     assert result.exit_code == 2
     assert f"{path}:2: sequence has character 'U'" in result.output
     assert not (tmp_path / "run" / "model.pt").exists()
-    result = CliRunner().invoke(app, ["train", str(tmp_path / "nope.txt"), "--out", str(tmp_path / "run")])
+    result = CliRunner().invoke(app, ["train", str(tmp_path / "nope.txt"), "--output", str(tmp_path / "run")])
     assert result.exit_code == 2 and "file not found" in result.output
 
 

@@ -126,7 +126,7 @@ def test_ema_run_saves_the_averaged_final_model(averaged_run):
     (["--averaging", "mean"], "--averaging: unknown weight averaging 'mean'"),
 ])
 def test_bad_training_options_are_clear_errors(sim_library, tmp_path, options, message):
-    result = runner.invoke(app, ["train", str(sim_library), "--out", str(tmp_path / "run"), *options])
+    result = runner.invoke(app, ["train", str(sim_library), "--output", str(tmp_path / "run"), *options])
     assert result.exit_code == 2 and message in result.output, result.output
     assert not (tmp_path / "run").exists()
 
@@ -194,7 +194,7 @@ def test_train_ensemble_shares_one_split_and_writes_ensemble_metrics(sim_library
     from promoterlab.evaluation.metrics import pearson
 
     out = tmp_path / "ens"
-    result = runner.invoke(app, ["train", str(sim_library), "--out", str(out), "--ensemble", "3", "--seed", "4",
+    result = runner.invoke(app, ["train", str(sim_library), "--output", str(out), "--ensemble", "3", "--seed", "4",
                                  "--width", "0.125", "--epochs", "1", "--train-size", "300", "--val-size", "150",
                                  "--batch-size", "64", "--accelerator", "cpu", "--devices", "1", "--quiet"])
     assert result.exit_code == 0, result.output
@@ -278,7 +278,7 @@ def test_small_training_sets_default_to_a_three_model_ensemble(sim_library, tmp_
 
 def test_train_without_ensemble_option_trains_the_default_ensemble(sim_library, tmp_path):
     out = tmp_path / "default"
-    result = runner.invoke(app, ["train", str(sim_library), "--out", str(out), "--width", "0.0625", "--epochs", "1",
+    result = runner.invoke(app, ["train", str(sim_library), "--output", str(out), "--width", "0.0625", "--epochs", "1",
                                  "--train-size", "300", "--val-size", "200", "--batch-size", "64",
                                  "--accelerator", "cpu", "--devices", "1", "--no-progress"])
     assert result.exit_code == 0, result.output

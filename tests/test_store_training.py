@@ -284,7 +284,7 @@ def test_stores_of_an_earlier_format_are_removed_from_the_cache(tmp_path):
 def test_cli_train_names_a_bad_store(tmp_path):
     path = tmp_path / "t.txt"
     dream_table(path, 200)
-    result = CliRunner().invoke(app, ["train", str(path), "--out", str(tmp_path / "run"), "--store",
+    result = CliRunner().invoke(app, ["train", str(path), "--output", str(tmp_path / "run"), "--store",
                                       str(tmp_path / "missing.store"), "--quiet"])
     assert result.exit_code == 2 and f"--store {tmp_path / 'missing.store'}: directory not found" in result.output
     assert not (tmp_path / "run").exists()

@@ -76,7 +76,7 @@ def test_saved_model_reproduces_best_validation_pearson(trained_run, sim_library
     assert r == pytest.approx(summary["best_val_pearson"], abs=1e-4)
     r_flag0 = np.corrcoef(predict_sequences(model, val["seq"].tolist(), config), val["target"])[0, 1]
     assert abs(r_flag0 - r) > 1e-3
-    assert summary["val_flag0"]["pearson"] == pytest.approx(r_flag0, abs=tolerance)
+    assert summary["val_flag0"]["pearson"] == pytest.approx(r_flag0, abs=2e-3)
     with pytest.raises(ValueError, match="3 flags for"):
         predict(model, val_set.codes, singleton=val_set.singleton[:3])
 
@@ -158,12 +158,14 @@ def test_max_time_stops_cleanly_and_keeps_the_best_checkpoint(sim_library, tmp_p
 
 
 def test_demo_command_writes_a_run_directory(tmp_path):
-    result = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--n", "2048", "--epochs", "1",
-                                      "--no-progress"])
+    result = CliRunner().invoke(app, ["demo", "--output", str(tmp_path), "--n", "2048", "--minutes", "0.1",
+                                      "--no-progress", "--json"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "simulated_library.txt").exists()
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["epochs"] == 1 and summary["train_size"] == 2048 - 1024 - 256  # 256 held out for test
+    assert json.loads(result.stdout) == summary
+    # a tenth held out for test and for validation (at least 256 each); the budget planned the rest
+    assert summary["train_size"] == 2048 - 256 - 256 and summary["budget"]["budget_seconds"] == 6.0
 
 
 @needs_native_bf16

@@ -98,7 +98,7 @@ def test_two_workers_share_a_study_and_a_killed_trial_is_retried(postgres_url, t
         "axes": {"seed": [0]},
         "search": {"train.max_lr": {"low": 1e-3, "high": 1e-2, "log": True}}}))
     out = tmp_path / "tune"
-    command = [sys.executable, "-m", "promoterlab", "tune", str(spec_path), "--trials", "3", "--out", str(out),
+    command = [sys.executable, "-m", "promoterlab", "tune", str(spec_path), "--trials", "3", "--output", str(out),
                "--storage", postgres_url, "--heartbeat", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     logs = [open(tmp_path / f"worker{i}.log", "w") for i in range(2)]

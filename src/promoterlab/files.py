@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
+import math
 import os
 import stat
 import sys
@@ -324,3 +326,22 @@ def yaml_error(path: str | Path, err: Exception) -> str:
         return f"{where}: not valid YAML here: the tag {tag} is not allowed (only plain values, lists and mappings)"
     context = getattr(err, "context", None)
     return f"{where}: not valid YAML: {problem}" + (f" ({context})" if context else "")
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None and numpy or torch numbers as Python ones, for
+    strict JSON (which has no NaN)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):  # numpy and torch numbers, arrays
+        return json_safe(value.tolist())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
+
+
+def json_text(value: Any) -> str:
+    """``value`` as indented strict JSON (:func:`json_safe`)."""
+    return json.dumps(json_safe(value), indent=2, allow_nan=False)

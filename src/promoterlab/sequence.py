@@ -25,9 +25,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from functools import cache
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 from numpy.lib.stride_tricks import sliding_window_view
+
+if TYPE_CHECKING:
+    import torch
 
 BASES = "ACGTN"
 INVALID_CODE = 255  # CODE_OF_BYTE of every byte that is not a base
@@ -48,12 +53,25 @@ PLASMID_UPSTREAM = (
     "CAAAAGGTTCCCGATTCGAACTGCATTTTTTTCACATC"
 )
 
-_COMPLEMENT_CODE = torch.tensor([3, 2, 1, 0, 4], dtype=torch.long)  # codes A C G T N -> T G C A N
+_COMPLEMENT = [3, 2, 1, 0, 4]  # codes A C G T N -> T G C A N
 _COMPLEMENT_TEXT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
-_MODEL_ONE_HOT = torch.tensor(
-    [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0.25, 0.25, 0.25, 0.25]],
-    dtype=torch.float32,
-)
+
+
+# torch is imported by the functions that make tensors, so that the layout and its defaults load
+# without it (the command line's help is built from the configs that hold them).
+@cache
+def _complement_code() -> "torch.Tensor":
+    import torch
+
+    return torch.tensor(_COMPLEMENT, dtype=torch.long)
+
+
+@cache
+def _model_one_hot_table() -> "torch.Tensor":
+    import torch
+
+    return torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1], [0.25, 0.25, 0.25, 0.25]],
+                        dtype=torch.float32)
 
 
 class SequenceError(ValueError):
@@ -119,24 +137,26 @@ def reverse_complement(seq: str) -> str:
 
 def complement_codes(codes: torch.Tensor) -> torch.Tensor:
     """The complement of every code (A<->T, C<->G, N stays), in ``codes``' dtype and order."""
-    return _COMPLEMENT_CODE[codes.long()].to(codes.dtype)
+    return _complement_code()[codes.long()].to(codes.dtype)
 
 
 def reverse_complement_codes(codes: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
     """Reverse complement of ``(batch, L)`` codes: an int64 tensor for a tensor, a uint8 array for
     an array."""
     if isinstance(codes, np.ndarray):
-        return _COMPLEMENT_CODE.numpy().astype(np.uint8)[codes][..., ::-1].copy()
-    return _COMPLEMENT_CODE[codes.long()].flip(-1)
+        return np.asarray(_COMPLEMENT, dtype=np.uint8)[codes][..., ::-1].copy()
+    return _complement_code()[codes.long()].flip(-1)
 
 
 def model_one_hot(codes: torch.Tensor) -> torch.Tensor:
     """The model's one-hot: ``(batch, L)`` codes to ``(batch, 4, L)`` float32, N = 0.25 in all four."""
-    return _MODEL_ONE_HOT[codes.long()].transpose(1, 2)
+    return _model_one_hot_table()[codes.long()].transpose(1, 2)
 
 
 def tangermeme_one_hot(codes: torch.Tensor | np.ndarray) -> torch.Tensor:
     """tangermeme's one-hot: ``(n, L)`` codes to ``(n, 4, L)`` int8, N a column of zeros."""
+    import torch
+
     codes = torch.as_tensor(np.asarray(codes, dtype=np.uint8) if not torch.is_tensor(codes) else codes).long()
     return torch.nn.functional.one_hot(codes, 5)[..., :4].transpose(1, 2).to(torch.int8).contiguous()
 
@@ -154,6 +174,8 @@ def model_input(codes: torch.Tensor, is_reverse: bool | torch.Tensor, is_singlet
     is_singleton : torch.Tensor, optional
         ``(batch,)`` flags for the ``is_singleton`` channel; zeros when omitted (prediction).
     """
+    import torch
+
     batch, length = codes.shape
     x = torch.zeros(batch, 6, length)
     x[:, :4] = model_one_hot(codes)
@@ -356,6 +378,8 @@ def laid_out_windows(laid: LaidOut, layout: Layout, right_flank: str = "") -> to
         wanted = text_codes(right_flank)[::-1]
         ends = present[:, -1] & (tails == wanted).all(axis=1)
         stop = stop - ends * len(right_flank)
+    import torch
+
     return torch.from_numpy(np.stack([start, np.maximum(stop, start)], axis=1))
 
 

@@ -21,7 +21,7 @@ from promoterlab.data.dataset import load_test_file
 from promoterlab.data.encoded import EncodedSet, SplitSets
 from promoterlab.evaluation.metrics import held_out_metrics, pearson, spearman
 from promoterlab.evaluation.predict import predict
-from promoterlab.files import atomic_path, file_sha256, write_text_atomic
+from promoterlab.files import atomic_path, file_sha256, json_text, write_text_atomic
 from promoterlab.runs import CARD, SPLIT, SUMMARY, TEST_PREDICTIONS
 
 
@@ -118,20 +118,5 @@ def write_model_card(folder: Path, config: RunConfig, summary: dict, members: li
     write_text_atomic(folder / CARD, model_card(config, summary, members))
 
 
-def json_safe(value):
-    """``value`` with NaN and infinities as None, numpy scalars as Python numbers (strict JSON)."""
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, (np.floating, float)):
-        return float(value) if np.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if torch.is_tensor(value):
-        return json_safe(value.tolist())
-    return value
-
-
 def write_summary(folder: Path, summary: dict) -> None:
-    write_text_atomic(folder / SUMMARY, json.dumps(json_safe(summary), indent=2, allow_nan=False))
+    write_text_atomic(folder / SUMMARY, json_text(summary))

@@ -1,49 +1,46 @@
-"""Command line: ``doctor``, what this machine computes with and how fast.
-
-Registered in the main CLI with ``app.command()(cli_doctor.doctor)``. torch and the training
-modules are imported inside the command, so that help and argument errors answer at once.
-"""
+"""``promoterlab doctor``: what this machine computes with, and how fast. torch and the training
+modules are imported inside the command, so that help and argument errors answer at once."""
 
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 import typer
 
-from promoterlab.cli_data import _fail
+from promoterlab.cli.base import fail, json_option, print_json
 
 PURPOSES = ("train", "predict")
 PRECISIONS = ("auto", "32", "bf16")
 
 
 def doctor(
-    model: list[str] = typer.Option(["legnet", "legnet-s"], help="Registered models to check (repeatable)."),
-    purpose: list[str] = typer.Option(list(PURPOSES), help="train (a training step) and/or predict "
-                                                             "(RC-averaged inference) (repeatable)."),
-    precision: list[str] = typer.Option(["auto"], help="auto (what training and predict choose here), 32 or "
-                                                       "bf16 (repeatable: compare both)."),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Sequences per step (default: 128 for train, "
-                                                                 "64 for predict, as on a CPU)."),
-    retune: bool = typer.Option(False, help="Measure again even where a choice is cached."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    model: list[str] = typer.Option(["legnet", "legnet-s"], metavar="NAME", help="Registered models to check "
+                                                                                 "(repeatable)."),
+    purpose: list[str] = typer.Option(list(PURPOSES), metavar="train|predict", help="A training step and/or "
+                                      "RC-averaged inference (repeatable)."),
+    precision: list[str] = typer.Option(["auto"], metavar="auto|32|bf16", help="auto (what training and predict "
+                                        "choose here), 32 or bf16 (repeatable: compare both)."),
+    batch_size: Optional[int] = typer.Option(None, min=1, metavar="N", help="Sequences per step (default: 128 "
+                                             "for train, 64 for predict, as on a CPU)."),
+    retune: bool = typer.Option(False, "--retune", help="Measure again even where a choice is cached."),
+    as_json: bool = json_option(),
 ) -> None:
     """This machine's CPU and the kernels each model runs fastest with, measured on first use and
     cached (delete the cache file to measure again; PROMOTERLAB_KERNELS=rule turns measuring off)."""
     for value in purpose:
         if value not in PURPOSES:
-            _fail(f"--purpose must be train or predict, not {value!r}")
+            fail(f"--purpose must be train or predict, not {value!r}")
     for value in precision:
         if value not in PRECISIONS:
-            _fail(f"--precision must be one of {', '.join(PRECISIONS)}, not {value!r}")
+            fail(f"--precision must be one of {', '.join(PRECISIONS)}, not {value!r}")
     from promoterlab.models import model_names
 
     for name in model:
         if name not in model_names():
-            _fail(f"--model: unknown model {name!r}; choose one of {', '.join(model_names())}")
+            fail(f"--model: unknown model {name!r}; choose one of {', '.join(model_names())}")
     report = doctor_report(model, purpose, precision, batch_size, retune)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        print_json(report)
         return
     machine = report["machine"]
     typer.echo(f"cpu: {machine['cpu']} ({machine['cores']} cores, {machine['threads']} threads used)")

@@ -1,4 +1,4 @@
-"""Checks of a config's nested dict (a ``config.yaml``, a spec's ``base``) that name the section
+"""Checks of config values and of a config's nested dict (a ``config.yaml``, a spec's ``base``) that name the section
 and the key: unknown keys (with the closest known one), sections that are not mappings, and values
 of the wrong type for their field, before the config dataclasses' own checks run."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import types
 import typing
@@ -103,3 +104,25 @@ def type_name(hint: Any) -> str:
     if origin in (list, tuple):
         return f"a list of {type_name(args[0]).split(' ', 1)[1]}s" if args else "a list"
     return {float: "a number", int: "an integer", bool: "true or false", str: "a text"}.get(hint, str(hint))
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_count(name: str, value: Any, low: int, auto: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is an integer >= ``low`` (or ``"auto"`` where allowed)."""
+    if auto and value == "auto":
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}{' or auto' if auto else ''}, got {value!r}")
+
+
+def check_number(name: str, value: Any, low: float, high: float | None = None, inclusive: bool = False) -> None:
+    """Raise ``ValueError`` unless ``value`` is a finite number above ``low`` (and below ``high``)."""
+    ok = is_number(value) and math.isfinite(value) and (value >= low if inclusive else value > low)
+    if ok and high is not None:
+        ok = value < high
+    if not ok:
+        bound = f"{'>=' if inclusive else '>'} {low:g}" + (f" and < {high:g}" if high is not None else "")
+        raise ValueError(f"{name} must be a number {bound}, got {value!r}")
