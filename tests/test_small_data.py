@@ -190,8 +190,9 @@ def test_ensemble_of_mismatched_layouts_is_refused(finetuned_run, averaged_run, 
 
 
 def test_train_ensemble_shares_one_split_and_writes_ensemble_metrics(sim_library, tmp_path):
-    from promoterlab.evaluation.ensemble import ensemble_predict, load_ensemble
+    from promoterlab.evaluation.ensemble import ensemble_predict
     from promoterlab.evaluation.metrics import pearson
+    from promoterlab.runs import Run
 
     out = tmp_path / "ens"
     result = runner.invoke(app, ["train", str(sim_library), "--output", str(out), "--ensemble", "3", "--seed", "4",
@@ -207,8 +208,8 @@ def test_train_ensemble_shares_one_split_and_writes_ensemble_metrics(sim_library
     _, val, *_ = load_split(configs[0].data, 4)
     for config in configs[1:]:
         assert torch.equal(load_split(config.data, config.seed)[1].codes, val.codes)
-    members, names = load_ensemble(runs)
-    ens = ensemble_predict(members, val.codes, names)
+    members = Run.open(runs).load_members()
+    ens = ensemble_predict(members, val.codes, [str(run) for run in runs])
     y = val.targets.numpy()
     assert summary["val_pearson"] == pytest.approx(pearson(ens.mean, y), abs=1e-6)
     assert summary["members_val_pearson"] == pytest.approx([pearson(v, y) for v in ens.members], abs=1e-6)
@@ -262,7 +263,8 @@ def test_variants_and_dream_predict_take_an_ensemble(finetuned_run, averaged_run
 def test_small_training_sets_default_to_a_three_model_ensemble(sim_library, tmp_path):
     from promoterlab.training.train import SMALL_TRAINING_SET, default_ensemble_size
 
-    config = tiny_config(sim_library, train_size=None, val_size=500)  # 3,000 rows: 2,500 to train on
+    config = tiny_config(sim_library, train_size=None, val_size=500)  # 3,000 rows: 2,200 to train on
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, ensemble="auto"))
     assert default_ensemble_size(config) == 3
     budget = dataclasses.replace(config, train=dataclasses.replace(config.train, max_time=5.0))
     assert default_ensemble_size(budget) == 1  # an ensemble would take K times the budget

@@ -121,7 +121,7 @@ def test_store_batches_equal_in_memory_batches(table, tmp_path, singleton_channe
 
 def test_group_split_equals_the_table_split(tmp_path):
     path = random_table(tmp_path / "pool.tsv", 600, seed=2, groups=True)  # labels "0".."119": "10" < "2"
-    cfg = DataConfig(path=str(path), group_col="family", train_size=300, val_size=150)
+    cfg = DataConfig(path=str(path), group_col="family", train_size=300, val_size=150, test_size=100)
     train_mem, val_mem, *_ = load_split(cfg, seed=3)
     train_store, val_store, *_ = load_store_split(cfg, seed=3, cache_root=tmp_path / "cache")
     assert torch.equal(train_store.load().codes, train_mem.codes)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from promoterlab.sequence import SequenceError
 from promoterlab.data.text_input import open_text as _open_text
 from promoterlab.data.text_input import peeked as _peeked
+from promoterlab.data.errors import DataError
 from promoterlab.files import os_error_what, shown
 
 _DNA = re.compile(r"^[ACGTNacgtn]+$")
@@ -32,24 +33,6 @@ _BAD_CHAR = re.compile(r"[^ACGTNacgtn]")
 SEQ_COLUMNS = ("seq", "sequence")  # the sequence column of a table with a header, unless named
 TARGET_COLUMNS = ("expr", "expression", "target", "el_combined")  # the target column, unless named
 FASTA_SUFFIXES = (".fa", ".fasta", ".fna", ".fa.gz", ".fasta.gz", ".fna.gz")
-
-
-class DataError(ValueError):
-    """Invalid input data; the message names the file, the line and the problem."""
-
-    def __init__(self, path: str | Path, line: int | None, problem: str):
-        self.path, self.line, self.problem = str(path), line, problem
-        where = f"{shown(path)}:{line}" if line is not None else shown(path)
-        super().__init__(f"{where}: {problem}")
-
-    @classmethod
-    def from_sequence_error(cls, err: SequenceError, path: str | Path, lines: np.ndarray | None = None
-                            ) -> "DataError":
-        """``err`` about sequences read from ``path``, naming the line of its row (``lines[row]``),
-        or, without ``lines``, the row's number among the sequences."""
-        if lines is None:
-            return cls(path, None, str(err))
-        return cls(path, int(lines[err.row]), err.problem)
 
 
 def _names_damaged_files(read):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from promoterlab.data.readers import DataError
+from promoterlab.data.errors import DataError
 
 
 class RepeatedIds:
