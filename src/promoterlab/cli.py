@@ -274,6 +274,9 @@ def predict(
     output: Path = typer.Option(..., "-o", "--output",
                                 help="Output TSV: id, seq, prediction (ensembles add sd, n_models; "
                                      "'-': standard output)."),
+    interval: Optional[float] = typer.Option(None, help="Add lower and upper: the run's calibrated interval "
+                                                        "holding this fraction of measurements (e.g. 0.68, 0.9, "
+                                                        "0.95; fitted on its validation set)."),
     seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
     id_col: Optional[str] = typer.Option(None, help="Id column of a table with a header (default: row index)."),
     batch_size: int = typer.Option(64, min=1, help="Sequences per forward pass (64 is fastest on a CPU)."),
@@ -284,6 +287,8 @@ def predict(
     """Predict expression for new sequences (forward and reverse complement averaged), streamed:
     a file of any size is read and written in chunks. Several models predict their mean, with the
     standard deviation across them."""
+    if interval is not None and not 0 < interval < 1:
+        _fail(f"--interval must be a level between 0 and 1 (e.g. 0.9), got {interval:g}")
     run = _open_run(run_dir)
     inputs = [*run.files(), input]
     _check_output(output, inputs)  # before the predictions, not after
@@ -292,7 +297,7 @@ def predict(
 
     try:
         n = api.write_predictions(run, input, output, seq_col, id_col, batch_size, device, progress,
-                                  precision, inputs=inputs)
+                                  precision, inputs=inputs, interval=interval)
     except (ValueError, OSError) as err:
         _fail(err)
     typer.echo(f"wrote {n} predictions of {run.describe()} to {'standard output' if str(output) == '-' else output}",

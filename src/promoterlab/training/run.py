@@ -28,6 +28,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from promoterlab.config import RunConfig
 from promoterlab.data.augment import parse_augment
 from promoterlab.data.dataset import EvalBatches, SplitSets, TrainBatches, load_split
+from promoterlab.evaluation.calibration import calibrate_run
 from promoterlab.evaluation.plots import plot_curves, plot_val_scatter
 from promoterlab.evaluation.predict import predict
 from promoterlab.files import write_text_atomic
@@ -235,6 +236,8 @@ def _finish(out: Path, config: RunConfig, model, split: SplitSets, fitted: _Fitt
         prediction = predict(model, test.codes, batch_size=config.train.eval_batch_size)
         write_test_predictions(out, test, prediction)
         summary["test"] = test_report(prediction, test, source)
+    summary.update(calibrate_run(out, [(model, config)], split.val, held_out[0] if held_out else None,
+                                 config.train.eval_batch_size))
     if plan:  # skipped_steps: schedule steps jumped over when the machine slowed down after the probe
         summary["budget"] = {**plan.to_dict(), "skipped_steps": CatchUp.skipped(trainer)}
     schedule = next((c for c in fitted.callbacks if isinstance(c, PlateauSchedule)), None)
