@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 import typer
 
-from promoterlab import cli_experiments, cli_interpret
+from promoterlab import cli_design, cli_experiments, cli_interpret
 from promoterlab.version import __version__
 from promoterlab.cli_data import (
     LazyHelpCommand,
@@ -410,6 +410,8 @@ app.command()(cli_interpret.explain)
 app.command()(cli_interpret.variants)
 app.command()(cli_interpret.motifs)
 app.command()(cli_interpret.marginalize)
+app.command()(cli_design.design)
+app.command()(cli_design.select)
 
 
 def main() -> None:  # pragma: no cover
