@@ -122,3 +122,14 @@ def test_predict_interval_refuses_runs_without_a_calibration(trained, tmp_path):
     result = invoke("predict", old, path, "-o", tmp_path / "p.tsv", "--interval", "0.9")
     assert_error(result, f"{old / CALIBRATION}: not found", "predict without --interval")
     assert not (tmp_path / "p.tsv").exists()
+
+
+def test_design_reports_the_calibrated_interval(trained, tmp_path):
+    out, _ = trained
+    result = invoke("design", out, "--goal", "max", "--n", "3", "--steps", "2", "--interval", "0.68", "-o",
+                    tmp_path / "d.tsv", "--quiet")
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(tmp_path / "d.tsv", sep="\t")
+    assert len(table) == 3 and (table["lower"] < table["prediction"]).all()
+    assert (table["prediction"] < table["upper"]).all()
+    assert result.stdout == "" and result.stderr == ""  # --quiet

@@ -234,3 +234,24 @@ def test_design_command_refuses_bad_options(untrained_ensemble, tmp_path):
     assert_error(invoke("design", untrained_ensemble, "--goal", "max", "--algorithm", "anneal", "-o", out),
                  "--algorithm")
     assert not out.exists()
+
+
+def test_simulator_true_expression_is_the_noiseless_measurement():
+    from promoterlab.data.simulate import LEFT_ADAPTER, RIGHT_ADAPTER, expected_measurement, latent_expression, \
+        simulate_library, true_expression
+
+    library = simulate_library(200, seed=3)
+    truth = true_expression(list(library["seq"]))
+    inserts = [s[len(LEFT_ADAPTER):-len(RIGHT_ADAPTER)] for s in library["seq"]]
+    np.testing.assert_array_equal(true_expression(inserts), truth)  # with or without the adapters
+    np.testing.assert_allclose(truth, expected_measurement(library["latent"].to_numpy()))
+    assert latent_expression(inserts[0]) == library["latent"].iloc[0]
+    # The mean of many simulated reads, and the latent level away from the ends of the scale.
+    rng = np.random.default_rng(0)
+    for level in (0.4, 6.3, 16.8):
+        reads = np.clip(np.round(level + rng.normal(0, 1, 400_000)), 0, 17)
+        assert expected_measurement(np.array([level]))[0] == pytest.approx(reads.mean(), abs=0.01)
+    assert expected_measurement(np.array([7.25]))[0] == pytest.approx(7.25, abs=1e-6)
+    assert np.corrcoef(truth, library["expr"])[0, 1] > 0.9
+    with pytest.raises(ValueError, match="sequence 2: expected an 80 bp insert"):
+        true_expression([inserts[0], "ACGT"])

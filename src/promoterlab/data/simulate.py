@@ -127,7 +127,7 @@ def true_expression(seqs: list[str] | tuple[str, ...]) -> np.ndarray:
     Raises
     ------
     ValueError
-        A sequence whose insert is not 80 bp of A, C, G, T, naming its index.
+        A sequence whose insert is not 80 bp of A, C, G, T, naming its position (from 1).
     """
     latent = []
     for i, seq in enumerate(seqs):
@@ -135,7 +135,7 @@ def true_expression(seqs: list[str] | tuple[str, ...]) -> np.ndarray:
         if len(insert) != INSERT_LEN:
             insert = insert.removeprefix(LEFT_ADAPTER).removesuffix(RIGHT_ADAPTER)
         if len(insert) != INSERT_LEN or set(insert) - set("ACGT"):
-            raise ValueError(f"sequence {i}: expected an {INSERT_LEN} bp insert of A, C, G, T (with or without "
+            raise ValueError(f"sequence {i + 1}: expected an {INSERT_LEN} bp insert of A, C, G, T (with or without "
                              f"the adapters), got {len(insert)} bp")
         latent.append(latent_expression(insert))
     return expected_measurement(np.array(latent))
