@@ -92,7 +92,7 @@ def test_two_workers_share_a_study_and_a_killed_trial_is_retried(postgres_url, t
     spec_path = tmp_path / "spec.yaml"
     spec_path.write_text(yaml.safe_dump({
         "name": "pg_toy",
-        "base": {"data": {"path": str(library), "train_size": 256, "val_size": 128},
+        "base": {"data": {"path": str(library), "train_size": 256, "val_size": 128, "test_size": 0},
                  "model": {"name": "legnet", "width": 0.125},
                  "train": {"epochs": 2, "batch_size": 64, "accelerator": "cpu", "devices": "1"}},
         "axes": {"seed": [0]},

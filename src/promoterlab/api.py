@@ -86,11 +86,11 @@ def _metrics(frame: pd.DataFrame, calibration_plot: str | Path | None, title: st
 
 def predict_file(run: Runs, path: str | Path, seq_col: str | None = None, id_col: str | None = None,
                  batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu", progress: bool = False,
-                 precision: str = "auto") -> pd.DataFrame:
+                 precision: str = "auto", interval: float | None = None) -> pd.DataFrame:
     """All of :func:`~promoterlab.evaluation.stream.iter_predictions` in one frame (``id``, ``seq``,
-    ``prediction``, and ``sd``, ``n_models`` for an ensemble)."""
-    return pd.concat(list(iter_predictions(run, path, seq_col, id_col, batch_size, device, progress, precision)),
-                     ignore_index=True)
+    ``prediction``, and ``sd``, ``n_models`` for an ensemble; ``lower``, ``upper`` with ``interval``)."""
+    return pd.concat(list(iter_predictions(run, path, seq_col, id_col, batch_size, device, progress, precision,
+                                           interval=interval)), ignore_index=True)
 
 
 __all__ = ["CHUNK_ROWS", "Run", "evaluate", "evaluate_split", "iter_predictions", "load_run", "measured_predictions",

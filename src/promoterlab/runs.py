@@ -45,10 +45,11 @@ TEST_PREDICTIONS = "test_predictions.tsv"
 TEST_METRICS = "test_metrics.json"
 DREAM_SCORE = "dream_score.json"
 AXES = "axes.json"
+CALIBRATION = "calibration.json"  # interval calibration (promoterlab.evaluation.calibration)
 LOCK = ".lock"
 # What a run that starts afresh clears (an interrupted run of the same config keeps them to resume).
 TRAINING_FILES = (CONFIG, METRICS, BEST_CHECKPOINT, LAST_CHECKPOINT, MODEL, SUMMARY, BUDGET, CURVES, VAL_SCATTER,
-                  SPLIT, CARD, TEST_PREDICTIONS)
+                  SPLIT, CARD, TEST_PREDICTIONS, CALIBRATION)
 MEMBER_PREFIX = "seed="
 _GLOB_CHARS = set("*?[")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import typer
 
-from promoterlab.cli import data, doctor, experiments, interpret, models, predict, train
+from promoterlab.cli import data, design, doctor, experiments, interpret, models, predict, train
 from promoterlab.cli.base import EXIT_CODES, LazyHelpCommand, OneLineErrors
 from promoterlab.version import __version__
 
@@ -39,7 +39,7 @@ def _main(
 
 for command in (train.train, train.demo, predict.predict, predict.evaluate, interpret.explain, interpret.variants,
                 interpret.motifs, interpret.marginalize, experiments.sweep, experiments.tune, experiments.results,
-                experiments.report, doctor.doctor):
+                experiments.report, design.design, design.select, doctor.doctor):
     app.command(command.__name__.lstrip("_"), cls=LazyHelpCommand, epilog=EXIT_CODES)(command)
 app.add_typer(data.data_app, name="data")
 app.add_typer(data.dream_app, name="dream")

@@ -23,6 +23,9 @@ def predict(
     output: Path = typer.Option(..., "-o", "--output", metavar="FILE",
                                 help="Output table (a file, '-': standard output): id, seq, prediction, and sd, "
                                      "n_models for an ensemble."),
+    interval: Optional[float] = typer.Option(None, metavar="LEVEL", help="Add lower and upper: the run's "
+                                             "calibrated interval holding this fraction of measurements (e.g. 0.68, "
+                                             "0.9, 0.95; fitted on its validation set)."),
     seq_col: Optional[str] = typer.Option(None, metavar="NAME", help="Sequence column of a table with a header."),
     id_col: Optional[str] = typer.Option(None, metavar="NAME", help="Id column of a table with a header "
                                                                     "(default: the row number)."),
@@ -39,6 +42,8 @@ def predict(
     file of any size is read and written in chunks. An ensemble predicts its models' mean, with
     their standard deviation."""
     precision = check_precision(precision, device)
+    if interval is not None and not 0 < interval < 1:
+        fail(f"--interval must be a level between 0 and 1 (e.g. 0.9), got {interval:g}")
     check_input_path(input)
     check_output_file(output, [*run_dir, input])  # before any work
     run = open_run(run_dir)
@@ -49,7 +54,7 @@ def predict(
 
     try:
         n = write_predictions(run, input, output, seq_col, id_col, batch_size, device, progress and not quiet,
-                              precision, inputs=inputs, strict=strict)
+                              precision, inputs=inputs, strict=strict, interval=interval)
     except (ValueError, OSError) as err:
         fail(err)
     where = "standard output" if str(output) == "-" else str(output)

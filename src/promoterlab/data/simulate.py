@@ -21,6 +21,12 @@ Copy number saturates: a motif whose weighted occurrences sum to S contributes
 level ``5 + sum of contributions`` is measured as in sort-seq: each sequence gets
 ``1 + Poisson(3)`` reads, each read falls into bin ``round(latent + N(0, 1))`` clipped to
 0..17, and the reported value is the mean bin (an integer when all reads share a bin).
+
+:func:`true_expression` is the noiseless expression of any sequence: the value this measurement
+reports on average (infinitely many reads), ``sum_k k * P(bin k)`` with
+``P(bin k) = P(round(latent + N(0, 1)) = k)`` and the bins clipped to 0..17 as above. It is the
+latent level squeezed into 0..17 (within 0.01 of ``clip(latent, 0, 17)`` for levels from 2 to 15,
+smoothly saturating at the ends), the ground truth against which designs are scored.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from promoterlab.sequence import LEFT_ADAPTER, RIGHT_ADAPTER, reverse_complement
 from promoterlab.files import atomic_path
@@ -39,6 +46,7 @@ from promoterlab.files import atomic_path
 INSERT_LEN = 80
 BASE_LEVEL = 5.0
 READ_NOISE = 1.0
+MAX_BIN = 17
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,46 @@ def latent_expression(insert: str) -> float:
         score = motif_score(insert, motif)
         level += motif.effect * 2 * (1 - 0.5 ** score)
     return level
+
+
+def expected_measurement(latent: np.ndarray) -> np.ndarray:
+    """The mean bin that sort-seq reports for latent levels, on average over its read noise."""
+    latent = np.asarray(latent, dtype=np.float64)
+    # P(bin >= k) = P(latent + noise >= k - 0.5) for k = 1..MAX_BIN (the top bin takes what lies above).
+    k = np.arange(1, MAX_BIN + 1)
+    return norm.sf((k - 0.5 - latent[..., None]) / READ_NOISE).sum(axis=-1)
+
+
+def true_expression(seqs: list[str] | tuple[str, ...]) -> np.ndarray:
+    """Noiseless expression of each sequence under the simulator's grammar (0..17).
+
+    Parameters
+    ----------
+    seqs : sequence of str
+        80 bp inserts, or whole constructs ``LEFT_ADAPTER + insert + RIGHT_ADAPTER`` (either
+        adapter may be missing), in any case.
+
+    Returns
+    -------
+    numpy.ndarray
+        The expected measured value of each sequence (:func:`expected_measurement` of its
+        :func:`latent_expression`).
+
+    Raises
+    ------
+    ValueError
+        A sequence whose insert is not 80 bp of A, C, G, T, naming its position (from 1).
+    """
+    latent = []
+    for i, seq in enumerate(seqs):
+        insert = seq.upper()
+        if len(insert) != INSERT_LEN:
+            insert = insert.removeprefix(LEFT_ADAPTER).removesuffix(RIGHT_ADAPTER)
+        if len(insert) != INSERT_LEN or set(insert) - set("ACGT"):
+            raise ValueError(f"sequence {i + 1}: expected an {INSERT_LEN} bp insert of A, C, G, T (with or without "
+                             f"the adapters), got {len(insert)} bp")
+        latent.append(latent_expression(insert))
+    return expected_measurement(np.array(latent))
 
 
 def _plant(rng: np.random.Generator, insert: list[str]) -> None:

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from promoterlab.data.dataset import encode_sequences
 from promoterlab.data.readers import iter_sequences, iter_table
+from promoterlab.evaluation.calibration import load_calibration, member_moments, scale_features
 from promoterlab.evaluation.ensemble import ensemble_predict
 from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, predict
 from promoterlab.files import check_output, output_stream
@@ -40,8 +41,13 @@ class RunPredictor:
     """A run's models loaded once (BatchNorm folded), predicting codes as one model or an ensemble."""
 
     def __init__(self, run: Runs, batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu",
-                 precision: str = "auto"):
+                 precision: str = "auto", interval: float | None = None):
         self.run = open_run(run)
+        # Before the models load: a run without a calibration fails at once.
+        self.calibration = load_calibration(self.run) if interval is not None else None
+        if self.calibration is not None:
+            self.calibration.multiplier(interval)  # checks the level
+        self.interval = interval
         members = self.run.load_members(device)
         self.members = [(fold_batchnorm(model), config) for model, config in members]
         self.layout = self.members[0][1].data.layout
@@ -62,6 +68,12 @@ class RunPredictor:
         """Predictions of ``codes``, and for an ensemble ``{"sd": ..., "n_models": ...}``."""
         if not self._tuned:
             self.tune(len(codes))
+        if self.calibration is not None:
+            moments = member_moments(self.members, codes, self.batch_size, self.device, self.precision, fold=False,
+                                     second_moment=self.calibration.feature == "predictive_sd")
+            lower, upper = self.calibration.interval(moments.mean, scale_features(moments), self.interval)
+            spread = {"sd": moments.sd, "n_models": len(self.members)} if self.run.ensemble else {}
+            return moments.mean, {**spread, "lower": lower, "upper": upper}
         if not self.run.ensemble:
             return predict(self.members[0][0], codes, batch_size=self.batch_size, device=self.device,
                            precision=self.precision, fold=False), {}
@@ -72,16 +84,17 @@ class RunPredictor:
 
 def iter_predictions(run: Runs, path: str | Path, seq_col: str | None = None, id_col: str | None = None,
                      batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu", progress: bool = False,
-                     precision: str = "auto", chunk_rows: int = CHUNK_ROWS, strict: bool = False
-                     ) -> Iterator[pd.DataFrame]:
+                     precision: str = "auto", chunk_rows: int = CHUNK_ROWS, strict: bool = False,
+                     interval: float | None = None) -> Iterator[pd.DataFrame]:
     """Predictions of a run for a FASTA, DREAM text or CSV/TSV file, chunk by chunk.
 
     Each chunk has the columns ``id``, ``seq``, ``prediction`` (RC-averaged), in input order, and
-    for an ensemble ``sd``, ``n_models``; a bad row raises
-    :class:`~promoterlab.data.readers.DataError` naming its line. An id that repeats an earlier
-    one is warned about once, or refused with ``strict``.
+    for an ensemble ``sd``, ``n_models``; with ``interval`` (a level such as 0.9) ``lower`` and
+    ``upper``, the run's calibrated interval (:mod:`promoterlab.evaluation.calibration`); a bad
+    row raises :class:`~promoterlab.data.readers.DataError` naming its line. An id that repeats an
+    earlier one is warned about once, or refused with ``strict``.
     """
-    predictor = RunPredictor(run, batch_size, device, precision)
+    predictor = RunPredictor(run, batch_size, device, precision, interval)
     bar = tqdm(disable=not progress, desc="predict", unit=" seq")
     for chunk in iter_sequences(path, seq_col, id_col, chunk_rows, strict):
         codes = encode_sequences(chunk["seq"], predictor.layout, path, chunk["line"].to_numpy())
@@ -129,7 +142,8 @@ def measured_predictions(run: Runs, path: str | Path, seq_col: str | None = None
 def write_predictions(run: Runs, path: str | Path, output: str | Path, seq_col: str | None = None,
                       id_col: str | None = None, batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu",
                       progress: bool = False, precision: str = "auto", chunk_rows: int = CHUNK_ROWS,
-                      inputs: Sequence[str | Path] = (), strict: bool = False) -> int:
+                      inputs: Sequence[str | Path] = (), strict: bool = False,
+                      interval: float | None = None) -> int:
     """Stream predictions for ``path`` into the TSV ``output`` (``-`` for standard output).
 
     Rows are written as their chunk is predicted; a regular file appears, renamed into place,
@@ -141,7 +155,7 @@ def write_predictions(run: Runs, path: str | Path, output: str | Path, seq_col: 
     n = 0
     with output_stream(output, inputs=inputs) as handle:
         for chunk in iter_predictions(run, path, seq_col, id_col, batch_size, device, progress, precision,
-                                      chunk_rows, strict):
+                                      chunk_rows, strict, interval):
             chunk.to_csv(handle, sep="\t", index=False, header=n == 0, lineterminator="\n")
             n += len(chunk)
     return n

@@ -29,6 +29,7 @@ from promoterlab.config import RunConfig, time_budget
 from promoterlab.data.augment import parse_augment
 from promoterlab.data.dataset import EvalBatches, TrainBatches, load_split
 from promoterlab.data.encoded import SplitSets
+from promoterlab.evaluation.calibration import calibrate_run
 from promoterlab.evaluation.plots import plot_curves, plot_val_scatter
 from promoterlab.evaluation.predict import predict
 from promoterlab.files import write_text_atomic
@@ -254,6 +255,8 @@ def _finish(out: Path, config: RunConfig, model, split: SplitSets, fitted: _Fitt
         prediction = predict(model, test.codes, batch_size=config.train.eval_batch_size)
         write_test_predictions(out, test, prediction)
         summary["test"] = test_report(prediction, test, source)
+    summary.update(calibrate_run(out, [(model, config)], split.val, held_out[0] if held_out else None,
+                                 config.train.eval_batch_size))
     summary["kernels"] = fitted.kernels.to_dict()
     if plan:  # re-plans from the measured pace, and schedule steps jumped over (CatchUp.report)
         summary["budget"] = {**plan.to_dict(), **CatchUp.report(trainer)}

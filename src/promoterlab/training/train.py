@@ -26,6 +26,7 @@ from promoterlab.data.dataset import load_split
 from promoterlab.data.readers import read_table
 from promoterlab.data.splits import test_rows, val_rows
 from promoterlab.data.store_batches import STORE_AUTO_BYTES
+from promoterlab.evaluation.calibration import calibrate_run
 from promoterlab.evaluation.ensemble import calibration, ensemble_predict
 from promoterlab.evaluation.metrics import pearson, spearman
 from promoterlab.evaluation.plots import plot_curves, plot_val_scatter
@@ -210,6 +211,7 @@ def _evaluate_ensemble(out: Path, config: RunConfig, configs: list[RunConfig], r
         summary["test"] = test_report(result.mean, test, source)
         summary["test_calibration"] = calibration(test.targets.numpy(), result.mean, result.sd)
         summary["members_test_pearson"] = [(s.get("test") or {}).get("pearson") for s in summaries]
+    summary.update(calibrate_run(out, members, split.val, held_out[0] if held_out else None, batch))
     summary["members"] = {run.name: member for run, member in zip(runs, summaries)}
     with atomic_path(out / SPLIT) as tmp:
         tmp.write_bytes((runs[0] / SPLIT).read_bytes())
