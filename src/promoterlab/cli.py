@@ -126,6 +126,27 @@ def train(
                                                              "metrics in OUT/summary.json; predict and evaluate take "
                                                              "OUT as an ensemble (default: 3 for training sets of at "
                                                              "most 20,480 sequences without --max-time, else 1)."),
+    init_from: Optional[str] = typer.Option(None, help="Fine-tune: start from the weights of this run folder "
+                                                       "(an ensemble: its member of the same seed) or registered "
+                                                       "pretrained model (promoterlab models list); the model is its "
+                                                       "architecture (only --model-opt n_bins=K may differ: a new head)."),
+    init_lr_scale: Optional[float] = typer.Option(None, help="With --init-from the peak learning rate is --lr times "
+                                                             "this (default {train.init_lr_scale})."),
+    freeze: Optional[str] = typer.Option(None, help="With --init-from: blocks:N keeps the stem and the first N blocks "
+                                                    "fixed; head:EPOCHS trains only the head for the first EPOCHS "
+                                                    "epochs (default {train.freeze})."),
+    teacher: Optional[str] = typer.Option(None, help="Distil: a run folder, ensemble or registered model whose "
+                                                     "predictions are mixed into the training labels."),
+    teacher_weight: Optional[float] = typer.Option(None, help="Weight of the teacher's labels, 0..1; 1: the teacher's "
+                                                              "alone (default {train.teacher_weight})."),
+    teacher_extra: Optional[str] = typer.Option(None, help="Sequences the teacher alone labels, added to training: "
+                                                           "mutate[:RATE] (that fraction of each insert redrawn) or "
+                                                           "shuffle (each insert's bases shuffled) "
+                                                           "(default {train.teacher_extra})."),
+    teacher_copies: Optional[int] = typer.Option(None, help="--teacher-extra sequences per training sequence "
+                                                            "(default {train.teacher_copies})."),
+    teacher_sequences: Optional[Path] = typer.Option(None, help="A file of sequences (FASTA, table) the teacher "
+                                                                "alone labels, added to training."),
     overwrite: bool = typer.Option(False, help="Replace a run of another config in --out (else refused; a run "
                                                "of the same config is resumed)."),
     progress: bool = typer.Option(True, help="Show a progress bar."),
@@ -142,6 +163,8 @@ def train(
         _fail(f"--test {test}: file not found" if not test.exists() else f"--test {test}: not a file")
     if data is not None and not data.is_file():
         _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
+    if teacher_sequences is not None and not teacher_sequences.is_file():
+        _fail(f"--teacher-sequences {teacher_sequences}: file not found")
 
     from promoterlab.config import RunConfig, replace_fields
     from promoterlab.models import model_config
@@ -164,7 +187,11 @@ def train(
                                    precision=precision, accelerator=accelerator, devices=devices,
                                    strategy=strategy, num_nodes=num_nodes, augment=augment,
                                    finetune_epochs=finetune_epochs, averaging=averaging, schedule=schedule,
-                                   cooldown_epochs=cooldown_epochs,
+                                   cooldown_epochs=cooldown_epochs, init_from=init_from,
+                                   init_lr_scale=init_lr_scale, freeze=freeze, teacher=teacher,
+                                   teacher_weight=teacher_weight, teacher_extra=teacher_extra,
+                                   teacher_copies=teacher_copies,
+                                   teacher_sequences=str(teacher_sequences) if teacher_sequences else None,
                                    fit_width=False if model is not None or width is not None else None)
     except ValueError as err:
         _fail(_option_error(err))
@@ -326,6 +353,8 @@ def evaluate(
     run_dirs, data = (paths, None) if split else (paths[:-1], paths[-1])
     if data is not None and not data.is_file():
         _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
+    if teacher_sequences is not None and not teacher_sequences.is_file():
+        _fail(f"--teacher-sequences {teacher_sequences}: file not found")
     _check_device(device)
     run = _open_run(run_dirs)
     if calibration_plot is not None:

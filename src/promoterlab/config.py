@@ -17,6 +17,7 @@ from promoterlab.data.layout import LEFT_ADAPTER, PLASMID_UPSTREAM, Layout
 from promoterlab.files import write_text_atomic
 from promoterlab.models import LegNetConfig, model_config
 from promoterlab.objective import LOSSES
+from promoterlab.transfer_options import freeze_spec, teacher_extra_spec
 
 
 # Lightning's precision settings ("auto": chosen for the hardware).
@@ -198,6 +199,10 @@ class TrainConfig:
     width halved, down to 1/8) when the budget fits fewer than 400 steps of the model asked for
     (:mod:`promoterlab.training.budget`); the saved config then holds the width trained, with
     ``fit_width`` false. The command line turns it off when ``--model`` or ``--width`` is given.
+
+    ``init_from`` fine-tunes (:mod:`promoterlab.training.transfer`) and ``teacher`` distils
+    (:mod:`promoterlab.training.distill`); BENCHMARKS.md "Fine-tuning and distillation" says
+    when each helped.
     """
 
     loss: str = "kl"
@@ -226,6 +231,29 @@ class TrainConfig:
     # Models trained on one split with seeds seed, seed + 1, ... ("auto": 3 for training sets
     # of at most 20,480 sequences without a time budget, else 1; resolved before training).
     ensemble: int | str = "auto"
+    # Fine-tuning (promoterlab.training.transfer): start from the weights of a run folder (an
+    # ensemble's member of the same seed) or a registered pretrained model (`promoterlab models
+    # list`); the architecture is then the init run's. None: random initialisation.
+    init_from: str | None = None
+    # A run with init_from peaks at max_lr times this; training saves max_lr scaled and this 1.
+    init_lr_scale: float = 0.2
+    # Parameters kept fixed: none; blocks:N (the stem and the first N blocks, the whole run);
+    # head:EPOCHS (only the head trains for the first EPOCHS epochs, then every layer).
+    freeze: str = "none"
+    # Distillation (promoterlab.training.distill): a run, ensemble or registered model whose
+    # predictions are mixed into the training labels with teacher_weight (1: the teacher's alone).
+    teacher: str | None = None
+    teacher_weight: float = 0.5
+    # Sequences labelled by the teacher alone, added to the training set: none, mutate[:RATE]
+    # (that fraction of each training insert redrawn) or shuffle (each insert's bases shuffled),
+    # teacher_copies per training sequence, drawn once; and the sequences of teacher_sequences.
+    teacher_extra: str = "none"
+    teacher_copies: int = 1
+    teacher_sequences: str | None = None
+    # What init_from and teacher were when training started ("PATH sha256:HASH"), for the
+    # record; set by training.
+    init_resolved: str | None = None
+    teacher_resolved: str | None = None
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -268,6 +296,27 @@ class TrainConfig:
         except ValueError as err:
             raise ValueError("averaging:" + str(err).removeprefix("average:")) from None
         self._check_schedule()
+        self._check_transfer()
+
+    def _check_transfer(self) -> None:
+        for name in ("init_from", "teacher", "teacher_sequences"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                setattr(self, name, value := os.fspath(value))
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                what = "a file name" if name == "teacher_sequences" else "a run folder or a registered model name"
+                raise ValueError(f"{name} must be {what}, got {value!r}")
+        _check_number("init_lr_scale", self.init_lr_scale, low=0.0)
+        _check_number("teacher_weight", self.teacher_weight, low=0.0, inclusive=True)
+        if self.teacher_weight > 1:
+            raise ValueError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
+        _check_count("teacher_copies", self.teacher_copies, 1)
+        if freeze_spec(self.freeze) and not self.init_from:
+            raise ValueError(f"freeze {self.freeze}: freezing keeps layers of the init run; give init_from too")
+        for name, on in (("teacher_extra", teacher_extra_spec(self.teacher_extra)),
+                         ("teacher_sequences", self.teacher_sequences)):
+            if on and not self.teacher:
+                raise ValueError(f"{name} sequences are labelled by a teacher; give teacher too")
 
     def _check_schedule(self) -> None:
         if self.schedule not in SCHEDULES:
