@@ -242,8 +242,8 @@ def report(args) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--epochs", type=int, default=8, help="Epochs of every task run.")
-    parser.add_argument("--native-pretrain-epochs", type=int, default=4)
+    parser.add_argument("--epochs", type=int, default=6, help="Epochs of every task run.")
+    parser.add_argument("--native-pretrain-epochs", type=int, default=2)
     parser.add_argument("--dream-pretrain-epochs", type=int, default=8)
     parser.add_argument("--teacher-size", type=int, default=5)
     parser.add_argument("--teacher-weight", type=float, default=0.5)

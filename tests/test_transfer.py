@@ -73,6 +73,7 @@ def test_init_from_starts_from_the_source_weights_exactly(sim_library, source, t
     path, digest = saved["train"]["init_resolved"].rsplit(" sha256:", 1)
     assert path == str(source.resolve()) and len(digest) == 16
     assert saved["train"]["teacher_resolved"] is None
+    assert f"fine-tuned from `{source.resolve()} sha256:{digest}`" in (tmp_path / "tuned" / "README.md").read_text()
 
 
 def test_resolving_twice_changes_nothing(sim_library, source):
@@ -91,6 +92,7 @@ def test_incompatible_init_runs_are_refused_with_one_line(sim_library, source, t
     assert_error(invoke("train", *common, "--freeze", "blocks:2"), "--freeze", "init_from")
     assert_error(invoke("train", *common, "--teacher-extra", "mutate"), "--teacher-extra", "teacher")
     assert_error(invoke("train", *common, "--init-from", source, "--freeze", "stem"), "--freeze", "blocks:N")
+    assert_error(invoke("train", sim_library, "-o", source, "--init-from", source), "--init-from", "is --out")
     assert not out.exists()
 
 
@@ -177,6 +179,21 @@ def test_distilled_student_trains_on_generated_sequences(sim_library, source, tm
     assert summary["train_size"] == 400  # the measured rows; the generated ones are extra
     saved = RunConfig.load(tmp_path / "student" / "config.yaml")
     assert saved.train.teacher_resolved.startswith(str(source.resolve()))
+    assert "2 mutate:0.2 copies of each training sequence labelled by the teacher alone" in \
+        (tmp_path / "student" / "README.md").read_text()
+
+
+def test_the_command_line_sets_every_option(sim_library, source, tmp_path):
+    out = tmp_path / "cli"
+    result = invoke("train", sim_library, "-o", out, "--epochs", 2, "--train-size", 400, "--val-size", 200,
+                    "--test-size", 0, "--ensemble", 1, "--precision", 32, "--init-from", source, "--init-lr-scale", 0.5,
+                    "--freeze", "head:1", "--teacher", source, "--teacher-weight", 0.7, "--teacher-extra", "shuffle",
+                    "--teacher-copies", 2, "--quiet")
+    assert result.exit_code == 0, result.output
+    saved = yaml.safe_load((out / "config.yaml").read_text())["train"]
+    assert saved["max_lr"] == pytest.approx(0.0025) and saved["init_lr_scale"] == 1.0
+    assert (saved["init_from"], saved["freeze"], saved["teacher"]) == (str(source), "head:1", str(source))
+    assert (saved["teacher_weight"], saved["teacher_extra"], saved["teacher_copies"]) == (0.7, "shuffle", 2)
 
 
 def test_ensembles_and_test_splits_work_with_init_from(sim_library, source, tmp_path):

@@ -165,6 +165,9 @@ def train(
         _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
     if teacher_sequences is not None and not teacher_sequences.is_file():
         _fail(f"--teacher-sequences {teacher_sequences}: file not found")
+    for option, source in (("--init-from", init_from), ("--teacher", teacher)):
+        if source and Path(source).exists() and Path(source).resolve() == out.resolve():
+            _fail(f"{option} {source}: is --out; the run it starts from must stay as it is, choose another --out")
 
     from promoterlab.config import RunConfig, replace_fields
     from promoterlab.models import model_config
@@ -353,8 +356,6 @@ def evaluate(
     run_dirs, data = (paths, None) if split else (paths[:-1], paths[-1])
     if data is not None and not data.is_file():
         _fail(f"{data}: file not found" if not data.exists() else f"{data}: not a file")
-    if teacher_sequences is not None and not teacher_sequences.is_file():
-        _fail(f"--teacher-sequences {teacher_sequences}: file not found")
     _check_device(device)
     run = _open_run(run_dirs)
     if calibration_plot is not None:
