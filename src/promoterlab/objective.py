@@ -82,8 +82,21 @@ class Objective:
                 f"{float(targets.min()):.3g}..{float(targets.max()):.3g}; use --loss mse for other scales")
 
     def labels(self, targets: torch.Tensor) -> torch.Tensor:
-        """What the output is compared with: soft bin labels (``kl``) or the targets (``mse``)."""
-        return soft_labels(targets, self.n_bins) if self.loss == "kl" else targets.float()
+        """What the output is compared with: soft bin labels (``kl``) or the targets (``mse``).
+
+        ``kl`` targets may also be given as ``(batch, n_bins)`` bin probabilities (a teacher's,
+        :mod:`promoterlab.training.distill`): they are the labels.
+        """
+        if self.loss == "kl":
+            return targets.float() if targets.ndim == 2 else soft_labels(targets, self.n_bins)
+        return targets.float()
+
+    def target_values(self, targets: torch.Tensor) -> torch.Tensor:
+        """Targets as values: themselves, or the expected bin of ``(batch, n_bins)`` probabilities."""
+        if targets.ndim == 2:
+            bins = torch.arange(targets.shape[1], dtype=torch.float32, device=targets.device)
+            return (targets.float() * bins).sum(dim=1)
+        return targets.float()
 
     def loss_value(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """KL divergence to the soft labels (batch mean), or mean squared error; computed in fp32."""

@@ -69,6 +69,12 @@ def _train(**values: Any) -> None:
     check_input_path(data, kind="regular")  # read more than once (its size, the split, the store)
     check_input_path(config, "--config")
     check_input_path(_path(changes["data"].get("test_path")), "--test")
+    check_input_path(_path(changes["train"].get("teacher_sequences")), "--teacher-sequences")
+    for option, source in (("--init-from", changes["train"].get("init_from")),
+                           ("--teacher", changes["train"].get("teacher"))):
+        if source and Path(source).exists() and Path(source).resolve() == output.resolve():
+            fail(f"{option} {source}: is the output folder; the run it starts from must stay as it is, choose "
+                 "another -o/--output")
     store = changes["data"].get("store")
     if store is not None and store not in ("auto", "on", "off"):
         check_input_path(Path(store), "--store", kind="folder")

@@ -3,6 +3,7 @@ the rules that resolve its ``auto`` length: the time budget, the widths it may t
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -143,6 +144,27 @@ class TrainConfig:
     ensemble: int | str = setting("auto", "Models trained on one split with seeds --seed, --seed + 1, ... into "
                                   "OUT/seed=*/ (auto: 3 for training sets of at most 20,480 sequences without "
                                   "an explicit --max-time, else 1).")
+    # Fine-tuning (promoterlab.training.transfer) and distillation (promoterlab.training.distill).
+    init_from: str | None = setting(None, "Fine-tune: start from the weights of this run folder (an ensemble: its "
+                                    "member of the same seed) or registered pretrained model (promoterlab models "
+                                    "list); the model is its architecture (only --model-opt n_bins=K may differ: "
+                                    "a new head).", metavar="RUN|NAME")
+    # A run with init_from peaks at max_lr times this; training saves max_lr scaled and this 1.
+    init_lr_scale: float = setting(0.2, "With --init-from the peak learning rate is --lr times this.")
+    freeze: str = setting("none", "With --init-from: blocks:N keeps the stem and the first N blocks fixed; "
+                          "head:EPOCHS trains only the head for the first EPOCHS epochs.", metavar="SPEC")
+    teacher: str | None = setting(None, "Distil: a run folder, ensemble or registered model whose predictions are "
+                                  "mixed into the training labels.", metavar="RUN|NAME")
+    teacher_weight: float = setting(0.5, "Weight of the teacher's labels, 0..1; 1: the teacher's alone.")
+    teacher_extra: str = setting("none", "Sequences the teacher alone labels, added to training: mutate[:RATE] "
+                                 "(that fraction of each insert redrawn) or shuffle (each insert's bases shuffled).",
+                                 metavar="SPEC")
+    teacher_copies: int = setting(1, "--teacher-extra sequences per training sequence, drawn once.")
+    teacher_sequences: str | None = setting(None, "A file of sequences (FASTA, table) the teacher alone labels, "
+                                            "added to training.", metavar="FILE")
+    # What init_from and teacher were when training started ("PATH sha256:HASH"), for the record.
+    init_resolved: str | None = setting(None, "The init run as training found it.", cli=False)
+    teacher_resolved: str | None = setting(None, "The teacher as training found it.", cli=False)
 
     def __post_init__(self) -> None:
         from promoterlab.data.augment import parse_augment  # both import torch: not needed to define the config
@@ -189,6 +211,29 @@ class TrainConfig:
         except ValueError as err:
             raise ValueError("averaging:" + str(err).removeprefix("average:")) from None
         self._check_schedule()
+        self._check_transfer()
+
+    def _check_transfer(self) -> None:
+        from promoterlab.config.transfer import freeze_spec, teacher_extra_spec
+
+        for name in ("init_from", "teacher", "teacher_sequences"):
+            value = getattr(self, name)
+            if isinstance(value, os.PathLike):
+                setattr(self, name, value := os.fspath(value))
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                what = "a file name" if name == "teacher_sequences" else "a run folder or a registered model name"
+                raise ValueError(f"{name} must be {what}, got {value!r}")
+        check_number("init_lr_scale", self.init_lr_scale, low=0.0)
+        check_number("teacher_weight", self.teacher_weight, low=0.0, inclusive=True)
+        if self.teacher_weight > 1:
+            raise ValueError(f"teacher_weight must be between 0 and 1, got {self.teacher_weight!r}")
+        check_count("teacher_copies", self.teacher_copies, 1)
+        if freeze_spec(self.freeze) and not self.init_from:
+            raise ValueError(f"freeze {self.freeze}: freezing keeps layers of the init run; give init_from too")
+        for name, on in (("teacher_extra", teacher_extra_spec(self.teacher_extra)),
+                         ("teacher_sequences", self.teacher_sequences)):
+            if on and not self.teacher:
+                raise ValueError(f"{name} sequences are labelled by a teacher; give teacher too")
 
     def _check_schedule(self) -> None:
         if self.schedule not in SCHEDULES:

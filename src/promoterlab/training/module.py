@@ -67,7 +67,8 @@ class PromoterRegressor(L.LightningModule):
         self._lrs.append(self.optimizers().param_groups[0]["lr"])
         out = self.model(x)
         loss = self.objective.loss_value(out, y)
-        self._train_out.append((self.objective.value(out.detach()), y, loss.detach() * len(y)))
+        self._train_out.append((self.objective.value(out.detach()), self.objective.target_values(y),
+                                loss.detach() * len(y)))
         return loss
 
     def validation_step(self, batch, batch_idx):

@@ -94,7 +94,8 @@ def model_card(config: RunConfig, summary: dict, members: list[str] | None = Non
               f"- {model.name}, width {model.width:g}, {summary.get('params', 0):,} parameters per model",
               f"- loss {recipe.loss}, AdamW (lr {recipe.max_lr:g}, weight decay {recipe.weight_decay:g}), "
               f"{recipe.schedule}, batch {recipe.batch_size}, {recipe.precision} precision, "
-              f"reverse-complement augmentation {'on' if recipe.rc_augment else 'off'}", "", "## Metrics", ""]
+              f"reverse-complement augmentation {'on' if recipe.rc_augment else 'off'}", *_transfer_lines(recipe),
+              "", "## Metrics", ""]
     val = summary.get("val_pearson", summary.get("best_val_pearson"))
     if val is not None:
         lines.append(f"- validation Pearson {val:.3f} (chose the checkpoint; not an unbiased estimate)")
@@ -116,6 +117,21 @@ def model_card(config: RunConfig, summary: dict, members: list[str] | None = Non
               "promoterlab explain THIS_FOLDER sequences.fa -o explained/",
               "```", ""]
     return "\n".join(lines)
+
+
+def _transfer_lines(recipe) -> list[str]:
+    """The card's lines on the init run and the teacher of a fine-tuned or distilled run."""
+    lines = []
+    if getattr(recipe, "init_from", None):
+        frozen = f", {recipe.freeze} frozen" if recipe.freeze != "none" else ""
+        lines.append(f"- fine-tuned from `{recipe.init_resolved or recipe.init_from}`{frozen}")
+    if getattr(recipe, "teacher", None):
+        extra = "" if recipe.teacher_extra == "none" else \
+            f"; {recipe.teacher_copies} {recipe.teacher_extra} cop{'y' if recipe.teacher_copies == 1 else 'ies'} " \
+            "of each training sequence labelled by the teacher alone"
+        lines.append(f"- distilled from `{recipe.teacher_resolved or recipe.teacher}` (labels {recipe.teacher_weight:g} "
+                     f"teacher, {1 - recipe.teacher_weight:g} measured{extra})")
+    return lines
 
 
 def write_model_card(folder: Path, config: RunConfig, summary: dict, members: list[str] | None = None) -> None:

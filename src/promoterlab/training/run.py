@@ -41,6 +41,7 @@ from promoterlab.runs import (BEST_CHECKPOINT, CONFIG, CURVES, LAST_CHECKPOINT, 
 from promoterlab.precision import lightning_precision
 from promoterlab.training.averaging import parse_averaging
 from promoterlab.training.budget import BudgetPlan, CatchUp, Deadline
+from promoterlab.training.distill import needs_windows, with_teacher_labels
 from promoterlab.training.distributed import RunData, World, lightning_devices, plan_world
 from promoterlab.training.hardware import DEFAULT_EPOCHS, resolve_train_config
 from promoterlab.training.module import PromoterRegressor
@@ -49,6 +50,7 @@ from promoterlab.training.outcome import (test_report, test_set, val_metrics_fla
 from promoterlab.training.plan import (budget_plan, estimate_line, estimate_seconds, plan_line, took_line,
                                       train_kernels)
 from promoterlab.training.plateau import PlateauSchedule
+from promoterlab.training.transfer import resolve_transfer, start_from
 from promoterlab.version import __version__
 
 log = logging.getLogger("promoterlab")
@@ -103,8 +105,9 @@ def train_model(config: RunConfig, out_dir: str | Path, progress: bool = False, 
     L.seed_everything(config.seed, workers=True, verbose=False)
     split, objective = _read_data(config)
     config = resolve_config(config, len(split.train), len(split.val), split.test)
+    config = resolve_transfer(config)  # init run and teacher found and checked, before anything is written
     resume_from = prepare_run_folder(out, config, resume, overwrite, writes=world.rank == 0)
-    data = _batches(config, split)
+    data = _batches(config, with_teacher_labels(config, split, objective))
     config, plan = budget_plan(out, config, objective, data, start, resume_from)
     if world.rank == 0:
         config.save(out / CONFIG)
@@ -112,6 +115,7 @@ def train_model(config: RunConfig, out_dir: str | Path, progress: bool = False, 
     model = build_model(config.model, objective.n_outputs)
     kernels = train_kernels(model, config, objective, data.batch_size, world)  # measured once per machine and model
     apply_choice(model, kernels)
+    callbacks = [*start_from(model, config), *callbacks]  # the init run's weights; layers kept frozen
     epochs = plan.epochs if plan else (DEFAULT_EPOCHS if config.train.epochs == "auto" else config.train.epochs)
     epochs += config.train.finetune_epochs
     estimate = None
@@ -143,7 +147,7 @@ def train_model(config: RunConfig, out_dir: str | Path, progress: bool = False, 
 def _read_data(config: RunConfig) -> tuple[SplitSets, Objective]:
     """The seeded split of the data, checked against the objective before anything is written."""
     augment = parse_augment(config.train.augment)
-    split = load_split(config.data, config.seed, windows=augment is not None)
+    split = load_split(config.data, config.seed, windows=augment is not None or needs_windows(config))
     objective = Objective.of(config)
     objective.check_targets(split.train.targets, str(config.data.path))
     return split, objective

@@ -38,6 +38,7 @@ from promoterlab.training.outcome import (test_report, test_set, write_model_car
                                           write_test_predictions)
 from promoterlab.training.plan import took_line
 from promoterlab.training.run import train_model
+from promoterlab.training.transfer import resolve_transfer
 
 log = logging.getLogger("promoterlab")
 
@@ -78,6 +79,7 @@ def train(config: RunConfig, out_dir: str | Path, progress: bool = False, resume
     """Train ``config`` into ``out_dir``: one model (:func:`~promoterlab.training.run.train_model`)
     or, when ``train.ensemble`` is or resolves to more than one, :func:`train_ensemble`. A folder
     that already holds a single run is resumed as one. ``callbacks`` (Lightning) go to every model."""
+    config = resolve_transfer(config)  # as each model resolves it, so that the ensemble's saved config matches
     single_run = any((Path(out_dir) / name).exists() for name in (MODEL, LAST_CHECKPOINT))
     k = 1 if single_run and config.train.ensemble == "auto" else default_ensemble_size(config)
     if k > 1:
