@@ -30,9 +30,10 @@ REPO = Path(__file__).resolve().parents[1]
 TUNED = "legnet-lstm (tuned)"
 
 
-def tuned_spec(study_spec: Path, budget: str, best: dict, train_size: int, seeds: list[int]) -> Spec:
+def tuned_spec(study_spec: Path, budget: str, best: dict, train_size: int, seeds: list[int],
+               data_dir: Path | None = None) -> Spec:
     """The seed study's spec with the best trial's values, as one LSTM at one size over ``seeds``."""
-    spec = load_spec(study_spec, budget=budget)
+    spec = load_spec(study_spec, budget=budget, data_dir=data_dir)
     spec.name = "lstm_tuned"
     spec.axes = {"seed": seeds, "model": ["legnet-lstm"], "train_size": [train_size]}
     for key, value in best["params"].items():
@@ -57,6 +58,7 @@ def main() -> None:
     parser.add_argument("--study", type=Path, default=REPO / "results/seed_study-converged")
     parser.add_argument("--spec", type=Path, default=REPO / "experiments/seed_study.yaml")
     parser.add_argument("--budget", default="converged")
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=REPO / "results/lstm_tuned-converged")
     parser.add_argument("--train-size", type=int, default=10240)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -67,7 +69,7 @@ def main() -> None:
 
     best = json.loads((args.tune / "best_trial.json").read_text())
     if not args.report_only:
-        run_sweep(tuned_spec(args.spec, args.budget, best, args.train_size, args.seeds), args.out,
+        run_sweep(tuned_spec(args.spec, args.budget, best, args.train_size, args.seeds, args.data_dir), args.out,
                   workers=args.workers, progress=True)
     summary, comparison = compare(args.study, args.out, args.train_size)
     columns = ["model", "n_seeds", "val_pearson_mean", "test_pearson_mean", "test_pearson_sd", "epochs_mean",

@@ -407,8 +407,9 @@ def test_dream_test_set_gets_the_official_scores(tmp_path, sim_library):
     with pytest.raises(ValueError, match="measured rows are not the 59 rows"):
         write_dream_score(run, predictions.iloc[:59], measured, leaderboard)
     bad = write_spec(tmp_path, sim_library, test={"path": str(measured), "dream_leaderboard": "no/such/folder"})
-    with pytest.raises(ValueError, match="dream_leaderboard: .*no/such/folder is not a folder"):
-        load_spec(bad)
+    with pytest.raises(FileNotFoundError, match="no/such/folder"):
+        run_sweep(load_spec(bad), tmp_path / "never")
+    assert not (tmp_path / "never").exists()
 
 
 def test_only_selects_a_slice_of_the_grid(tmp_path, sim_library):
@@ -445,7 +446,7 @@ def test_sweep_refuses_a_folder_holding_another_config(tmp_path, sim_library):
     [outcome] = run_sweep(spec, tmp_path / "runs")
     assert outcome.status == "failed" and "different config" in outcome.message
     result = CliRunner().invoke(app, ["sweep", str(tmp_path / "spec.yaml"), "--output", str(tmp_path / "runs")])
-    assert result.exit_code == 2 and "different config" in result.output
+    assert result.exit_code == 1 and "different config" in result.output  # a run of the sweep failed
     assert (run_dir / "summary.json").read_text() == "{}"  # left alone
     assert load_spec(tmp_path / "spec.yaml", budget="quick").budget == "quick"
     from promoterlab.cli.experiments import _default_folder
@@ -492,3 +493,25 @@ def test_setting_table_shows_the_best_complete_trial_per_setting():
     single = setting_table(trials[["trial", "state", "model.hidden", "val_pearson", "epochs"]])
     assert single.to_dict("records") == [{"model.hidden=16": 0.82, "model.hidden=64": 0.85}]
     assert setting_table(trials.iloc[4:]).empty
+
+
+@pytest.mark.parametrize("spec_path", sorted((REPO / "experiments").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_spec_finds_its_inputs_in_a_data_directory(spec_path, tmp_path):
+    """``data:`` paths point into --data-dir, ``simulate:N`` writes its library there once."""
+    from conftest import SHARED_DATA
+
+    real = "path: data:" in spec_path.read_text()
+    if real and not SHARED_DATA.exists():
+        pytest.skip("../shared/data not available")
+    data_dir = SHARED_DATA if real else tmp_path
+    result = CliRunner().invoke(app, ["sweep", str(spec_path), "--dry-run", "--json", "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["missing"] == [] and report["runs"]
+    if not real:
+        (library,) = (tmp_path / "simulated").iterdir()
+        assert library.stat().st_size > 0
+    empty = CliRunner().invoke(app, ["sweep", str(spec_path), "--dry-run", "--data-dir", str(tmp_path / "none")])
+    assert (empty.exit_code != 0) == real  # a real spec names its missing inputs; a simulated one writes them
+    if real:
+        assert "not found" in empty.output

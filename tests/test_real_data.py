@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DREAM_TRAIN, tiny_config
+from conftest import DREAM_TRAIN, SHARED_DATA, tiny_config
 from promoterlab import train
 from promoterlab.data.dataset import encode_frame
 from promoterlab.data.readers import read_table
@@ -49,7 +49,8 @@ def test_seed_study_spec_reads_native_fragments_by_group():
     from promoterlab.data.dataset import load_split
     from promoterlab.experiments.spec import load_spec
 
-    spec = load_spec(Path(__file__).resolve().parents[1] / "experiments" / "seed_study.yaml", budget="small")
+    spec = load_spec(Path(__file__).resolve().parents[1] / "experiments" / "seed_study.yaml", budget="small",
+                     data_dir=SHARED_DATA)
     config = spec.config({"model": "legnet", "train_size": 5120, "seed": 0})
     assert Path(config.data.path).resolve() == DEBOER_POOL.resolve()
     train_set, val_set, *_ = load_split(config.data, seed=0)

@@ -14,6 +14,12 @@ if TYPE_CHECKING:
     from promoterlab.experiments.spec import Spec
 
 BUDGET_HELP = "Named budget of the spec (e.g. small: fewer epochs, smaller width for a CPU)."
+SPEC_DATA_HELP = ("Data directory that the spec's data:NAME/... paths point into (default: $PROMOTERLAB_DATA, "
+                  "else ~/.cache/promoterlab; where promoterlab data fetch puts datasets).")
+
+
+def spec_data_option():
+    return typer.Option(None, "--data-dir", metavar="DIR", help=SPEC_DATA_HELP)
 
 
 def _default_folder(spec: Spec, suffix: str = "") -> Path:
@@ -32,11 +38,11 @@ def _only(items: list[str]) -> dict[str, list[str]]:
     return chosen
 
 
-def _spec(path: Path, budget: Optional[str]) -> Spec:
+def _spec(path: Path, budget: Optional[str], data_dir: Optional[Path]) -> Spec:
     from promoterlab.experiments.spec import load_spec
 
     try:
-        return load_spec(path, budget)
+        return load_spec(path, budget, data_dir)
     except (ValueError, FileNotFoundError) as err:
         fail(str(err))
 
@@ -48,14 +54,6 @@ def _output(output: Optional[Path], out: Optional[Path]) -> Optional[Path]:
     return output or out
 
 
-def _missing_inputs(spec: Spec, selected: list) -> list[str]:
-    """Data and test files the selected runs read that do not exist."""
-    paths = {config.data.path for _, _, config in selected} | {config.data.test_path for _, _, config in selected}
-    if spec.test is not None:
-        paths.add(spec.test.path)
-    return sorted(str(path) for path in paths if path and not Path(path).exists())
-
-
 def sweep(
     spec_path: Path = typer.Argument(..., metavar="SPEC.yaml", help="Experiment spec with axes."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", metavar="FOLDER",
@@ -63,6 +61,7 @@ def sweep(
                                                "runs/<spec name>[-<budget>])."),
     out: Optional[Path] = old_out_option(),
     budget: Optional[str] = typer.Option(None, metavar="NAME", help=BUDGET_HELP),
+    data_dir: Optional[Path] = spec_data_option(),
     workers: int = typer.Option(1, min=1, metavar="N", help="Runs trained at once on this machine."),
     only: list[str] = typer.Option([], metavar="AXIS=V1,V2", help="Train only this slice of the grid "
                                                                   "(repeatable)."),
@@ -75,22 +74,23 @@ def sweep(
     """Train every combination of a spec's axes; rerun to resume (finished runs are skipped)."""
     chosen = _only(only)
     output = _output(output, out)
-    spec = _spec(spec_path, budget)  # a bad spec fails here, before any folder or lock exists
+    spec = _spec(spec_path, budget, data_dir)  # a bad spec fails here, before any folder or lock exists
     folder = output or _default_folder(spec)
-    from promoterlab.experiments.sweep import run_sweep, select
+    from promoterlab.experiments.sweep import missing_inputs, run_sweep, select
 
     try:
         selected = select(spec, chosen)
     except ValueError as err:
         fail(str(err))
+    missing = missing_inputs(spec, selected)
     if dry_run:
-        missing = _missing_inputs(spec, selected)
         if as_json:
             print_json({"folder": str(folder), "runs": [name for name, _, _ in selected], "missing": missing})
         else:
             typer.echo("\n".join(name for name, _, _ in selected))
-        if missing:
-            fail(f"{len(missing)} input(s) not found: {', '.join(missing[:3])}")
+    if missing:  # before any run folder exists
+        fail(f"{len(missing)} input(s) not found: {', '.join(missing[:3])} (is --data-dir right?)")
+    if dry_run:
         say(f"sweep {spec.name}: {len(selected)} of {len(spec.grid())} runs would go to {folder}; every input "
             "exists", quiet)
         return
@@ -120,6 +120,7 @@ def tune(
     storage: Optional[str] = typer.Option(None, metavar="URL", help="Optuna storage URL shared by workers "
                                                                     "(default SQLite in the output folder)."),
     budget: Optional[str] = typer.Option(None, metavar="NAME", help=BUDGET_HELP),
+    data_dir: Optional[Path] = spec_data_option(),
     workers: int = typer.Option(1, min=1, metavar="N", help="Worker processes on this machine."),
     seed: int = typer.Option(0, metavar="N", help="Seed of the TPE sampler (worker i uses seed + i); give each "
                                                   "machine sharing a --storage its own, e.g. 0, 100, 200."),
@@ -130,7 +131,7 @@ def tune(
 ) -> None:
     """Search hyperparameters with Optuna (TPE, median pruning on per-epoch val Pearson)."""
     output = _output(output, out)
-    spec = _spec(spec_path, budget)
+    spec = _spec(spec_path, budget, data_dir)
     if not spec.search:
         fail(f"{spec_path}: the spec has no search space (a 'search' section) to tune")
     folder = output or _default_folder(spec, "-tune")

@@ -132,8 +132,10 @@ def run_name(values: dict[str, Any]) -> str:
     return slug("__".join(parts)) or "run"
 
 
-def load_spec(path: str | Path, budget: str | None = None) -> Spec:
-    """Read a spec file, apply the named budget and resolve relative data paths.
+def load_spec(path: str | Path, budget: str | None = None, data_dir: str | Path | None = None) -> Spec:
+    """Read a spec file, apply the named budget and resolve its data paths (:func:`resolve_data_path`:
+    ``data:NAME/PATH`` in the data directory ``data_dir``, ``simulate:N[:SEED]``, or relative to the
+    spec's folder).
 
     Raises
     ------
@@ -173,7 +175,7 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
         if raw.get("test"):
             data.setdefault("test_size", 0)
         if data.get("path"):
-            data["path"] = _resolve(path, data["path"])
+            data["path"] = resolve_data_path(path, data["path"], data_dir)
         axes = {key: list(values) if isinstance(values, list) else [values]
                 for key, values in (raw.get("axes") or {}).items()}
         for key, values in axes.items():
@@ -203,12 +205,9 @@ def load_spec(path: str | Path, budget: str | None = None) -> Spec:
                 raise ValueError(f"test must be a mapping with a path (e.g. test: {{path: test.txt}}), "
                                  f"not {raw['test']!r}")
             test = HeldOutSet(**raw["test"])
-            test.path = _resolve(path, test.path)
+            test.path = resolve_data_path(path, test.path, data_dir)
             if test.dream_leaderboard:
-                test.dream_leaderboard = _resolve(path, test.dream_leaderboard)
-                if not Path(test.dream_leaderboard).is_dir():
-                    raise ValueError(f"test.dream_leaderboard: {test.dream_leaderboard} is not a folder (the "
-                                     "public_leaderboard_ids JSONs)")
+                test.dream_leaderboard = resolve_data_path(path, test.dream_leaderboard, data_dir)
         spec = Spec(name=str(raw.get("name") or path.stem), base=base, axes=axes, test=test,
                     search=search, budget=budget, pruning=pruning)
         spec.grid()  # fail now on a bad setting in any combination
@@ -230,6 +229,32 @@ def _pruning(value: Any) -> dict[str, int] | None:
     return {**DEFAULT_PRUNING, **value}
 
 
-def _resolve(spec_path: Path, data_path: str) -> str:
-    candidate = Path(data_path).expanduser()
+def resolve_data_path(spec_path: Path, data_path: str, data_dir: str | Path | None = None) -> str:
+    """Where a spec's data path points.
+
+    - ``data:NAME/PATH``: ``PATH`` in the folder of dataset ``NAME`` in the data directory
+      (``data_dir``, else ``$PROMOTERLAB_DATA``, else ``~/.cache/promoterlab``; see
+      ``promoterlab data fetch NAME``), so that a spec runs wherever its data was fetched;
+    - ``simulate:N[:SEED]``: a library of ``N`` simulated promoters (the demo's simulator, seed 0 by
+      default), written once into ``DATA_DIR/simulated/`` and reused;
+    - anything else: a path, relative to the spec's folder.
+    """
+    from promoterlab.datasets import resolve_data_dir
+
+    text = str(data_path)
+    if text.startswith("data:"):
+        return str(resolve_data_dir(data_dir) / text.removeprefix("data:").lstrip("/"))
+    if text.startswith("simulate:"):
+        parts = text.removeprefix("simulate:").split(":")
+        if not 1 <= len(parts) <= 2 or not all(part.isdigit() for part in parts):
+            raise ValueError(f"{text}: a simulated library is simulate:N or simulate:N:SEED")
+        n, seed = int(parts[0]), int(parts[1]) if len(parts) == 2 else 0
+        path = resolve_data_dir(data_dir) / "simulated" / f"library_n{n}_seed{seed}.txt"
+        if not path.is_file():
+            from promoterlab.data.simulate import write_library
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_library(path, n=n, seed=seed)
+        return str(path)
+    candidate = Path(text).expanduser()
     return str(candidate if candidate.is_absolute() else (spec_path.parent / candidate).resolve())

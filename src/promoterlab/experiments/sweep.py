@@ -84,10 +84,13 @@ def run_sweep(spec: Spec, out_dir: str | Path, workers: int = 1, progress: bool 
     list of RunOutcome
         One per run of the grid, in grid order.
     """
+    grid = select(spec, only or {})
+    missing = missing_inputs(spec, grid)
+    if missing:  # before any folder exists
+        raise FileNotFoundError(f"{len(missing)} input(s) of spec {spec.name} not found: {', '.join(missing[:3])}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "spec.yaml", yaml.safe_dump(spec.to_dict(), sort_keys=False))
-    grid = select(spec, only or {})
     outcomes: dict[str, RunOutcome] = {}
     todo = []
     for name, values, config in grid:
@@ -120,6 +123,14 @@ def run_sweep(spec: Spec, out_dir: str | Path, workers: int = 1, progress: bool 
                 except Exception as err:  # a worker process died
                     record(RunOutcome(futures[future], "failed", repr(err)))
     return [outcomes[name] for name, _, _ in grid]
+
+
+def missing_inputs(spec: Spec, selected: list[tuple[str, dict[str, Any], RunConfig]]) -> list[str]:
+    """Data, test and DREAM leaderboard paths that the ``selected`` runs read and that do not exist."""
+    paths = {config.data.path for _, _, config in selected} | {config.data.test_path for _, _, config in selected}
+    if spec.test is not None:
+        paths.update(path for path in (spec.test.path, spec.test.dream_leaderboard) if path)
+    return sorted(str(path) for path in paths if path and not Path(path).exists())
 
 
 def select(spec: Spec, only: dict[str, list[str]]) -> list[tuple[str, dict[str, Any], RunConfig]]:
