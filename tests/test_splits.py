@@ -42,7 +42,7 @@ def test_train_size_too_large():
         split_indices(1000, 900, 200, seed=0)
 
 
-@pytest.mark.parametrize("n, expected", [(100_000, 2048), (7369, 737), (4000, 400), (1000, 256), (300, 150)])
+@pytest.mark.parametrize("n, expected", [(100_000, 2048), (7369, 737), (4000, 400), (2560, 256), (1000, 200), (600, 120), (300, 60)])
 def test_auto_validation_is_a_tenth_between_256_and_2048_rows(n, expected):
     assert auto_val_size(n) == expected
     train, val, _ = split_indices(n, None, "auto", seed=0)

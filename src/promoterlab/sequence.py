@@ -269,7 +269,8 @@ def lay_out_concatenated(codes: np.ndarray, lengths: np.ndarray, layout: Layout)
     if (inserts > length).any():
         row = int(np.argmax(inserts > length))
         raise SequenceError(row, f"sequence of {int(inserts[row])} bp (after stripping the left adapter) is "
-                                 f"longer than the model length {length}")
+                                 f"longer than the model length {length} (a model is trained for one length: "
+                                 f"train with --seq-len {int(inserts.max())} or more for longer inserts)")
     # each row's last seq_len codes: its insert right-aligned, after whatever came before it;
     # then the upstream plasmid in front of the insert, for the rows of one insert length at a time
     padded = np.concatenate([np.zeros(length, dtype=np.uint8), codes])

@@ -28,11 +28,12 @@ class DataConfig:
     train_size: int | None = setting(None, "Training sequences, drawn after test and validation (default: all "
                                      "the rest; a smaller size is a subset of a larger one).")
     val_size: int | str = setting("auto", "Validation sequences, which choose the checkpoint; auto: a tenth of "
-                                  "the rows, at least 256 and at most 2,048.")
+                                  "the rows, at least 256 (at most a fifth of the rows) and at most 2,048.")
     # Held out before validation is drawn and never used to train, choose a checkpoint or stop.
     test_size: int | float | str = setting("auto", "Held-out test set, drawn first and never used in training: "
                                            "rows, a fraction (0.1) or 0 for none; auto: a tenth of the rows, "
-                                           "at least 256 and at most 2,048.", metavar="N|F|auto")
+                                           "at least 256 (at most a fifth of the rows) and at most 2,048.",
+                                           metavar="N|F|auto")
     test_path: str | None = setting(None, "Test on this measured file instead of a held-out split.",
                                     flag="--test", metavar="FILE")
     seq_len: int = setting(Layout().seq_len, "Model input length: the insert and the plasmid before it (an "

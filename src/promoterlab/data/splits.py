@@ -31,9 +31,10 @@ class Split(NamedTuple):
 def auto_val_size(n: int) -> int:
     """Rows of a held-out set of size ``"auto"`` for a table of ``n`` rows: a tenth of them (the
     usual held-out share of these libraries), at least :data:`AUTO_VAL_MIN` (for a stable
-    Pearson; at most half the rows) and at most :data:`AUTO_VAL_MAX` (evaluation every epoch
-    stays cheap on large data)."""
-    return min(AUTO_VAL_MAX, max(min(AUTO_VAL_MIN, n // 2), round(n * AUTO_VAL_FRACTION)))
+    Pearson; but at most a fifth of the rows, so that validation and test together leave most of a
+    small library to train on) and at most :data:`AUTO_VAL_MAX` (evaluation every epoch stays cheap
+    on large data)."""
+    return min(AUTO_VAL_MAX, max(min(AUTO_VAL_MIN, n // 5), round(n * AUTO_VAL_FRACTION)))
 
 
 
