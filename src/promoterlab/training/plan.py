@@ -157,3 +157,17 @@ def plan_line(config: RunConfig, sizes: tuple[int, int, int], model, batch_size:
             f"{config.model.name} (width {config.model.width:g}, {count_parameters(model):,} parameters), "
             f"loss {config.train.loss}, precision {config.train.precision}, batch {batch_size}{capped}"
             f"{f' per process x {world.size} processes' if world.size > 1 else ''}, {schedule}, seed {config.seed}")
+
+
+def layout_line(config: RunConfig) -> str:
+    """How sequences reach the model, said once per run: the plasmid prepended to a lab's own
+    construct is a choice the lab must be able to see (and change)."""
+    from promoterlab.sequence import PLASMID_UPSTREAM
+
+    data = config.data
+    upstream = "the DREAM plasmid" if data.upstream == PLASMID_UPSTREAM else f"your {len(data.upstream)} bp upstream"
+    adapter = f"after removing the left adapter {data.left_adapter} where present" if data.left_adapter else \
+        "as given (no left adapter)"
+    fill = f"{upstream} fills the rest" if data.upstream else "N fills the rest"
+    return (f"layout: each insert, {adapter}, is right-aligned in {data.seq_len} bp; {fill} "
+            "(--seq-len, --left-adapter, --upstream)")

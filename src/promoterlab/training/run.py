@@ -47,7 +47,7 @@ from promoterlab.training.hardware import DEFAULT_EPOCHS, resolve_train_config
 from promoterlab.training.module import PromoterRegressor
 from promoterlab.training.outcome import (test_report, test_set, val_metrics_flag0, write_model_card, write_split,
                                           write_summary, write_test_predictions)
-from promoterlab.training.plan import (budget_plan, estimate_line, estimate_seconds, plan_line, took_line,
+from promoterlab.training.plan import (budget_plan, estimate_line, estimate_seconds, layout_line, plan_line, took_line,
                                       train_kernels)
 from promoterlab.training.plateau import PlateauSchedule
 from promoterlab.training.transfer import resolve_transfer, start_from
@@ -123,6 +123,7 @@ def train_model(config: RunConfig, out_dir: str | Path, progress: bool = False, 
         sizes = (len(split.train), len(split.val), 0 if split.test is None else len(split.test))
         done = checkpoint_epoch(resume_from) if resume_from else None
         log.info(plan_line(config, sizes, model, data.batch_size, epochs, plan, done, out, world))
+        log.info(layout_line(config))
         if estimate_for and world.size == 1:
             estimate, per_epoch = estimate_seconds(config, objective, data, plan, epochs - (done or 0), model,
                                                    time.perf_counter() - start)
