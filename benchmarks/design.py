@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--greedy-steps", type=int, default=40)
     parser.add_argument("--evolve-steps", type=int, default=300)
-    parser.add_argument("--candidates", type=int, default=16)
+    parser.add_argument("--candidates", type=int, default=8)
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--images", type=Path, default=ROOT / "docs" / "images")
     args = parser.parse_args()

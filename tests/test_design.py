@@ -255,3 +255,29 @@ def test_simulator_true_expression_is_the_noiseless_measurement():
     assert np.corrcoef(truth, library["expr"])[0, 1] > 0.9
     with pytest.raises(ValueError, match="sequence 2: expected an 80 bp insert"):
         true_expression([inserts[0], "ACGT"])
+
+
+def test_design_space_comes_from_the_run_and_starts_share_one_length(untrained_ensemble, tmp_path):
+    from promoterlab.data.readers import DataError
+    from promoterlab.design.files import default_space, read_starts
+    from promoterlab.runs import Run
+
+    dream = default_space(Run.open(untrained_ensemble))  # no training file: DREAM's flanks
+    assert (dream.left, dream.right, dream.length) == ("TGCATTTTTTTCACATC", "GGTTACGGCTGTT", 80)
+    rng = np.random.default_rng(0)
+    left, right = "AACTGCATTTTTTTCACATC", "GGTTACGGCTGTTTCTTAAT"
+    table = tmp_path / "native.tsv"
+    table.write_text("seq\texpr\n" + "".join(f"{left}{''.join(rng.choice(list('ACGT'), 80))}{right}\t{i % 17}\n"
+                                             for i in range(50)))
+    config = RunConfig(data=DataConfig(path=str(table), left_adapter=left), model=model_config("legnet", width=0.125))
+    save_model(build_model(config.model, 18), config, tmp_path)
+    native = default_space(Run.open(tmp_path))
+    assert (native.left, native.right, native.length) == (left, right, 80)
+    assert default_space(Run.open(tmp_path), right_flank="", insert_length=60).length == 60
+    starts = tmp_path / "starts.txt"
+    starts.write_text(f"{left}{'A' * 70}{right}\t1\n{'C' * 70}\t2\n")
+    ids, codes, space = read_starts(starts, native)
+    assert ids == ["0", "1"] and codes.shape == (2, 70) and space.length == 70 and (codes[1] == 1).all()
+    starts.write_text(f"{'A' * 70}\t1\n{'C' * 71}\t2\n")
+    with pytest.raises(DataError, match=r"starts.txt:2: insert of 71 bp where the first start's is 70"):
+        read_starts(starts, native)

@@ -289,7 +289,8 @@ def repair(codes: np.ndarray, checker: Checker, mutable: np.ndarray, rng: np.ran
             break
         position = np.argmax(rng.random((len(rows), codes.shape[1])) * mutable[rows], axis=1)
         trial = codes[rows].copy()
-        trial[np.arange(len(rows)), position] = (trial[np.arange(len(rows)), position] + rng.integers(1, 4, len(rows))) % 4
+        at = (np.arange(len(rows)), position)
+        trial[at] = (trial[at] + rng.integers(1, 4, len(rows))) % 4
         keep = np.ones(len(rows), dtype=bool)
         if start is not None and max_edits is not None:
             keep &= (trial != start[rows]).sum(axis=1) <= max_edits

@@ -10,7 +10,8 @@ Strategies (:func:`select`), each returning ``n`` distinct pool indices in the o
   most uncertain, scored by its sd);
 - ``goal``: expected improvement toward a design goal over the best measured so far
   (``incumbent``), with the prediction taken as Normal(mean, sd): ``E[max(0, f(Y) − f*)]`` for
-  the goal's fitness ``f`` (:class:`~promoterlab.design.optimize.Goal`), in closed form; ties (e.g. all 0 for one model) go to the better mean.
+  the goal's fitness ``f`` (:class:`~promoterlab.design.optimize.Goal`), in closed form; ties
+  (e.g. all 0 for one model) go to the better mean.
 
 Every strategy but ``random`` is deterministic; ties are broken by pool order.
 """
