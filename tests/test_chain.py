@@ -47,7 +47,7 @@ def test_train_holds_out_a_test_set_and_reports_it(trained):
     kind, out, result = trained
     summary = json.loads((out / "summary.json").read_text())
     test = summary["test"]
-    assert test["source"] == "held-out split" and test["n"] == 256  # a tenth of 1,200 rows, at least 256
+    assert test["source"] == "held-out split" and test["n"] == 240  # a fifth of 1,200 rows (a tenth is under 256)
     assert test["pearson_ci95"][0] <= test["pearson"] <= test["pearson_ci95"][1]
     lines = result.stderr.splitlines()
     assert any("test Pearson" in line for line in lines[-2:]) and any(line.startswith("took ") for line in lines[-2:])
@@ -62,7 +62,7 @@ def test_train_holds_out_a_test_set_and_reports_it(trained):
         assert "ensemble of 3 models" in card and "sd" in pd.read_csv(out / "test_predictions.tsv", sep="\t")
         assert "training an ensemble of 3 models" in result.stderr
     else:
-        assert (out / "model.pt").is_file() and summary["train_size"] == 688  # 1,200 - 256 test - 256 val
+        assert (out / "model.pt").is_file() and summary["train_size"] == 720  # 1,200 - 240 test - 240 val
 
 
 def test_the_chain_of_commands_works_on_the_output_of_train(trained, inputs, tmp_path):
@@ -79,11 +79,12 @@ def test_the_chain_of_commands_works_on_the_output_of_train(trained, inputs, tmp
     result = invoke("evaluate", out, library, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["n"] == 1200
-    result = invoke("evaluate", out, "--split", "test", "--json")
+    result = invoke("evaluate", out, "--split", "test", "--json", "--scatter", tmp_path / "test.png")
     assert result.exit_code == 0, result.output
     held_out = json.loads(result.stdout)
     summary = json.loads((out / "summary.json").read_text())
-    assert held_out["n"] == 256
+    assert held_out["n"] == 240  # a fifth of 1,200 rows (a tenth would be under 256)
+    assert (tmp_path / "test.png").read_bytes().startswith(b"\x89PNG")
     assert held_out["pearson"] == pytest.approx(summary["test"]["pearson"], abs=1e-3)
 
     result = invoke("explain", out, folder / "promoters.fa", "-o", tmp_path / "explained", "--max-plots", "2",

@@ -32,7 +32,8 @@ def test_train_prints_its_plan_and_where_the_run_went(run, library):
     assert lines[0].startswith(f"training into {out}: {library}: 150 train / 50 val / 50 test sequences; legnet (width 0.0625")
     assert f"precision {resolve_precision('auto', 'cpu')}, batch 64, 1 epochs, seed 0" in lines[0]
     assert lines[-2].startswith("best val Pearson") and lines[-2].endswith(f"run directory: {out}")
-    assert lines[1].startswith("estimate: about ") and lines[-1].startswith("took ")
+    assert lines[1].startswith("layout: each insert") and "--seq-len" in lines[1]
+    assert lines[2].startswith("estimate: about ") and lines[-1].startswith("took ")
 
 
 def test_another_config_in_out_is_refused_and_nothing_changes(run, library):

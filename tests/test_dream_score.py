@@ -262,7 +262,7 @@ def test_cli_predict_writes_submission(tmp_path, monkeypatch):
     calls = {}
 
     def fake_iter_predictions(run_dir, path, seq_col=None, id_col=None, batch_size=256, device="cpu",
-                              progress=False, precision="auto"):
+                              progress=False, precision="auto", interval=None):
         calls["run_dir"], calls["device"], calls["batch_size"] = str(run_dir.path), device, batch_size
         from promoterlab.data.readers import read_sequences
         frame = read_sequences(path)

@@ -99,7 +99,7 @@ def test_store_batches_equal_in_memory_batches(table, tmp_path, singleton_channe
     assert isinstance(train_mem.codes, torch.Tensor)
     train_store, val_store, test_store, store_rows, _ = load_store_split(cfg, seed=5, cache_root=tmp_path)
     assert isinstance(train_store, StoreSet)
-    assert (len(train_store), len(val_store), len(test_store)) == (600, 300, 256)
+    assert (len(train_store), len(val_store), len(test_store)) == (600, 300, 240)  # auto test split: a fifth of the 1,200 rows
     assert all((a == b).all() for a, b in zip(rows, store_rows))
     assert torch.equal(test_store.codes, test_mem.codes) and torch.equal(test_store.targets, test_mem.targets)
     assert not test_store.singleton.any() and not test_mem.singleton.any()  # as at prediction

@@ -14,6 +14,7 @@ import pandas as pd
 from promoterlab.data.dataset import load_split
 from promoterlab.evaluation.ensemble import calibration, plot_calibration
 from promoterlab.evaluation.metrics import held_out_metrics, regression_metrics
+from promoterlab.evaluation.plots import plot_val_scatter
 from promoterlab.evaluation.predict import PREDICT_BATCH_SIZE, predict, predict_sequences
 from promoterlab.evaluation.stream import (CHUNK_ROWS, RunPredictor, Runs, iter_predictions, measured_predictions,
                                            open_run, write_predictions)
@@ -24,21 +25,24 @@ from promoterlab.training.train import train, train_ensemble
 
 def evaluate(run: Runs, data_path: str | Path, seq_col: str | None = None, target_col: str | None = None,
              batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu", progress: bool = False,
-             precision: str = "auto", calibration_plot: str | Path | None = None) -> dict[str, float]:
+             precision: str = "auto", calibration_plot: str | Path | None = None,
+             scatter_plot: str | Path | None = None) -> dict[str, float]:
     """Pearson, Spearman, MSE and n of a run (or an ensemble's mean) on a measured file.
 
     Rows with a missing target (e.g. ``nan`` in the DREAM public test file) are skipped; a file
     with no measured row is a ``ValueError``. An ensemble adds ``n_models`` and the
     :func:`~promoterlab.evaluation.ensemble.calibration` of its sd (``within_1sd``,
     ``within_2sd``, ``spearman_error_sd``), and with ``calibration_plot`` saves its figure
-    (:func:`~promoterlab.evaluation.ensemble.plot_calibration`) there.
+    (:func:`~promoterlab.evaluation.ensemble.plot_calibration`) there; ``scatter_plot`` saves
+    predicted against measured values (:func:`~promoterlab.evaluation.plots.plot_val_scatter`).
     """
     frame = measured_predictions(run, data_path, seq_col, target_col, batch_size, device, progress, precision)
-    return _metrics(frame, calibration_plot, Path(data_path).name)
+    return _metrics(frame, calibration_plot, Path(data_path).name, scatter_plot)
 
 
 def evaluate_split(run: Runs, role: str = "test", batch_size: int = PREDICT_BATCH_SIZE, device: str = "cpu",
-                   precision: str = "auto", calibration_plot: str | Path | None = None) -> dict[str, float]:
+                   precision: str = "auto", calibration_plot: str | Path | None = None,
+                   scatter_plot: str | Path | None = None) -> dict[str, float]:
     """:func:`evaluate` on the rows a run held out from its own training file (``role`` ``test``
     or ``val``), drawn again from its config and checked against its saved ``split.npz``; with
     95 % bootstrap intervals. The singleton channel is 0, as at prediction.
@@ -66,13 +70,17 @@ def evaluate_split(run: Runs, role: str = "test", batch_size: int = PREDICT_BATC
                          f"--test-size 0{' or --test FILE' if role == 'test' else ''})")
     prediction, extra = RunPredictor(run, batch_size, device, precision)(rows.codes)
     frame = pd.DataFrame({"target": rows.targets.numpy(), "prediction": prediction, **extra})
-    metrics = _metrics(frame, calibration_plot, f"{role} rows of {Path(str(config.data.path)).name}")
+    metrics = _metrics(frame, calibration_plot, f"held-out {role} rows of {Path(str(config.data.path)).name}",
+                       scatter_plot)
     intervals = held_out_metrics(frame["prediction"].to_numpy(), frame["target"].to_numpy())
     return {**metrics, "pearson_ci95": intervals["pearson_ci95"], "spearman_ci95": intervals["spearman_ci95"]}
 
 
-def _metrics(frame: pd.DataFrame, calibration_plot: str | Path | None, title: str) -> dict:
+def _metrics(frame: pd.DataFrame, calibration_plot: str | Path | None, title: str,
+             scatter_plot: str | Path | None = None) -> dict:
     metrics = regression_metrics(frame["prediction"].to_numpy(), frame["target"].to_numpy())
+    if scatter_plot is not None:
+        plot_val_scatter(frame["prediction"].to_numpy(), frame["target"].to_numpy(), scatter_plot, title=title)
     if calibration_plot is not None and "sd" not in frame:
         raise ValueError("a calibration plot needs an ensemble (several runs): one model has no sd")
     if "sd" in frame:

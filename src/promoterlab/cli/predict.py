@@ -74,6 +74,8 @@ def evaluate(
     target_col: Optional[str] = typer.Option(None, metavar="NAME", help="Target column of a table with a header."),
     calibration_plot: Optional[Path] = typer.Option(None, metavar="FILE", help="Ensembles: save the calibration "
                                                     "figure (±k sd coverage, |error| against sd) here (.png, .pdf)."),
+    scatter: Optional[Path] = typer.Option(None, metavar="FILE", help="Save predicted against measured values "
+                                           "(hexbin, with r and n) here (.png, .pdf)."),
     batch_size: int = batch_size_option(),
     precision: str = precision_option(),
     device: str = device_option(),
@@ -92,16 +94,17 @@ def evaluate(
     precision = check_precision(precision, device)
     check_device(device)
     run = open_run(run_dirs)
-    if calibration_plot is not None:
-        check_output_file(calibration_plot, [*([data] if data else []), *run.files()])
+    for figure in (calibration_plot, scatter):
+        if figure is not None:
+            check_output_file(figure, [*([data] if data else []), *run.files()])
     from promoterlab import api
 
     try:
         if data is None:
-            metrics = api.evaluate_split(run, split, batch_size, device, precision, calibration_plot)
+            metrics = api.evaluate_split(run, split, batch_size, device, precision, calibration_plot, scatter)
         else:
             metrics = api.evaluate(run, data, seq_col, target_col, batch_size, device, precision=precision,
-                                   calibration_plot=calibration_plot)
+                                   calibration_plot=calibration_plot, scatter_plot=scatter)
     except (ValueError, OSError) as err:
         fail(err)
     if not metrics.get("n"):
