@@ -87,18 +87,25 @@ def snapshot(*folders: Path) -> dict[str, tuple[int, bytes]]:
     return files
 
 
-def invoke(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
+def invoke(*args: object, **kwargs):
+    """``promoterlab ARGS`` in-process (typer's runner); keyword arguments go to the runner."""
+    return CliRunner().invoke(app, [str(a) for a in args], **kwargs)
 
 
-def assert_error(result, *fragments: str) -> None:
-    """Exit 2 and exactly one ``error:`` line naming every fragment; no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+def assert_one_error(result, code: int, *fragments: str) -> str:
+    """Exit ``code`` and exactly one ``error:`` line on stderr holding every fragment; no traceback."""
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and "Errno" not in result.output
+    return lines[0]
+
+
+def assert_error(result, *fragments: str) -> None:
+    """Exit 2 (bad usage or input) and exactly one ``error:`` line naming every fragment."""
+    assert_one_error(result, 2, *fragments)
 
 
 class FakeClock:

@@ -113,6 +113,10 @@ def test_the_chain_of_commands_works_on_the_output_of_train(trained, inputs, tmp
     assert result.exit_code == 0, result.output
     assert sorted(json.loads((tmp_path / "sub.json").read_text())) == [str(i) for i in range(6)]
 
+    result = invoke("report", out, "-o", tmp_path / "report.md")
+    assert result.exit_code == 0, result.output
+    assert "test" in (tmp_path / "report.md").read_text().lower()
+
     model, config = promoterlab.load_run(out)
     assert isinstance(model, EnsembleModel) == (kind == "ensemble")
     values = promoterlab.predict(model, pred["seq"].tolist(), layout=config.data.layout, precision="32")

@@ -17,32 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from promoterlab.cli import app
+from conftest import assert_one_error, invoke, snapshot
 from promoterlab.config import RunConfig
 from promoterlab.data.simulate import write_library
 
 BOM = "\ufeff"
-
-
-def invoke(*args: object, **kwargs):
-    return CliRunner().invoke(app, [str(a) for a in args], **kwargs)
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p): p.read_bytes() if p.is_file() else b"<dir>" for p in sorted(folder.rglob("*"))}
-
-
-def assert_one_error(result, code: int, *fragments: str) -> str:
-    """Exit ``code`` and exactly one ``error:`` line on stderr holding every fragment; no traceback."""
-    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert "Traceback" not in result.output and "Errno" not in result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -157,17 +157,6 @@ def test_max_time_stops_cleanly_and_keeps_the_best_checkpoint(sim_library, tmp_p
     assert (tmp_path / "model.pt").exists() and (tmp_path / "best.ckpt").exists()
 
 
-def test_demo_command_writes_a_run_directory(tmp_path):
-    result = CliRunner().invoke(app, ["demo", "--output", str(tmp_path), "--n", "2048", "--minutes", "0.1",
-                                      "--no-progress", "--json"])
-    assert result.exit_code == 0, result.output
-    assert (tmp_path / "simulated_library.txt").exists()
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert json.loads(result.stdout) == summary
-    # a tenth held out for test and for validation (at least 256 each); the budget planned the rest
-    assert summary["train_size"] == 2048 - 256 - 256 and summary["budget"]["budget_seconds"] == 6.0
-
-
 @needs_native_bf16
 def test_bf16_mixed_precision_tracks_fp32(sim_library, tmp_path):
     predictions = {}

@@ -12,9 +12,12 @@ missing.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import glob
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -358,3 +361,33 @@ def saved_config_matches(folder: str | Path, config: RunConfig) -> bool:
         settings.pop("version", None)
         settings["data"].pop("store", None)
     return old == new
+
+
+@contextlib.contextmanager
+def writing(folder: str | Path) -> Iterator[None]:
+    """Hold ``folder`` (created if missing) for one process writing a run into it.
+
+    An exclusive, non-blocking ``flock`` on the folder itself: nothing is written, and the kernel
+    releases it when the process ends, however it ends. Only the first rank of a multi-process run
+    takes it (the other ranks run the same command and write nothing).
+
+    Raises
+    ------
+    RunError
+        If another process is writing a run into ``folder``.
+    """
+    folder = Path(folder)
+    if any(os.environ.get(name, "0") != "0" for name in ("RANK", "LOCAL_RANK", "SLURM_PROCID")):
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(f"{folder}: another process is writing a run into this folder; wait for it to "
+                           "finish or choose another -o/--output") from None
+        yield
+    finally:
+        os.close(handle)
