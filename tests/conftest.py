@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -149,3 +150,12 @@ class FakeClock:
             monkeypatch.setattr(where, "time", SimpleNamespace(perf_counter=self.perf_counter))
         monkeypatch.setattr(plan, "time_steps", self.time_steps)
         return self
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_restored():
+    """Give Ctrl-C back after each test: Lightning ignores SIGINT after a KeyboardInterrupt in
+    ``fit`` (so that a second Ctrl-C cannot break its teardown), and the processes a later test
+    starts would inherit that and never see their Ctrl-C."""
+    yield
+    signal.signal(signal.SIGINT, signal.default_int_handler)
