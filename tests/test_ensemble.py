@@ -10,7 +10,7 @@ import torch
 from matplotlib.figure import Figure
 
 from promoterlab.config import DataConfig, RunConfig
-from promoterlab.evaluation.ensemble import calibration, ensemble_predict, plot_calibration
+from promoterlab.evaluation.ensemble import calibration, ensemble_predict, plot_calibration, weak_members
 from promoterlab.evaluation.predict import predict
 from promoterlab.models import build_model, model_config
 from promoterlab.models.ensemble import EnsembleModel
@@ -155,3 +155,11 @@ def test_normal_errors_give_the_normal_coverage_and_the_plot_shows_it(tmp_path):
     axes = own.subplots(1, 2)
     assert plot_calibration(y[:10], mean[:10], sd[:10], ax=axes, title="mine") is own
     assert axes[0].get_title().startswith("mine: ±1 sd")
+
+
+def test_a_member_far_below_the_others_is_named_weak():
+    assert weak_members([0.64, 0.65, -0.10]) == [2]
+    assert weak_members([0.62, 0.64, 0.65, 0.63]) == []
+    assert weak_members([0.80, 0.30, 0.81, 0.79]) == [1]
+    assert weak_members([0.5]) == []  # a single model has no others to compare with
+    assert weak_members([0.64, 0.56], gap=0.05) == [1]  # with two members, the lower one is measured against the higher

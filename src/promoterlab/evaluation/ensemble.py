@@ -81,6 +81,24 @@ def ensemble_predict(members: Sequence[tuple[nn.Module, RunConfig]],
     return EnsemblePrediction(values.mean(axis=0), values.std(axis=0, ddof=0), values)
 
 
+# Members of one config on one split differ by about 0.01-0.02 in validation Pearson
+# (BENCHMARKS.md, seed studies); a gap of 0.1 below the others is a model that failed to learn.
+WEAK_MEMBER_GAP = 0.1
+
+
+def weak_members(member_r: Sequence[float], gap: float = WEAK_MEMBER_GAP) -> list[int]:
+    """Indices of members whose validation Pearson lies more than ``gap`` below the median of
+    the other members' (a diverged or untrained model that the mean would average in).
+
+    >>> weak_members([0.64, 0.65, -0.10])
+    [2]
+    """
+    r = np.asarray(member_r, dtype=np.float64)
+    if r.size < 2:
+        return []
+    return [i for i in range(r.size) if r[i] < np.median(np.delete(r, i)) - gap]
+
+
 def calibration(y: np.ndarray, mean: np.ndarray, sd: np.ndarray) -> dict[str, float]:
     """How well the ensemble's spread predicts its error on measured data.
 

@@ -27,7 +27,7 @@ from promoterlab.data.readers import read_table
 from promoterlab.data.splits import test_rows, val_rows
 from promoterlab.data.store_batches import STORE_AUTO_BYTES
 from promoterlab.evaluation.calibration import calibrate_run
-from promoterlab.evaluation.ensemble import calibration, ensemble_predict
+from promoterlab.evaluation.ensemble import calibration, ensemble_predict, weak_members
 from promoterlab.evaluation.metrics import pearson, spearman
 from promoterlab.evaluation.plots import plot_curves, plot_val_scatter
 from promoterlab.files import atomic_path
@@ -198,11 +198,18 @@ def _evaluate_ensemble(out: Path, config: RunConfig, configs: list[RunConfig], r
         "val_spearman": spearman(val.mean, y),
         "members_val_pearson": member_r,
         "members_val_pearson_mean": float(np.mean(member_r)),
+        "weak_members": [runs[i].name for i in weak_members(member_r)],
         "val_calibration": calibration(y, val.mean, val.sd),
         "note": "validation and test inputs with the singleton channel 0, as at prediction",
         "params": summaries[0].get("params"),
         "train_seconds": round(sum(s.get("train_seconds", 0.0) for s in summaries), 2),
     }
+    for i in weak_members(member_r):
+        others = np.median(np.delete(np.asarray(member_r), i))
+        log.warning(f"warning: ensemble member {runs[i]}: val Pearson {member_r[i]:.3f}, far below the others' "
+                    f"{others:.3f}: it did not learn, and the ensemble's mean averages it in. Predict with the other "
+                    f"members (a list of their folders or a quoted glob), or train again with another --seed or a "
+                    f"lower --lr")
     plot_val_scatter(val.mean, y, out / VAL_SCATTER, title=f"validation (ensemble of {len(runs)})")
     plot_curves({run.name: pd.read_csv(run / METRICS) for run in runs}, out / CURVES)
     held_out = test_set(config, split)
