@@ -24,6 +24,9 @@ Parts (``--parts``, default all), each printed as a table and saved to ``--out/s
 - ``laptop``: ``throughput`` and ``kernels`` in subprocesses, natively and under an AVX2-only
   emulation of a laptop (``ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2``, fp32), one round
   of each in turn (interleaved), with the CPU flags each saw.
+- ``ceiling``: the plain loop's GFLOP/s against the fastest dense convolution this CPU runs and
+  its FMA peak: the largest speed-up any formulation of the same arithmetic could give (not in
+  the default parts).
 - ``compile``: ``torch.compile`` of a ``legnet-s`` training step in fp32: compile seconds, the
   step time eager and compiled, and the steps after which the compile pays back (not in the
   default parts: it takes minutes).
@@ -60,6 +63,7 @@ from promoterlab.models import build_model, model_config
 from promoterlab.models.autotune import KERNELS_ENV, machine_signature
 from promoterlab.models.kernels import PLAIN_KERNELS, apply_kernels
 from promoterlab.objective import Objective
+from promoterlab.precision import autocast, resolve_precision
 from promoterlab.sequence import model_input, reverse_complement_codes
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dream2022"
@@ -377,10 +381,90 @@ def compile_part(args, out: Path) -> dict:
     return row
 
 
+def plain_flops(name: str) -> tuple[float, float]:
+    """Floating-point operations per sequence of the plain network: a training step (forward and
+    backward: 3 forward passes, the input and weight gradients each costing one; torch's counter
+    is not used for the backward, as it counts a grouped convolution's ``groups + 1`` times its
+    forward) and an RC-averaged prediction (two forward passes)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = plain_model(name, Objective("kl")).eval()
+    x = model_input(torch.randint(0, 4, (32, 150), dtype=torch.uint8), False)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(x)
+    forward = counter.get_total_flops() / len(x)
+    return 3 * forward, 2 * forward
+
+
+def conv_rate(c_in: int, c_out: int, kernel: int, backward: bool, batch: int = 128, rounds: int = 5,
+              precision: str = "32") -> float:
+    """GFLOP/s of one dense ``nn.Conv1d`` on ``(batch, c_in, 150)`` in ``precision`` (``32`` or
+    ``bf16`` autocast): the best a convolution kernel of this CPU (and ISA restriction) does,
+    median of ``rounds`` after a warm-up."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    conv = torch.nn.Conv1d(c_in, c_out, kernel, padding="same", bias=False)
+    x = torch.randn(batch, c_in, 150, requires_grad=backward)
+
+    def once() -> None:
+        with autocast(precision):
+            out = conv(x)
+        if backward:
+            out.sum().backward()
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        conv(x)
+    flops = counter.get_total_flops() * (3 if backward else 1)
+    times = []
+    for _ in range(rounds + 1):
+        start = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - start)
+    return flops / statistics.median(times[1:]) / 1e9
+
+
+def ceiling(args, out: Path) -> dict:
+    """How far above the plain fp32 loop any formulation of the same arithmetic can go here: the
+    plain loop's GFLOP/s (its FLOPs per sequence times its measured rate) against the fastest dense
+    convolution this CPU runs (LegNet's dominant layer, a k=7 mixing convolution, and a wide one),
+    forward and backward, and against the FMA peak of its vector width (cores x clock x FLOPs per
+    cycle). The ratio is the largest speed-up over the plain loop that computing the same
+    arithmetic faster could give."""
+    train_set, _, *_ = load_split(dream_config("legnet", 2048, 256).data, 0)
+    codes, targets = train_set.codes, train_set.targets
+    mhz = max((float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+               if line.startswith("cpu MHz")), default=float("nan"))
+    wide = "avx512f" in machine_signature()["isa"] and os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() != "AVX2"
+    peak = torch.get_num_threads() * mhz / 1e3 * (64 if wide else 32)  # 2 FMA units x lanes x 2 FLOPs
+    rows = {"cpu_mhz": mhz, "vector": "avx512" if wide else "avx2", "fma_peak_gflops": round(peak, 1)}
+    real = resolve_precision(args.precision)  # what the real path computes in: bf16 has its own ceiling
+    rows["precision"] = real
+    for purpose, backward in (("train", True), ("predict", False)):
+        rows[f"conv_gflops_{purpose}"] = round(max(conv_rate(256, 128, 7, backward, precision=real),
+                                                   conv_rate(512, 512, 7, backward, precision=real)), 1)
+    for name in MODELS:
+        train_flops, predict_flops = plain_flops(name)
+        plain_train = plain_train_rate(name, codes[:1024], targets[:1024])
+        plain_predict_rate(name, codes[:256])  # warm-up
+        plain_predict, _ = plain_predict_rate(name, codes)
+        for purpose, flops, rate in (("train", train_flops, plain_train), ("predict", predict_flops, plain_predict)):
+            achieved = flops * rate / 1e9
+            rows[f"{name}_{purpose}"] = {
+                "gflop_per_seq": round(flops / 1e9, 3), "plain_seq_s": round(rate, 1),
+                "plain_gflops": round(achieved, 1),
+                "ceiling_vs_plain_conv": round(rows[f"conv_gflops_{purpose}"] / achieved, 2),
+                "ceiling_vs_plain_peak": round(peak / achieved, 2)}
+            print(f"{name} {purpose}: {flops / 1e9:.3f} GFLOP/seq, plain {rate:.0f} seq/s = {achieved:.0f} GFLOP/s; "
+                  f"fastest dense {real} convolution {rows[f'conv_gflops_{purpose}']:.0f} GFLOP/s "
+                  f"({rows[f'conv_gflops_{purpose}'] / achieved:.2f}x), {rows['vector']} fp32 FMA peak {peak:.0f} GFLOP/s "
+                  f"({peak / achieved:.2f}x)", flush=True)
+    return rows
+
+
 PARTS = {"memory": memory, "throughput": throughput, "accuracy": accuracy, "time_to_accuracy": time_to_accuracy,
          "max_time": max_time, "precision": precision, "kernels": kernels, "laptop": laptop,
-         "compile": compile_part}
-DEFAULT_PARTS = [part for part in PARTS if part != "compile"]
+         "compile": compile_part, "ceiling": ceiling}
+DEFAULT_PARTS = [part for part in PARTS if part not in ("compile", "ceiling")]
 
 
 def main() -> None:
