@@ -62,38 +62,38 @@ def design(
                                 help="Designs table (a file, '-': standard output): id, sequence, insert, "
                                      "prediction, sd, lower, upper, score, edits from the start, constraints."),
     n: int = typer.Option(100, "--n", min=1, help="Designs to return."),
-    start: Optional[Path] = typer.Option(None, help="Start from these sequences (FASTA, TSV/CSV or DREAM text; one "
+    start: Optional[Path] = typer.Option(None, metavar="FILE", help="Start from these sequences (FASTA, TSV/CSV or DREAM text; one "
                                                     "insert length) instead of random inserts."),
-    max_edits: Optional[int] = typer.Option(None, min=0, help="At most this many substitutions from the start "
+    max_edits: Optional[int] = typer.Option(None, min=0, metavar="K", help="At most this many substitutions from the start "
                                                               "(needs --start)."),
-    algorithm: str = typer.Option("greedy", help="greedy (substitutions rated by in-silico mutagenesis, the best "
+    algorithm: str = typer.Option("greedy", metavar="greedy|evolve", help="greedy (substitutions rated by in-silico mutagenesis, the best "
                                                  "kept) or evolve (crossover and mutation)."),
-    penalty: float = typer.Option(1.0, help="λ of the score mean − λ·sd toward the goal: keeps designs where the "
+    penalty: float = typer.Option(1.0, metavar="LAMBDA", help="λ of the score mean − λ·sd toward the goal: keeps designs where the "
                                             "ensemble agrees (0: ignore the sd)."),
-    steps: Optional[int] = typer.Option(None, min=1, help="Greedy steps or evolutionary generations (default 40 "
+    steps: Optional[int] = typer.Option(None, min=1, metavar="N", help="Greedy steps or evolutionary generations (default 40 "
                                                           "greedy, 150 evolve)."),
-    candidates: int = typer.Option(24, min=1, help="Greedy: substitutions predicted exactly per design and step "
+    candidates: int = typer.Option(24, min=1, metavar="N", help="Greedy: substitutions predicted exactly per design and step "
                                                    "(the best rated by the gradient)."),
-    population: Optional[int] = typer.Option(None, min=1, help="Lineages searched (default --n, twice that with "
+    population: Optional[int] = typer.Option(None, min=1, metavar="N", help="Lineages searched (default --n, twice that with "
                                                                "--min-distance > 1)."),
-    min_distance: int = typer.Option(1, min=1, help="Designs differ from each other in at least this many bases."),
-    gc: Optional[str] = typer.Option(None, help="LOW,HIGH: GC fraction of the insert (e.g. 0.35,0.65)."),
-    forbid: list[str] = typer.Option([], help="Sites that may not occur, on either strand, junctions included "
+    min_distance: int = typer.Option(1, min=1, metavar="BASES", help="Designs differ from each other in at least this many bases."),
+    gc: Optional[str] = typer.Option(None, metavar="LOW,HIGH", help="LOW,HIGH: GC fraction of the insert (e.g. 0.35,0.65)."),
+    forbid: list[str] = typer.Option([], metavar="SITES", help="Sites that may not occur, on either strand, junctions included "
                                               "(IUPAC; repeatable or comma-separated, e.g. GGTCTC,GAATTC)."),
-    max_homopolymer: Optional[int] = typer.Option(None, min=1, help="Longest run of one base."),
-    require: list[str] = typer.Option([], help="Motifs the insert must keep (IUPAC, forward strand; frozen where a "
+    max_homopolymer: Optional[int] = typer.Option(None, min=1, metavar="BASES", help="Longest run of one base."),
+    require: list[str] = typer.Option([], metavar="MOTIF", help="Motifs the insert must keep (IUPAC, forward strand; frozen where a "
                                                "start has them, planted in random starts)."),
-    right_flank: Optional[str] = typer.Option(None, help="Fixed sequence after the insert (default: the ending "
+    right_flank: Optional[str] = typer.Option(None, metavar="SEQUENCE", help="Fixed sequence after the insert (default: the ending "
                                                          "that the run's training sequences share)."),
-    insert_length: Optional[int] = typer.Option(None, min=1, help="Length of random inserts (default: the common "
+    insert_length: Optional[int] = typer.Option(None, min=1, metavar="BASES", help="Length of random inserts (default: the common "
                                                                   "insert length of the training sequences, or 80)."),
-    interval: Optional[float] = typer.Option(0.9, help="Level of the calibrated interval reported (lower, upper) "
+    interval: Optional[float] = typer.Option(0.9, metavar="LEVEL", help="Level of the calibrated interval reported (lower, upper) "
                                                        "when the run has a calibration."),
-    plot: Optional[Path] = typer.Option(None, help="Figure of the objective over iterations (default: OUTPUT with "
+    plot: Optional[Path] = typer.Option(None, metavar="FILE", help="Figure of the objective over iterations (default: OUTPUT with "
                                                    ".png for a file output; none for '-')."),
-    seq_col: Optional[str] = typer.Option(None, help="Sequence column of a --start table with a header."),
-    id_col: Optional[str] = typer.Option(None, help="Id column of a --start table with a header."),
-    seed: int = typer.Option(0, help="Seed of random starts and of the search."),
+    seq_col: Optional[str] = typer.Option(None, metavar="NAME", help="Sequence column of a --start table with a header."),
+    id_col: Optional[str] = typer.Option(None, metavar="NAME", help="Id column of a --start table with a header."),
+    seed: int = typer.Option(0, metavar="N", help="Seed of random starts and of the search."),
     precision: str = precision_option(),
     device: str = device_option(),
     quiet: bool = quiet_option(),
@@ -177,16 +177,16 @@ def select(
     output: Path = typer.Option(..., "-o", "--output", metavar="FILE",
                                 help="Chosen sequences (a file, '-': standard output): rank, id, seq, prediction, sd, "
                                      "score."),
-    strategy: str = typer.Option("diverse-uncertainty", help="uncertainty (ensemble disagreement), "
+    strategy: str = typer.Option("diverse-uncertainty", metavar="STRATEGY", help="uncertainty (ensemble disagreement), "
                                                              "diverse-uncertainty (uncertain and spread out in the "
                                                              "model's embedding), random (the control) or goal "
                                                              "(expected improvement toward --goal)."),
-    goal: Optional[str] = typer.Option(None, help="For --strategy goal: max, min or a target value."),
-    incumbent: Optional[float] = typer.Option(None, help="For --strategy goal: the best measured expression so far "
+    goal: Optional[str] = typer.Option(None, metavar="max|min|VALUE", help="For --strategy goal: max, min or a target value."),
+    incumbent: Optional[float] = typer.Option(None, metavar="VALUE", help="For --strategy goal: the best measured expression so far "
                                                          "(default: the best prediction in the pool)."),
-    seed: int = typer.Option(0, help="Seed of --strategy random."),
-    seq_col: Optional[str] = typer.Option(None, help="Sequence column of a table with a header."),
-    id_col: Optional[str] = typer.Option(None, help="Id column of a table with a header (default: row index)."),
+    seed: int = typer.Option(0, metavar="N", help="Seed of --strategy random."),
+    seq_col: Optional[str] = typer.Option(None, metavar="NAME", help="Sequence column of a table with a header."),
+    id_col: Optional[str] = typer.Option(None, metavar="NAME", help="Id column of a table with a header (default: row index)."),
     precision: str = precision_option(),
     device: str = device_option(),
     quiet: bool = quiet_option(),
