@@ -163,3 +163,14 @@ def test_a_member_far_below_the_others_is_named_weak():
     assert weak_members([0.80, 0.30, 0.81, 0.79]) == [1]
     assert weak_members([0.5]) == []  # a single model has no others to compare with
     assert weak_members([0.64, 0.56], gap=0.05) == [1]  # with two members, the lower one is measured against the higher
+
+
+def test_the_model_card_warns_of_a_weak_member():
+    from promoterlab.training.outcome import model_card
+
+    config = RunConfig(data=DataConfig(path="library.txt"))
+    summary = {"train_size": 100, "val_size": 20, "val_pearson": 0.5, "members_val_pearson": [0.64, 0.65, -0.1],
+               "weak_members": ["seed=2"]}
+    card = model_card(config, summary, ["seed=0", "seed=1", "seed=2"])
+    assert "**warning**: seed=2 did not learn" in card
+    assert "warning" not in model_card(config, {**summary, "weak_members": []}, ["seed=0", "seed=1", "seed=2"])

@@ -107,6 +107,9 @@ def model_card(config: RunConfig, summary: dict, members: list[str] | None = Non
                      f"{test['spearman']:.3f}, n = {test['n']:,}")
     if summary.get("members_test_pearson"):
         lines.append("- members' test Pearson: " + ", ".join(f"{r:.3f}" for r in summary["members_test_pearson"]))
+    if summary.get("weak_members"):
+        lines.append(f"- **warning**: {', '.join(summary['weak_members'])} did not learn (validation Pearson far "
+                     "below the other members'); the ensemble's mean averages it in")
     if summary.get("test_coverage"):  # evaluation.calibration: intervals fitted on validation
         lines.append("- calibrated intervals (`predict --interval`): " + ", ".join(
             f"{float(level):.0%} ones hold {row['coverage']:.1%} of the test measurements"
