@@ -153,8 +153,9 @@ def plan(args) -> list[tuple[Path, RunConfig, str | None]]:
     runs = [(args.out / "pretrain" / library, pretrain_config(library, args), None) for library in ("dream", "native")]
 
     def add(arm: str, seeds) -> None:
-        runs.extend((args.out / task / arm / f"seed={s}", run_config(task, arm, s, args), task)
-                    for s in seeds for task in args.tasks)
+        if arm in args.arms:
+            runs.extend((args.out / task / arm / f"seed={s}", run_config(task, arm, s, args), task)
+                        for s in seeds if args.seeds is None or s in args.seeds for task in args.tasks)
 
     add("scratch", range(3))
     add("finetune", range(3))
@@ -190,7 +191,8 @@ def report(args) -> str:
         if path.exists():
             saved = np.load(path)
             config = RunConfig.load(args.out / "pretrain" / library / "config.yaml")
-            lines.append(f"- pretrained on {library}: {config.train.epochs} epochs of legnet-s, best val r "
+            epochs = config.train.epochs
+            lines.append(f"- pretrained on {library}: {epochs} epoch{'' if epochs == 1 else 's'} of legnet-s, best val r "
                          f"{float(saved['best_val_pearson']):.4f}, {float(saved['train_seconds']):.0f} s "
                          f"({config.data.path.split('/')[-1]}, validation {config.data.val_size:,} rows)")
     for task in args.tasks:
@@ -242,9 +244,12 @@ def report(args) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    parser.add_argument("--epochs", type=int, default=6, help="Epochs of every task run.")
-    parser.add_argument("--native-pretrain-epochs", type=int, default=2)
-    parser.add_argument("--dream-pretrain-epochs", type=int, default=8)
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS,
+                        help="Arms to train (all by default; the tables show every arm found).")
+    parser.add_argument("--seeds", type=int, nargs="+", help="Only these seeds of the arms (default: all).")
+    parser.add_argument("--epochs", type=int, default=4, help="Epochs of every task run.")
+    parser.add_argument("--native-pretrain-epochs", type=int, default=1)
+    parser.add_argument("--dream-pretrain-epochs", type=int, default=6)
     parser.add_argument("--teacher-size", type=int, default=5)
     parser.add_argument("--teacher-weight", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=1)
