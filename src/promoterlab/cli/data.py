@@ -163,7 +163,7 @@ def dream_score(
     as_json: bool = json_option(),
 ) -> None:
     """Official DREAM 2022 scores: per-subset Pearson r, r², Spearman ρ and the weighted scores."""
-    from promoterlab.evaluation.dream import DreamDataError, format_table, load_predictions, load_truth, score
+    from promoterlab.evaluation.dream import DreamDataError, load_predictions, load_truth, score
 
     check_input_path(pred)
     check_input_path(subsets, "--subsets", kind="folder")
@@ -251,3 +251,22 @@ def dream_predict(
     if as_json and str(output) != "-":
         print_json({"predictions": len(positions), "output": str(output), "model": run.describe()})
     say(f"wrote {len(positions)} predictions of {run.describe()} to {output}", quiet)
+
+
+def format_table(result) -> str:
+    """Plain-text table of a :class:`~promoterlab.evaluation.dream.DreamScore`: subsets, the
+    weighted scores and notes."""
+    from promoterlab.evaluation.dream import WEIGHT_TOTAL
+
+    head = f"{'subset':<29}{'weight':>7}{'n':>8}{'no truth':>10}{'no pred':>9}" \
+           f"{'pearson r':>11}{'r2':>9}{'spearman':>10}"
+    lines = [f"truth: {result.truth}", head, "-" * len(head)]
+    for s in result.subsets:
+        label = f"{s.name} (alt-ref)" if s.paired else s.name
+        lines.append(f"{label:<29}{s.weight:>7.2f}{s.n:>8}{s.no_truth:>10}{s.no_prediction:>9}"
+                     f"{s.pearson:>11.4f}{s.r2:>9.4f}{s.spearman:>10.4f}")
+    lines += ["-" * len(head),
+              f"Pearson score  (sum w*r2 / {WEIGHT_TOTAL}): {result.pearson_score:.4f}",
+              f"Spearman score (sum w*rho / {WEIGHT_TOTAL}): {result.spearman_score:.4f}"]
+    lines += [f"note: {n}" for n in result.notes]
+    return "\n".join(lines)

@@ -63,7 +63,8 @@ def doctor_report(models: list[str], purposes: list[str], precisions: list[str],
     import torch
 
     from promoterlab.models import build_model, model_config
-    from promoterlab.models.autotune import CACHE_FILE, cache_dir, choose_kernels, machine_signature
+    from promoterlab.models.autotune import choose_kernels
+    from promoterlab.models.kernel_cache import CACHE_FILE, cache_dir, machine_signature
     from promoterlab.precision import native_bf16, resolve_precision
     from promoterlab.training.hardware import CPU_BATCH_SIZE, CPU_EVAL_BATCH_SIZE
 

@@ -376,22 +376,6 @@ def score(pred: Mapping[int, float], truth: DreamTruth, source: str | os.PathLik
     return DreamScore(tuple(rows), pearson_score, spearman_score, truth.source, len(pred), tuple(notes))
 
 
-def format_table(result: DreamScore) -> str:
-    """Plain-text table of a :class:`DreamScore`, with the weighted scores and notes."""
-    head = f"{'subset':<29}{'weight':>7}{'n':>8}{'no truth':>10}{'no pred':>9}" \
-           f"{'pearson r':>11}{'r2':>9}{'spearman':>10}"
-    lines = [f"truth: {result.truth}", head, "-" * len(head)]
-    for s in result.subsets:
-        label = f"{s.name} (alt-ref)" if s.paired else s.name
-        lines.append(f"{label:<29}{s.weight:>7.2f}{s.n:>8}{s.no_truth:>10}{s.no_prediction:>9}"
-                     f"{s.pearson:>11.4f}{s.r2:>9.4f}{s.spearman:>10.4f}")
-    lines += ["-" * len(head),
-              f"Pearson score  (sum w*r2 / {WEIGHT_TOTAL}): {result.pearson_score:.4f}",
-              f"Spearman score (sum w*rho / {WEIGHT_TOTAL}): {result.spearman_score:.4f}"]
-    lines += [f"note: {n}" for n in result.notes]
-    return "\n".join(lines)
-
-
 def write_submission(path: str | os.PathLike[str], values: Sequence[float] | Mapping[int, float]) -> None:
     """Write ``{"pos": value}`` JSON atomically (:func:`promoterlab.files.write_text_atomic`)."""
     path = Path(path)

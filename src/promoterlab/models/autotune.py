@@ -5,8 +5,8 @@ machines with 4 or more cores) are each faster on some CPUs and slower on others
 :func:`choose_kernels` times them for a few steps of what will run (a training step: forward,
 backward, AdamW; or an RC-averaged forward pass of a BatchNorm-folded copy), in interleaved
 rounds, dropping candidates far behind after each round, keeps the fastest and caches the choice
-in ``kernels.json`` of the user cache folder (:func:`cache_dir`). The cache is keyed by what the
-choice depends on (:func:`tuning_key`): CPU model and ISA flags, PyTorch's CPU capability and
+in ``kernels.json`` of the user cache folder (:mod:`promoterlab.models.kernel_cache`). The cache is keyed by what the
+choice depends on (:func:`~promoterlab.models.kernel_cache.tuning_key`): CPU model and ISA flags, PyTorch's CPU capability and
 version, the ISA environment overrides, the model's class and config, outputs, purpose,
 precision, batch size and threads. Deleting the file only costs the next run its measurement; a
 corrupt file is measured again and rewritten.
@@ -21,10 +21,8 @@ quiet. ``$PROMOTERLAB_KERNELS`` overrides: ``auto`` (the default: cached, else m
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -34,21 +32,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from promoterlab.sequence import model_input
 from promoterlab.files import write_text_atomic
+from promoterlab.models.kernel_cache import (CACHE_ENV, CACHE_FILE, CACHE_VERSION, ISA_ENV_VARS, ISA_FLAGS,  # noqa: F401
+                                             key_hash, cache_dir, load_per_core, machine_signature, read_cache,
+                                             tuning_key)
+from promoterlab.sequence import model_input
 from promoterlab.models.fold import fold_batchnorm
 from promoterlab.models.kernels import Kernels, apply_kernels, default_kernels, is_bf16, kernel_candidates
 from promoterlab.objective import Objective
 
 KERNELS_ENV = "PROMOTERLAB_KERNELS"
-CACHE_ENV = "PROMOTERLAB_CACHE_DIR"
-CACHE_FILE = "kernels.json"
-CACHE_VERSION = 1
-# Environment variables that change which CPU kernels PyTorch and oneDNN run.
-ISA_ENV_VARS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ONEDNN_DEFAULT_FPMATH_MODE",
-                "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16",
-             "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "asimd", "sve", "bf16")
 PURPOSES = ("train", "predict")
 # Measuring on first use may take this long, and at most this share of a --max-time budget.
 TUNE_SECONDS = 60.0
@@ -115,77 +108,9 @@ def candidate_label(kernels: Kernels, threads: int) -> str:
     return f"{kernels.label}@{threads}t"
 
 
-def cache_dir() -> Path:
-    """``$PROMOTERLAB_CACHE_DIR``, else ``$XDG_CACHE_HOME/promoterlab`` (``~/.cache/promoterlab``)."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "promoterlab"
-
-
-def _cpuinfo() -> tuple[str, list[str]]:
-    """CPU model name and flags from ``/proc/cpuinfo`` (empty where there is none)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "", []
-    model, flags = "", []
-    for line in text.splitlines():
-        name, _, value = line.partition(":")
-        name = name.strip()
-        if name in ("model name", "Model", "CPU part") and not model:
-            model = value.strip()
-        elif name in ("flags", "Features") and not flags:
-            flags = value.split()
-    return model, flags
-
-
-def load_per_core() -> float | None:
-    """The 1-minute load average per core (``None`` where the system does not report it)."""
-    try:
-        return os.getloadavg()[0] / (os.cpu_count() or 1)
-    except (AttributeError, OSError):
-        return None
-
-
-def machine_signature() -> dict:
-    """What the fastest kernels depend on besides the model: CPU model and ISA flags, PyTorch's
-    CPU capability and version, core count and the ISA environment overrides."""
-    model, flags = _cpuinfo()
-    return {"cpu": model or platform.processor() or platform.machine(),
-            "isa": sorted(set(flags) & set(ISA_FLAGS)),
-            "capability": torch.backends.cpu.get_cpu_capability(),
-            "torch": torch.__version__.split("+")[0],
-            "cores": os.cpu_count(),
-            "env": {name: os.environ[name] for name in ISA_ENV_VARS if os.environ.get(name)}}
-
-
-def tuning_key(model: nn.Module, purpose: str, precision: str, batch_size: int, threads: int) -> dict:
-    """Everything a cached choice is valid for (the cache entry's name is its hash)."""
-    cfg = getattr(model, "cfg", None)
-    config = asdict(cfg) if cfg is not None else {"repr": repr(model)}
-    return {"purpose": purpose, "model": type(model).__name__, "config": config,
-            "n_outputs": getattr(model, "n_outputs", None), "precision": "bf16" if is_bf16(precision) else "32",
-            "batch_size": int(batch_size), "threads": int(threads), **machine_signature()}
-
-
-def _key_hash(key: dict) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-def read_cache(path: Path) -> dict:
-    """The cache's entries (``{}`` for a missing, corrupt or outdated file)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("entries"), dict):
-        return {}
-    return data["entries"]
-
-
 def cached_choice(key: dict, path: Path | None = None) -> KernelChoice | None:
     """The cached choice for ``key``, or ``None`` (an unreadable entry counts as none)."""
-    entry = read_cache(path or cache_dir() / CACHE_FILE).get(_key_hash(key))
+    entry = read_cache(path or cache_dir() / CACHE_FILE).get(key_hash(key))
     try:
         return KernelChoice.from_dict(entry["choice"]) if entry else None
     except (KeyError, TypeError, ValueError):
@@ -197,7 +122,7 @@ def save_choice(key: dict, choice: KernelChoice, path: Path | None = None) -> No
     skipped: the cache only saves time)."""
     path = path or cache_dir() / CACHE_FILE
     entries = read_cache(path)
-    entries[_key_hash(key)] = {"key": key, "choice": choice.to_dict(), "date": time.strftime("%Y-%m-%d %H:%M")}
+    entries[key_hash(key)] = {"key": key, "choice": choice.to_dict(), "date": time.strftime("%Y-%m-%d %H:%M")}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps({"version": CACHE_VERSION, "entries": entries}, indent=1, default=str))
