@@ -27,9 +27,10 @@ Parts (``--parts``, default all), each printed as a table and saved to ``--out/s
 - ``ceiling``: the plain loop's GFLOP/s against the fastest dense convolution this CPU runs and
   its FMA peak: the largest speed-up any formulation of the same arithmetic could give (not in
   the default parts).
-- ``compile``: ``torch.compile`` of a ``legnet-s`` training step in fp32: compile seconds, the
-  step time eager and compiled, and the steps after which the compile pays back (not in the
-  default parts: it takes minutes).
+- ``compile``: ``torch.compile`` of the real path's training step (both models, its precision
+  and kernels): compile seconds with a cold and a warm compile cache, the step rate eager and
+  compiled, and the steps after which a cold compile pays back (not in the default parts: it
+  takes minutes).
 
 ``--precision 32`` runs the real path in fp32 (as a CPU without native bf16 does).
 Run it alone on an idle machine: ``python benchmarks/speed.py --out bench_out/speed``.
@@ -344,41 +345,57 @@ def laptop(args, out: Path) -> dict:
 
 
 def compile_part(args, out: Path) -> dict:
-    """``torch.compile`` of a ``legnet-s`` fp32 training step: compile seconds, eager and compiled
-    step seconds (interleaved, median of 5), and the steps after which compiling pays back."""
+    """``torch.compile`` (inductor) of the real path's training step, per model, in the real
+    path's precision and default kernels: compile seconds with an empty compile cache (what a
+    first run pays) and with a warm one (a later run, same shapes), the step time eager and
+    compiled (interleaved, median of 6), and the steps after which a cold compile pays back."""
+    from promoterlab.models.kernels import default_kernels
+
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor_")  # cold, as on first use
+    precision = resolve_precision(args.precision)
     objective = Objective("kl")
     generator = torch.Generator().manual_seed(0)
     x = model_input(torch.randint(0, 4, (128, 150), generator=generator, dtype=torch.uint8), False)
     y = torch.rand(128, generator=generator) * 17
-    models = {}
-    for label in ("eager", "compiled"):
-        torch.manual_seed(0)
-        model = build_model(model_config("legnet-s"), objective.n_outputs).train()
-        models[label] = (model, torch.optim.AdamW(model.parameters(), lr=1e-4))
+    rows = {}
+    for name in MODELS:
+        models = {}
+        for label in ("eager", "compiled", "warm"):
+            torch.manual_seed(0)
+            model = apply_kernels(build_model(model_config(name), objective.n_outputs).train(),
+                                  default_kernels(precision))
+            models[label] = (model, torch.optim.AdamW(model.parameters(), lr=1e-6))
 
-    def step(label: str) -> float:
-        model, optimizer = models[label]
-        begin = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        objective.loss_value(model(x), y).backward()
-        optimizer.step()
-        return time.perf_counter() - begin
+        def step(label: str) -> float:
+            model, optimizer = models[label]
+            begin = time.perf_counter()
+            with autocast(precision):
+                out_ = model(x)
+            optimizer.zero_grad(set_to_none=True)
+            objective.loss_value(out_, y).backward()
+            optimizer.step()
+            return time.perf_counter() - begin
 
-    step("eager")
-    start = time.perf_counter()
-    models["compiled"][0].compile()
-    step("compiled")
-    compile_seconds = time.perf_counter() - start
-    times = {"eager": [], "compiled": []}
-    for _ in range(5):
-        for label in times:
-            times[label].append(step(label))
-    eager, compiled = (statistics.median(times[k]) for k in ("eager", "compiled"))
-    row = {"compile_seconds": round(compile_seconds, 1), "eager_step_s": eager, "compiled_step_s": compiled,
-           "speedup": eager / compiled,
-           "payback_steps": math.ceil(compile_seconds / (eager - compiled)) if eager > compiled else None}
-    print("torch.compile, legnet-s fp32 training step:", row, flush=True)
-    return row
+        step("eager")
+        compile_seconds = {}
+        for label in ("compiled", "warm"):  # the second compiles the same graph again: a warm cache
+            start = time.perf_counter()
+            models[label][0].compile()
+            step(label)
+            compile_seconds[label] = time.perf_counter() - start
+        times = {"eager": [], "compiled": []}
+        for _ in range(6):
+            for label in times:
+                times[label].append(step(label))
+        eager, compiled = (statistics.median(times[k]) for k in ("eager", "compiled"))
+        row = {"precision": precision, "compile_seconds_cold": round(compile_seconds["compiled"], 1),
+               "compile_seconds_warm": round(compile_seconds["warm"], 1), "eager_seq_s": 128 / eager,
+               "compiled_seq_s": 128 / compiled, "speedup": eager / compiled,
+               "payback_steps_cold": math.ceil(compile_seconds["compiled"] / (eager - compiled))
+               if eager > compiled else None}
+        rows[name] = row
+        print(f"torch.compile, {name} training step ({precision}):", row, flush=True)
+    return rows
 
 
 def plain_flops(name: str) -> tuple[float, float]:

@@ -168,6 +168,26 @@ def test_design_finds_the_known_optimum_of_a_motif_counting_model(algorithm, gra
     assert (optimise(oracle, checker, settings, n=4).lineages.mean == 4).all()
 
 
+class MisledOracle(MotifOracle):
+    """The motif model with a gradient that points nowhere useful (noise): what a first-order
+    guess can be at a sharp optimum."""
+
+    def _gradient(self, inserts, score):
+        return np.random.default_rng(len(inserts)).normal(size=(len(inserts), 4, inserts.shape[1]))
+
+
+def test_greedy_reaches_the_optimum_when_the_gradient_misleads():
+    """A lineage whose gradient-rated candidates fail is tried with every substitution before it
+    stops, so the guided search still ends at the optimum, and only where none improves."""
+    checker = Checker(DesignSpace("", "", 20), Constraints())
+    settings = Settings(Goal("max"), algorithm="greedy", steps=30, candidates=2, seed=3)
+    result = optimise(MisledOracle("TTACCCG"), checker, settings, n=4)
+    assert (result.lineages.mean == 7).all()
+    assert all("TTACCCG" in s for s in to_strings(result.lineages.codes))
+    assert result.evaluations > 4 * 2 * 7  # the full tries were made, not only 2 candidates a step
+    assert len(result.history) - 1 < settings.steps  # and every lineage stopped at its optimum
+
+
 def test_designs_are_apart_and_bad_settings_refused():
     checker = Checker(DesignSpace("", "", 20), Constraints())
     settings = Settings(Goal("max"), algorithm="evolve", steps=5, min_distance=6)

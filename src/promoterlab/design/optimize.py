@@ -13,7 +13,9 @@ apart (:func:`pick_diverse`).
 - **greedy**: each step, every substitution of a lineage is rated by the gradient of the score
   with respect to the bases (a first-order in-silico mutagenesis through every member), the
   ``candidates`` best-rated feasible ones are predicted exactly, and the best is taken if it
-  improves the score; without a gradient every single substitution is predicted (full ISM).
+  improves the score; where none does, every other substitution is predicted (full ISM) before
+  the lineage stops, so a design ends only where no single substitution improves it; without a
+  gradient every substitution is predicted each step.
 - **evolve**: each generation, every lineage makes a child (uniform crossover with a partner
   from a tournament of two, then on average ``mutation_rate`` random substitutions), which
   replaces it when it scores at least as well.
@@ -200,23 +202,49 @@ def _allowed(lineages: Lineages, max_edits: int | None) -> np.ndarray:
 def greedy_step(lineages: Lineages, active: np.ndarray, oracle: Oracle, checker: Checker,
                 settings: Settings) -> tuple[np.ndarray, int]:
     """One greedy step for the ``active`` lineages (in place); returns which of them improved and
-    how many sequences were predicted."""
-    part = lineages.take(active)
-    allowed = _allowed(part, settings.max_edits)
-    n, length = part.codes.shape
-    if oracle.gradient is not None and settings.candidates < 3 * length:
-        def score(mean, sd):
-            return settings.goal.score(mean, sd, settings.penalty)
+    how many sequences were predicted.
 
-        grad = oracle.gradient(part.codes, score)
-        current = np.take_along_axis(grad, part.codes[:, None, :].astype(np.int64), axis=1)
-        rating = np.where(allowed, grad - current, -np.inf).reshape(n, -1)
-        order = np.argsort(-rating, axis=1, kind="stable")[:, :settings.candidates]
-        keep = np.take_along_axis(rating, order, axis=1) > -np.inf
-    else:
-        flat = allowed.reshape(n, -1)
-        order = np.argsort(~flat, axis=1, kind="stable")
-        keep = np.take_along_axis(flat, order, axis=1)
+    A lineage whose gradient-rated candidates all fail to improve it is tried once more with every
+    allowed substitution (full ISM) before it stops: the gradient is a first-order guess, and a
+    design should end only where no single substitution improves it."""
+    part = lineages.take(active)
+    allowed = _allowed(part, settings.max_edits).reshape(len(part), -1)
+    length = part.codes.shape[1]
+    if oracle.gradient is None or settings.candidates >= 3 * length:
+        return _substitute(lineages, active, part, *_every(allowed), oracle, checker, settings)
+
+    def score(mean, sd):
+        return settings.goal.score(mean, sd, settings.penalty)
+
+    grad = oracle.gradient(part.codes, score)
+    current = np.take_along_axis(grad, part.codes[:, None, :].astype(np.int64), axis=1)
+    rating = np.where(allowed, (grad - current).reshape(len(part), -1), -np.inf)
+    order = np.argsort(-rating, axis=1, kind="stable")[:, :settings.candidates]
+    keep = np.take_along_axis(rating, order, axis=1) > -np.inf
+    improved, used = _substitute(lineages, active, part, order, keep, oracle, checker, settings)
+    stalled = np.flatnonzero(~improved)
+    if len(stalled):
+        tried = np.zeros_like(allowed)
+        np.put_along_axis(tried, order, keep, axis=1)
+        untried = allowed[stalled] & ~tried[stalled]
+        again, more = _substitute(lineages, active[stalled], part.take(stalled), *_every(untried), oracle, checker,
+                                  settings)
+        improved[stalled] = again
+        used += more
+    return improved, used
+
+
+def _every(allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``order, keep`` that list every allowed substitution of each lineage (``allowed``: ``(n, 4 L)``)."""
+    order = np.argsort(~allowed, axis=1, kind="stable")
+    return order, np.take_along_axis(allowed, order, axis=1)
+
+
+def _substitute(lineages: Lineages, active: np.ndarray, part: Lineages, order: np.ndarray, keep: np.ndarray,
+                oracle: Oracle, checker: Checker, settings: Settings) -> tuple[np.ndarray, int]:
+    """Predict the substitutions ``order[keep]`` (flat ``base * L + position``) of each lineage in
+    ``part`` and take each lineage's best where it improves the score (in place in ``lineages``)."""
+    n, length = part.codes.shape
     rows, slots = np.nonzero(keep)
     base, position = np.divmod(order[rows, slots], length)
     trial = part.codes[rows].copy()
