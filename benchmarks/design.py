@@ -152,6 +152,7 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=ROOT / "docs" / "images")
     parser.add_argument("--algorithms", nargs="+", default=list(ALGORITHMS), choices=ALGORITHMS,
                         help="Run only these (one process per algorithm; the report needs all).")
+    parser.add_argument("--goals", nargs="+", default=list(GOALS), choices=GOALS, help="Run only these goals.")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from promoterlab.data.simulate import simulate_library, true_expression
@@ -168,7 +169,7 @@ def main() -> None:
     constraints = Constraints(GC, FORBIDDEN, HOMOPOLYMER)
     rows, tables, histories = [], {}, {}
     for algorithm in args.algorithms:
-        for goal in GOALS:
+        for goal in args.goals:
             for penalty in PENALTIES:
                 name = f"{algorithm}_{goal}_{penalty:g}"
                 table_path, history_path = args.out / f"{name}.tsv", args.out / f"{name}.history.tsv"
@@ -191,7 +192,7 @@ def main() -> None:
                 rows.append(row)
                 tables[(algorithm, goal, penalty)], histories[(algorithm, goal, penalty)] = table, history
                 print(json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}), flush=True)
-    if set(args.algorithms) != set(ALGORITHMS):
+    if set(args.algorithms) != set(ALGORITHMS) or set(args.goals) != set(GOALS):
         return
     results = pd.DataFrame(rows)
     summary = json.loads((Path(run.path) / "summary.json").read_text())

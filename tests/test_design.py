@@ -177,10 +177,11 @@ class MisledOracle(MotifOracle):
 
 
 def test_greedy_reaches_the_optimum_when_the_gradient_misleads():
-    """A lineage whose gradient-rated candidates fail is tried with every substitution before it
-    stops, so the guided search still ends at the optimum, and only where none improves."""
+    """A lineage whose gradient-rated candidates fail looks further down the ratings, up to every
+    substitution, before it stops, so the guided search still ends at the optimum, and only
+    where none improves."""
     checker = Checker(DesignSpace("", "", 20), Constraints())
-    settings = Settings(Goal("max"), algorithm="greedy", steps=30, candidates=2, seed=3)
+    settings = Settings(Goal("max"), algorithm="greedy", steps=100, candidates=2, seed=3)
     result = optimise(MisledOracle("TTACCCG"), checker, settings, n=4)
     assert (result.lineages.mean == 7).all()
     assert all("TTACCCG" in s for s in to_strings(result.lineages.codes))

@@ -73,8 +73,8 @@ def design(
     steps: Optional[int] = typer.Option(None, min=1, metavar="N", help="Greedy steps or evolutionary generations (default 40 "
                                                           "greedy, 150 evolve)."),
     candidates: int = typer.Option(24, min=1, metavar="N", help="Greedy: substitutions predicted exactly per design and step "
-                                                   "(the best rated by the gradient; all of them once "
-                                                   "these fail, before a design stops)."),
+                                                   "(the best rated by the gradient; twice as many of "
+                                                   "the next-rated when none improves, up to all)."),
     population: Optional[int] = typer.Option(None, min=1, metavar="N", help="Lineages searched (default --n, twice that with "
                                                                "--min-distance > 1)."),
     min_distance: int = typer.Option(1, min=1, metavar="BASES", help="Designs differ from each other in at least this many bases."),

@@ -13,9 +13,9 @@ apart (:func:`pick_diverse`).
 - **greedy**: each step, every substitution of a lineage is rated by the gradient of the score
   with respect to the bases (a first-order in-silico mutagenesis through every member), the
   ``candidates`` best-rated feasible ones are predicted exactly, and the best is taken if it
-  improves the score; where none does, every other substitution is predicted (full ISM) before
-  the lineage stops, so a design ends only where no single substitution improves it; without a
-  gradient every substitution is predicted each step.
+  improves the score; where none does, the next step predicts twice as many of the next-rated
+  ones, up to every substitution, before the lineage stops, so a design ends only where no
+  single substitution improves it; without a gradient every substitution is predicted each step.
 - **evolve**: each generation, every lineage makes a child (uniform crossover with a partner
   from a tournament of two, then on average ``mutation_rate`` random substitutions), which
   replaces it when it scores at least as well.
@@ -199,39 +199,37 @@ def _allowed(lineages: Lineages, max_edits: int | None) -> np.ndarray:
     return allowed
 
 
-def greedy_step(lineages: Lineages, active: np.ndarray, oracle: Oracle, checker: Checker,
-                settings: Settings) -> tuple[np.ndarray, int]:
-    """One greedy step for the ``active`` lineages (in place); returns which of them improved and
-    how many sequences were predicted.
+def greedy_step(lineages: Lineages, active: np.ndarray, tried: np.ndarray, oracle: Oracle, checker: Checker,
+                settings: Settings) -> tuple[np.ndarray, np.ndarray, int]:
+    """One greedy step for the ``active`` lineages (in place).
 
-    A lineage whose gradient-rated candidates all fail to improve it is tried once more with every
-    allowed substitution (full ISM) before it stops: the gradient is a first-order guess, and a
-    design should end only where no single substitution improves it."""
+    ``tried`` holds, per active lineage, how many of its best-rated substitutions were already
+    predicted without improving it; this step predicts the next ``max(candidates, tried)`` of
+    them (so a stalled lineage looks twice as far each step, up to every substitution: the
+    gradient is a first-order guess, and a design should end only where no single substitution
+    improves it). Returns which lineages improved, which have no substitution left to try, and
+    how many sequences were predicted."""
     part = lineages.take(active)
     allowed = _allowed(part, settings.max_edits).reshape(len(part), -1)
-    length = part.codes.shape[1]
+    n, length = part.codes.shape
+    available = allowed.sum(axis=1)
     if oracle.gradient is None or settings.candidates >= 3 * length:
-        return _substitute(lineages, active, part, *_every(allowed), oracle, checker, settings)
+        order, keep = _every(allowed)
+        improved, used = _substitute(lineages, active, part, order, keep, oracle, checker, settings)
+        return improved, ~improved, used
 
     def score(mean, sd):
         return settings.goal.score(mean, sd, settings.penalty)
 
     grad = oracle.gradient(part.codes, score)
     current = np.take_along_axis(grad, part.codes[:, None, :].astype(np.int64), axis=1)
-    rating = np.where(allowed, (grad - current).reshape(len(part), -1), -np.inf)
-    order = np.argsort(-rating, axis=1, kind="stable")[:, :settings.candidates]
-    keep = np.take_along_axis(rating, order, axis=1) > -np.inf
+    rating = np.where(allowed, (grad - current).reshape(n, -1), -np.inf)
+    order = np.argsort(-rating, axis=1, kind="stable")
+    slot = np.arange(order.shape[1])[None, :]
+    end = tried + np.maximum(settings.candidates, tried)
+    keep = (slot >= tried[:, None]) & (slot < end[:, None]) & np.take_along_axis(allowed, order, axis=1)
     improved, used = _substitute(lineages, active, part, order, keep, oracle, checker, settings)
-    stalled = np.flatnonzero(~improved)
-    if len(stalled):
-        tried = np.zeros_like(allowed)
-        np.put_along_axis(tried, order, keep, axis=1)
-        untried = allowed[stalled] & ~tried[stalled]
-        again, more = _substitute(lineages, active[stalled], part.take(stalled), *_every(untried), oracle, checker,
-                                  settings)
-        improved[stalled] = again
-        used += more
-    return improved, used
+    return improved, ~improved & (end >= available), used
 
 
 def _every(allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -353,10 +351,12 @@ def optimise(oracle: Oracle, checker: Checker, settings: Settings, n: int, start
     evaluations = len(lineages)
     _trace(history, 0, lineages, evaluations)
     active = np.arange(len(lineages))
+    tried = np.zeros(len(lineages), dtype=np.int64)
     for step in range(1, settings.steps + 1):
         if settings.algorithm == "greedy":
-            improved, used = greedy_step(lineages, active, oracle, checker, settings)
-            active = active[improved]
+            improved, exhausted, used = greedy_step(lineages, active, tried[active], oracle, checker, settings)
+            tried[active] = np.where(improved, 0, tried[active] + np.maximum(settings.candidates, tried[active]))
+            active = active[~exhausted]
         else:
             used = evolve_step(lineages, oracle, checker, settings, rng)
         evaluations += used
