@@ -186,9 +186,11 @@ def report(args) -> None:
     fig.tight_layout()
     args.images.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.images / "select_curves.png", dpi=120)
-    coverage = results[["coverage_68", "coverage_95", "within_1sd"]].describe().loc[["mean", "min", "max"]]
+    # Round 0 is one ensemble per seed, shared by every strategy: count it once.
+    ensembles = pd.concat([results.query("round == 0").drop_duplicates("seed"), results.query("round > 0")])
+    coverage = ensembles[["coverage_68", "coverage_95", "within_1sd"]].describe().loc[["mean", "min", "max"]]
     text = "\n".join(lines) + "\n\nCalibrated coverage on the native test set, every ensemble of the study " \
-        f"({len(results)}):\n\n" + coverage.to_markdown(floatfmt=".3f") + "\n"
+        f"({len(ensembles)}):\n\n" + coverage.to_markdown(floatfmt=".3f") + "\n"
     args.results.mkdir(parents=True, exist_ok=True)
     (args.results / "select.md").write_text(text)
     results.to_csv(args.results / "select.tsv", sep="\t", index=False, float_format="%.5g")
