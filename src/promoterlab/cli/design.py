@@ -178,7 +178,9 @@ def select(
     output: Path = typer.Option(..., "-o", "--output", metavar="FILE",
                                 help="Chosen sequences (a file, '-': standard output): rank, id, seq, prediction, sd, "
                                      "score."),
-    strategy: str = typer.Option("diverse-uncertainty", metavar="STRATEGY", help="uncertainty (ensemble disagreement), "
+    strategy: str = typer.Option("uncertainty", metavar="STRATEGY", help="uncertainty (the default: ensemble disagreement; "
+                                                             "the most label-saving on native data, see "
+                                                             "docs/design_and_selection.md), "
                                                              "diverse-uncertainty (uncertain and spread out in the "
                                                              "model's embedding), random (the control) or goal "
                                                              "(expected improvement toward --goal)."),
