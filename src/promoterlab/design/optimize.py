@@ -200,15 +200,15 @@ def _allowed(lineages: Lineages, max_edits: int | None) -> np.ndarray:
 
 
 def greedy_step(lineages: Lineages, active: np.ndarray, tried: np.ndarray, oracle: Oracle, checker: Checker,
-                settings: Settings) -> tuple[np.ndarray, np.ndarray, int]:
+                settings: Settings) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """One greedy step for the ``active`` lineages (in place).
 
     ``tried`` holds, per active lineage, how many of its best-rated substitutions were already
     predicted without improving it; this step predicts the next ``max(candidates, tried)`` of
     them (so a stalled lineage looks twice as far each step, up to every substitution: the
     gradient is a first-order guess, and a design should end only where no single substitution
-    improves it). Returns which lineages improved, which have no substitution left to try, and
-    how many sequences were predicted."""
+    improves it). Returns which lineages improved, which have no substitution left to try, the
+    ``tried`` of the next step, and how many sequences were predicted."""
     part = lineages.take(active)
     allowed = _allowed(part, settings.max_edits).reshape(len(part), -1)
     n, length = part.codes.shape
@@ -216,7 +216,7 @@ def greedy_step(lineages: Lineages, active: np.ndarray, tried: np.ndarray, oracl
     if oracle.gradient is None or settings.candidates >= 3 * length:
         order, keep = _every(allowed)
         improved, used = _substitute(lineages, active, part, order, keep, oracle, checker, settings)
-        return improved, ~improved, used
+        return improved, ~improved, np.zeros_like(tried), used
 
     def score(mean, sd):
         return settings.goal.score(mean, sd, settings.penalty)
@@ -229,7 +229,7 @@ def greedy_step(lineages: Lineages, active: np.ndarray, tried: np.ndarray, oracl
     end = tried + np.maximum(settings.candidates, tried)
     keep = (slot >= tried[:, None]) & (slot < end[:, None]) & np.take_along_axis(allowed, order, axis=1)
     improved, used = _substitute(lineages, active, part, order, keep, oracle, checker, settings)
-    return improved, ~improved & (end >= available), used
+    return improved, ~improved & (end >= available), np.where(improved, 0, end), used
 
 
 def _every(allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -354,8 +354,8 @@ def optimise(oracle: Oracle, checker: Checker, settings: Settings, n: int, start
     tried = np.zeros(len(lineages), dtype=np.int64)
     for step in range(1, settings.steps + 1):
         if settings.algorithm == "greedy":
-            improved, exhausted, used = greedy_step(lineages, active, tried[active], oracle, checker, settings)
-            tried[active] = np.where(improved, 0, tried[active] + np.maximum(settings.candidates, tried[active]))
+            improved, exhausted, tried[active], used = greedy_step(lineages, active, tried[active], oracle, checker,
+                                                                   settings)
             active = active[~exhausted]
         else:
             used = evolve_step(lineages, oracle, checker, settings, rng)
