@@ -48,6 +48,10 @@ def test_strategies_prefer_what_they_say():
     chosen, _ = select("diverse-uncertainty", 2, np.zeros(200), sd, embedding)
     assert chosen[0] < 100 <= chosen[1]
     assert set(select("uncertainty", 2, np.zeros(200), sd)[0]) < set(range(100))
+    # One model has no disagreement: ranking by a zero sd would return pool order, so it is refused.
+    for strategy in ("uncertainty", "diverse-uncertainty"):
+        with pytest.raises(ValueError, match="every sd is 0.*ensemble"):
+            select(strategy, 2, np.zeros(200), np.zeros(200), embedding)
     # Goal: a sure candidate just below the incumbent loses to an uncertain one a little lower.
     chosen, gain = select("goal", 1, np.array([9.9, 9.0]), np.array([0.01, 2.0]), goal=Goal("max"), incumbent=10.0)
     assert chosen.tolist() == [1] and gain[0] > 0

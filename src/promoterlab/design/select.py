@@ -105,7 +105,8 @@ def select(strategy: str, n: int, mean: np.ndarray, sd: np.ndarray, embedding: n
     Raises
     ------
     ValueError
-        An unknown strategy, ``n`` outside 1..N, or a missing input the strategy needs.
+        An unknown strategy, ``n`` outside 1..N, a missing input the strategy needs, or an
+        uncertainty strategy where every sd is 0 (one model: the ranking would be pool order).
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, not {strategy!r}")
@@ -115,6 +116,9 @@ def select(strategy: str, n: int, mean: np.ndarray, sd: np.ndarray, embedding: n
     if strategy == "random":
         chosen = np.random.default_rng(seed).choice(len(mean), size=n, replace=False)
         return chosen, np.full(n, np.nan)
+    if strategy in ("uncertainty", "diverse-uncertainty") and not np.any(sd > 0):
+        raise ValueError(f"{strategy} ranks by the models' disagreement, and every sd is 0 (one model has none): "
+                         "use an ensemble (train with --ensemble 3), or the strategy random or goal")
     if strategy == "uncertainty":
         chosen = np.argsort(-sd, kind="stable")[:n]
         return chosen, sd[chosen]
